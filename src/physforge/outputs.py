@@ -1,0 +1,61 @@
+"""Writing output folders so that a crash never leaves one that looks finished."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from physforge.errors import PhysforgeError
+
+
+class OutputExistsError(PhysforgeError, FileExistsError):
+    """The output folder exists and overwriting was not asked for."""
+
+
+@contextmanager
+def staged_directory(out_dir: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a hidden staging folder beside ``out_dir``; on success it is renamed to ``out_dir``.
+
+    On any exception the staging folder is deleted and ``out_dir`` is left as it was.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise OutputExistsError(f"{out_dir} already exists; choose another folder or pass --overwrite")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        trash = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+        out_dir.rename(trash)
+        staging.rename(out_dir)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        staging.rename(out_dir)
+
+
+def write_json(path: str | Path, payload: Any) -> Path:
+    """Write JSON atomically (temporary file + rename), refusing NaN."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(payload, indent=1, allow_nan=False, default=_default) + "\n")
+    temporary.replace(path)
+    return path
+
+
+def _default(value: Any):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

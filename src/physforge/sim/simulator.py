@@ -1,0 +1,368 @@
+"""Stepping, recording, snapshots and interventions on one compiled world."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import mujoco
+import numpy as np
+
+from physforge.errors import SimulationUnstable
+from physforge.sim.compile import CompiledWorld, compile_world, initial_state, restitution_solref
+from physforge.sim.events import ContactTracker, sort_events, state_events
+from physforge.sim.trajectory import Trajectory
+from physforge.world import Sphere, World
+
+#: Energy (J) may exceed its starting value by this fraction of the run's energy scale
+#: (largest kinetic energy plus potential-energy range) before the run counts as unstable.
+ENERGY_GROWTH_FRACTION = 0.1
+#: ... plus this many joules per kilogram of moving mass (absorbs round-off at rest).
+ENERGY_GROWTH_FLOOR_PER_KG = 0.02
+#: Two bodies overlapping by more than this (m) is a blow-up, not a soft contact.
+MAX_PENETRATION = 0.05
+#: Geom group that hides removed bodies from every renderer.
+HIDDEN_GEOM_GROUP = 5
+
+_MUTABLE_MODEL_FIELDS = ("body_mass", "body_inertia", "geom_friction", "geom_solref", "geom_contype",
+                         "geom_conaffinity", "geom_rgba", "geom_group")
+_STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A saved simulation state, including every model property an intervention can change."""
+
+    state: np.ndarray
+    model_fields: dict[str, np.ndarray]
+    gravity: np.ndarray
+    removed: frozenset[str]
+    energy_reference: float
+
+
+@dataclass
+class Rollout:
+    """What ``Simulator.run`` produced: the trajectory, the event log and any interventions."""
+
+    trajectory: Trajectory
+    events: list[dict]
+    removed_bodies: list[str] = field(default_factory=list)
+
+
+class Simulator:
+    """A MuJoCo model and its data for one ``World``, with named access.
+
+        sim = Simulator(world)
+        rollout = sim.run(duration=2.0, fps=30)
+        rollout.trajectory.body("ball")["position"]   # (n_frames, 3) m
+    """
+
+    def __init__(self, world: World | CompiledWorld, *, check_stability: bool = True):
+        self.compiled = world if isinstance(world, CompiledWorld) else compile_world(world)
+        self.world = self.compiled.world
+        self.model = self.compiled.model
+        self.data = mujoco.MjData(self.model)
+        self.check_stability = check_stability
+        self._body_ids = self.compiled.body_ids
+        self._names = tuple(b.name for b in self.world.bodies)
+        self._movable = [not _is_static_chain(self.world, b.name) for b in self.world.bodies]
+        self._free = [b.joint.type == "free" for b in self.world.bodies]
+        self._round = [all(isinstance(g.shape, Sphere) for g in b.geoms if g.collide) for b in self.world.bodies]
+        self._removed: set[str] = set()
+        self._moving_mass = float(sum(self.model.body_mass[self._body_ids[i]]
+                                      for i, m in enumerate(self._movable) if m))
+        self._warnings_seen = 0
+        self._pristine_fields = {name: getattr(self.model, name).copy() for name in _MUTABLE_MODEL_FIELDS}
+        self._pristine_gravity = self.model.opt.gravity.copy()
+        self.reset()
+
+    # -- state ---------------------------------------------------------------------------------
+    @property
+    def time(self) -> float:
+        return float(self.data.time)
+
+    def reset(self) -> None:
+        """Back to the world's initial state (poses, initial velocities and joint positions),
+        undoing every intervention."""
+        for name, values in self._pristine_fields.items():
+            getattr(self.model, name)[...] = values
+        self.model.opt.gravity[:] = self._pristine_gravity
+        self._removed.clear()
+        mujoco.mj_resetData(self.model, self.data)
+        mujoco.mj_setConst(self.model, self.data)
+        self.data.qpos[:], self.data.qvel[:] = initial_state(self.compiled)
+        mujoco.mj_forward(self.model, self.data)
+        self._warnings_seen = int(self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number)
+        self._energy_reference = self._total_energy()
+        self._energy_scale = 0.0
+        self._pe_low = self._pe_high = float(self.data.energy[0])
+
+    def snapshot(self) -> Snapshot:
+        state = np.empty(mujoco.mj_stateSize(self.model, _STATE_SPEC))
+        mujoco.mj_getState(self.model, self.data, state, _STATE_SPEC)
+        return Snapshot(state=state,
+                        model_fields={name: getattr(self.model, name).copy() for name in _MUTABLE_MODEL_FIELDS},
+                        gravity=self.model.opt.gravity.copy(), removed=frozenset(self._removed),
+                        energy_reference=self._energy_reference)
+
+    def restore(self, snapshot: Snapshot) -> None:
+        for name, values in snapshot.model_fields.items():
+            getattr(self.model, name)[...] = values
+        self.model.opt.gravity[:] = snapshot.gravity
+        mujoco.mj_setConst(self.model, self.data)
+        mujoco.mj_setState(self.model, self.data, snapshot.state, _STATE_SPEC)
+        mujoco.mj_forward(self.model, self.data)
+        self._removed = set(snapshot.removed)
+        self._energy_reference = snapshot.energy_reference
+        self._energy_scale = 0.0
+
+    # -- stepping --------------------------------------------------------------------------------
+    def step(self, num_steps: int = 1) -> None:
+        """Advance ``num_steps`` physics steps with no recording; checks stability at the end."""
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+        mujoco.mj_step(self.model, self.data, nstep=num_steps)
+        if self.check_stability:
+            self._check_stability()
+
+    def run(self, duration: float, fps: float = 30.0, *, events: bool = True,
+            on_frame: Callable[["Simulator", int], None] | None = None) -> Rollout:
+        """Simulate ``duration`` s from the current state, recording every 1/``fps`` s.
+
+        on_frame(sim, frame_index) is called at each recorded frame, with body and camera
+        poses up to date (render there). Raises SimulationUnstable on a blow-up.
+        """
+        if not (duration > 0 and math.isfinite(duration)):
+            raise ValueError(f"duration must be a positive number of seconds, got {duration}")
+        if not (fps > 0 and math.isfinite(fps)):
+            raise ValueError(f"fps must be positive, got {fps}")
+        dt = self.model.opt.timestep
+        if fps * dt > 1.0:
+            raise ValueError(f"fps {fps} is faster than the physics rate {1 / dt:g} Hz; lower it")
+        num_frames = int(math.floor(duration * fps + 1e-9)) + 1
+        # frame k is recorded after round(k / (fps dt)) steps, so the frame rate stays exact on average
+        frame_steps = np.diff(np.round(np.arange(num_frames) / (fps * dt)).astype(np.int64))
+        recorder = _Recorder(self, num_frames)
+        tracker = ContactTracker(self.compiled.geom_body_index, self._names, dt) if events else None
+        for frame in range(num_frames):
+            self._update_kinematics()
+            recorder.record(frame)
+            if on_frame is not None:
+                on_frame(self, frame)
+            if frame == num_frames - 1:
+                break
+            if tracker is None:
+                mujoco.mj_step(self.model, self.data, nstep=int(frame_steps[frame]))
+            else:
+                for _ in range(frame_steps[frame]):
+                    mujoco.mj_step(self.model, self.data)
+                    tracker.observe(self.model, self.data)
+            if self.check_stability:
+                self._check_stability()
+        trajectory = recorder.trajectory()
+        log: list[dict] = []
+        if tracker is not None:
+            log = tracker.finish(self.time)
+            log = sort_events(log + state_events(trajectory, log, self._movable, self._free, self._round))
+        return Rollout(trajectory=trajectory, events=log, removed_bodies=sorted(self._removed))
+
+    # -- interventions (each resets the energy reference: it may add or remove energy) ---------
+    def remove_body(self, name: str) -> None:
+        """Take ``name`` and the bodies attached below it out of the scene.
+
+        They stop colliding, disappear from renders, and are held still where they are (the
+        model keeps them, so trajectories keep their shape and compare frame by frame).
+        """
+        if self.world.body(name).parent is not None:
+            raise ValueError(f"only top-level bodies can be removed; '{name}' is attached to "
+                             f"'{self.world.body(name).parent}'")
+        for member in self.world.subtree(name):
+            body_id = self.compiled.body_id(member)
+            geoms = self.model.body_geomadr[body_id], self.model.body_geomnum[body_id]
+            span = slice(geoms[0], geoms[0] + geoms[1])
+            self.model.geom_contype[span] = 0
+            self.model.geom_conaffinity[span] = 0
+            self.model.geom_group[span] = HIDDEN_GEOM_GROUP
+            self._removed.add(member)
+        joint = self.model.joint(name)
+        self.data.qvel[joint.dofadr[0]:joint.dofadr[0] + 6] = 0.0
+        self._hold_removed()
+        self._after_intervention()
+
+    def set_mass(self, name: str, mass: float) -> None:
+        """Change a body's mass (kg), scaling its inertia with it (same shape, new density)."""
+        if not (mass > 0 and math.isfinite(mass)):
+            raise ValueError(f"mass must be a positive number of kg, got {mass}")
+        body_id = self.compiled.body_id(name)
+        scale = mass / self.model.body_mass[body_id]
+        self.model.body_mass[body_id] = mass
+        self.model.body_inertia[body_id] *= scale
+        mujoco.mj_setConst(self.model, self.data)
+        self._after_intervention()
+
+    def set_friction(self, name: str, sliding: float) -> None:
+        """Set the sliding friction coefficient of every geom of ``name`` (a pair uses the larger)."""
+        if not (sliding >= 0 and math.isfinite(sliding)):
+            raise ValueError(f"friction must be >= 0, got {sliding}")
+        self.model.geom_friction[self._geom_span(name), 0] = sliding
+        self._after_intervention()
+
+    def set_restitution(self, name: str, restitution: float) -> None:
+        """Set the coefficient of restitution in [0, 1] of every geom of ``name``."""
+        if not 0.0 <= restitution <= 1.0:
+            raise ValueError(f"restitution must lie in [0, 1], got {restitution}")
+        self.model.geom_solref[self._geom_span(name)] = restitution_solref(restitution, self.model.opt.timestep)
+        self._after_intervention()
+
+    def set_gravity(self, gravity) -> None:
+        """Set gravity (3,) m/s^2."""
+        gravity = np.asarray(gravity, dtype=float)
+        if gravity.shape != (3,) or not np.isfinite(gravity).all():
+            raise ValueError(f"gravity must be 3 finite numbers in m/s^2, got {gravity.tolist()}")
+        self.model.opt.gravity[:] = gravity
+        self._hold_removed()
+        self._after_intervention()
+
+    def apply_impulse(self, name: str, impulse, point=None) -> None:
+        """Apply an instantaneous impulse (3,) N·s, world frame, at ``point`` (m, world; default the
+        body's centre of mass): qvel += M^-1 J^T impulse, exact for any articulation."""
+        impulse = np.asarray(impulse, dtype=float)
+        if impulse.shape != (3,) or not np.isfinite(impulse).all():
+            raise ValueError(f"impulse must be 3 finite numbers in N·s, got {impulse.tolist()}")
+        body_id = self.compiled.body_id(name)
+        mujoco.mj_forward(self.model, self.data)
+        point = self.data.xipos[body_id].copy() if point is None else np.asarray(point, dtype=float)
+        jacp = np.zeros((3, self.model.nv))
+        mujoco.mj_jac(self.model, self.data, jacp, None, point, body_id)
+        generalized = jacp.T @ impulse
+        delta = np.zeros(self.model.nv)
+        mujoco.mj_solveM(self.model, self.data, delta.reshape(1, -1), generalized.reshape(1, -1))
+        self.data.qvel[:] += delta
+        mujoco.mj_forward(self.model, self.data)
+        self._after_intervention()
+
+    # -- named reads -----------------------------------------------------------------------------
+    def body_position(self, name: str) -> np.ndarray:
+        """(3,) m, world frame, of the body origin at the current state."""
+        mujoco.mj_kinematics(self.model, self.data)
+        return self.data.xpos[self.compiled.body_id(name)].copy()
+
+    def body_mass(self, name: str) -> float:
+        return float(self.model.body_mass[self.compiled.body_id(name)])
+
+    # -- internals --------------------------------------------------------------------------------
+    def _geom_span(self, name: str) -> slice:
+        body_id = self.compiled.body_id(name)
+        start = self.model.body_geomadr[body_id]
+        return slice(start, start + self.model.body_geomnum[body_id])
+
+    def _hold_removed(self) -> None:
+        """Cancel gravity on removed bodies so they hang still, out of the way."""
+        for member in self._removed:
+            body_id = self.compiled.body_id(member)
+            self.data.xfrc_applied[body_id, :3] = -self.model.body_mass[body_id] * self.model.opt.gravity
+            self.data.xfrc_applied[body_id, 3:] = 0.0
+
+    def _after_intervention(self) -> None:
+        mujoco.mj_forward(self.model, self.data)
+        self._energy_reference = self._total_energy()
+        self._energy_scale = 0.0
+        self._pe_low = self._pe_high = float(self.data.energy[0])
+
+    def _total_energy(self) -> float:
+        return float(self.data.energy[0] + self.data.energy[1])
+
+    def _update_kinematics(self) -> None:
+        """Positions, velocities and camera poses of the current state (mj_step leaves them one step old)."""
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
+        mujoco.mj_camlight(self.model, self.data)
+        mujoco.mj_comVel(self.model, self.data)
+
+    def _check_stability(self) -> None:
+        data = self.data
+        bad_acc = int(data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number)
+        if bad_acc > self._warnings_seen:
+            self._warnings_seen = bad_acc
+            raise SimulationUnstable("MuJoCo reported a non-finite acceleration and reset the state", self.time)
+        if not (np.isfinite(data.qpos).all() and np.isfinite(data.qvel).all()):
+            raise SimulationUnstable("positions or velocities became NaN or infinite", self.time)
+        if data.ncon:
+            deepest = float(-data.contact.dist.min())
+            if deepest > MAX_PENETRATION:
+                raise SimulationUnstable(f"bodies overlap by {deepest * 1000:.1f} mm "
+                                         f"(limit {MAX_PENETRATION * 1000:.0f} mm)", self.time)
+        potential, kinetic = float(data.energy[0]), float(data.energy[1])
+        self._pe_low = min(self._pe_low, potential)
+        self._pe_high = max(self._pe_high, potential)
+        self._energy_scale = max(self._energy_scale, kinetic + self._pe_high - self._pe_low)
+        growth = potential + kinetic - self._energy_reference
+        allowed = ENERGY_GROWTH_FRACTION * self._energy_scale + ENERGY_GROWTH_FLOOR_PER_KG * self._moving_mass
+        if growth > allowed:
+            raise SimulationUnstable(f"total energy grew by {growth:.4g} J with no external work "
+                                     f"(allowed {allowed:.4g} J)", self.time)
+
+
+class _Recorder:
+    """Fills the Trajectory arrays frame by frame (vectorised over bodies)."""
+
+    def __init__(self, sim: Simulator, num_frames: int):
+        self.sim = sim
+        n_bodies = len(sim._names)
+        self.ids = sim._body_ids
+        model = sim.model
+        self.roots = model.body_rootid[self.ids]
+        self.time = np.zeros(num_frames)
+        self.position = np.zeros((num_frames, n_bodies, 3))
+        self.quaternion = np.zeros((num_frames, n_bodies, 4))
+        self.linear_velocity = np.zeros((num_frames, n_bodies, 3))
+        self.angular_velocity = np.zeros((num_frames, n_bodies, 3))
+        self.kinetic_energy = np.zeros((num_frames, n_bodies))
+        self.potential_energy = np.zeros(num_frames)
+        joints = [j for j in range(model.njnt) if model.jnt_type[j] in (mujoco.mjtJoint.mjJNT_HINGE,
+                                                                         mujoco.mjtJoint.mjJNT_SLIDE)]
+        self.spring_joints = np.array([j for j in joints if model.jnt_stiffness[j] > 0], dtype=np.int64)
+
+    def record(self, frame: int) -> None:
+        model, data, ids = self.sim.model, self.sim.data, self.ids
+        masses = model.body_mass[ids]  # read live: interventions may change them
+        inertias = model.body_inertia[ids]
+        position = data.xpos[ids]
+        angular = data.cvel[ids, :3]
+        linear_at_root_com = data.cvel[ids, 3:]
+        root_com = data.subtree_com[self.roots]
+        self.time[frame] = data.time
+        self.position[frame] = position
+        self.quaternion[frame] = data.xquat[ids]
+        self.angular_velocity[frame] = angular
+        self.linear_velocity[frame] = linear_at_root_com + np.cross(angular, position - root_com)
+        com_velocity = linear_at_root_com + np.cross(angular, data.xipos[ids] - root_com)
+        rotation = data.ximat[ids].reshape(-1, 3, 3)
+        angular_local = np.einsum("bji,bj->bi", rotation, angular)
+        self.kinetic_energy[frame] = 0.5 * masses * (com_velocity**2).sum(axis=1) \
+            + 0.5 * (inertias * angular_local**2).sum(axis=1)
+        gravity_pe = -float(np.sum(masses * (data.xipos[ids] @ model.opt.gravity)))
+        spring_pe = 0.0
+        if len(self.spring_joints):
+            qpos = data.qpos[model.jnt_qposadr[self.spring_joints]]
+            spring_pe = float(np.sum(0.5 * model.jnt_stiffness[self.spring_joints]
+                                     * (qpos - model.qpos_spring[model.jnt_qposadr[self.spring_joints]])**2))
+        self.potential_energy[frame] = gravity_pe + spring_pe
+
+    def trajectory(self) -> Trajectory:
+        return Trajectory(body_names=self.sim._names, time=self.time, position=self.position,
+                          quaternion=self.quaternion, linear_velocity=self.linear_velocity,
+                          angular_velocity=self.angular_velocity, kinetic_energy=self.kinetic_energy,
+                          potential_energy=self.potential_energy)
+
+
+def _is_static_chain(world: World, name: str) -> bool:
+    """True if ``name`` and all its ancestors are welded to the world."""
+    body = world.body(name)
+    while True:
+        if body.joint.type != "fixed":
+            return False
+        if body.parent is None:
+            return True
+        body = world.body(body.parent)
