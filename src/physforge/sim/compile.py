@@ -26,6 +26,17 @@ CONTACT_DURATION_STEPS = 6
 #: MuJoCo impedance (solimp): near-hard constraint so restitution follows the spring-damper.
 CONTACT_SOLIMP = (0.99, 0.99, 0.001, 0.5, 2.0)
 GROUND_GEOM_NAME = "ground"
+#: Significant digits of every number handed to MuJoCo. MuJoCo's XML writer keeps 6, so the
+#: in-memory model is built from the same rounded numbers: an exported MJCF then reproduces an
+#: in-memory run exactly (1 µm at 1 m; far below any physical tolerance).
+SIGNIFICANT_DIGITS = 6
+
+
+def _q(value):
+    """``value`` (a number or a sequence of numbers) rounded to SIGNIFICANT_DIGITS."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [float(f"{float(v):.{SIGNIFICANT_DIGITS}g}") for v in value]
+    return float(f"{float(value):.{SIGNIFICANT_DIGITS}g}")
 
 
 class CompileError(PhysforgeError, ValueError):
@@ -109,7 +120,7 @@ def initial_state(compiled: CompiledWorld) -> tuple[np.ndarray, np.ndarray]:
         elif body.joint.type in ("revolute", "prismatic", "revolute_prismatic"):
             qpos[position] = body.joint.initial_position
             qvel[velocity] = body.joint.initial_velocity
-    return qpos, qvel
+    return np.array(_q(qpos)), np.array(_q(qvel))
 
 
 def build_spec(world: World, *, mesh_dir: Path | None = None) -> mujoco.MjSpec:
@@ -117,8 +128,8 @@ def build_spec(world: World, *, mesh_dir: Path | None = None) -> mujoco.MjSpec:
     spec.modelname = world.name
     spec.compiler.degree = False
     spec.compiler.autolimits = True
-    spec.option.timestep = world.timestep
-    spec.option.gravity = list(world.gravity)
+    spec.option.timestep = _q(world.timestep)
+    spec.option.gravity = _q(world.gravity)
     spec.option.integrator = {
         "Euler": mujoco.mjtIntegrator.mjINT_EULER,
         "RK4": mujoco.mjtIntegrator.mjINT_RK4,
@@ -151,21 +162,21 @@ def build_spec(world: World, *, mesh_dir: Path | None = None) -> mujoco.MjSpec:
         material = spec.add_material(name="ground_material", texrepeat=[4.0, 4.0], texuniform=True)
         material.textures[int(mujoco.mjtTextureRole.mjTEXROLE_RGB)] = "ground_checker"
         geom = spec.worldbody.add_geom(name=GROUND_GEOM_NAME, type=mujoco.mjtGeom.mjGEOM_PLANE,
-                                       size=[ground.half_size[0], ground.half_size[1], 0.05],
-                                       rgba=list(ground.rgba), material="ground_material")
+                                       size=_q([ground.half_size[0], ground.half_size[1], 0.05]),
+                                       rgba=_q(ground.rgba), material="ground_material")
         _apply_material(geom, ground.material, world.timestep)
         geom.condim = 6 if (ground.material.friction[1] or ground.material.friction[2]) else 3
 
     for light in world.lights:
-        spec_light = spec.worldbody.add_light(name=light.name, pos=list(light.position), dir=list(light.direction),
-                                              diffuse=list(light.diffuse), castshadow=light.cast_shadow)
+        spec_light = spec.worldbody.add_light(name=light.name, pos=_q(light.position), dir=_q(light.direction),
+                                              diffuse=_q(light.diffuse), castshadow=light.cast_shadow)
         spec_light.type = (mujoco.mjtLightType.mjLIGHT_DIRECTIONAL if light.directional
                            else mujoco.mjtLightType.mjLIGHT_SPOT)
     for camera in world.cameras:
         quat = np.zeros(4)
         mujoco.mju_mat2Quat(quat, camera.rotation_matrix().reshape(-1))
-        spec.worldbody.add_camera(name=camera.name, pos=list(camera.position), quat=quat.tolist(),
-                                  fovy=math.degrees(camera.fovy))
+        spec.worldbody.add_camera(name=camera.name, pos=_q(camera.position), quat=_q(quat),
+                                  fovy=_q(math.degrees(camera.fovy)))
 
     added: dict[str, mujoco.MjsBody] = {}
     pending = list(world.bodies)
@@ -188,37 +199,37 @@ def build_spec(world: World, *, mesh_dir: Path | None = None) -> mujoco.MjSpec:
 
 
 def _add_body(spec: mujoco.MjSpec, parent, body: Body, world: World, mesh_dir: Path | None):
-    mj_body = parent.add_body(name=body.name, pos=list(body.pose.position), quat=list(body.pose.quaternion))
+    mj_body = parent.add_body(name=body.name, pos=_q(body.pose.position), quat=_q(body.pose.quaternion))
     joint = body.joint
     if joint.type == "free":
         mj_body.add_freejoint(name=body.name)
     elif joint.type != "fixed":
-        common = dict(pos=list(joint.pivot), damping=joint.damping, frictionloss=joint.frictionloss,
-                      armature=joint.armature, stiffness=joint.stiffness, springref=joint.spring_reference)
+        common = dict(pos=_q(joint.pivot), damping=_q(joint.damping), frictionloss=_q(joint.frictionloss),
+                      armature=_q(joint.armature), stiffness=_q(joint.stiffness), springref=_q(joint.spring_reference))
         if joint.type == "ball":
             j = mj_body.add_joint(name=body.name, type=mujoco.mjtJoint.mjJNT_BALL, **common)
             if joint.range is not None:
-                j.range = list(joint.range)
+                j.range = _q(joint.range)
                 j.limited = mujoco.mjtLimited.mjLIMITED_TRUE
         else:
             rotates = joint.type in ("revolute", "revolute_prismatic")
-            j = mj_body.add_joint(name=body.name, axis=list(joint.axis), ref=0.0, **common,
+            j = mj_body.add_joint(name=body.name, axis=_q(joint.axis), ref=0.0, **common,
                                   type=mujoco.mjtJoint.mjJNT_HINGE if rotates else mujoco.mjtJoint.mjJNT_SLIDE)
             if joint.range is not None:
-                j.range = list(joint.range)
+                j.range = _q(joint.range)
                 j.limited = mujoco.mjtLimited.mjLIMITED_TRUE
             if joint.type == "revolute_prismatic":
                 slide = mj_body.add_joint(name=f"{body.name}/slide", type=mujoco.mjtJoint.mjJNT_SLIDE,
-                                          axis=list(joint.axis), **common)
+                                          axis=_q(joint.axis), **common)
                 if joint.slide_range is not None:
-                    slide.range = list(joint.slide_range)
+                    slide.range = _q(joint.slide_range)
                     slide.limited = mujoco.mjtLimited.mjLIMITED_TRUE
     if body.inertial is not None:
         inertial = body.inertial
         mj_body.explicitinertial = True
-        mj_body.mass = inertial.mass
-        mj_body.ipos = list(inertial.center_of_mass)
-        mj_body.fullinertia = list(inertial.inertia)
+        mj_body.mass = _q(inertial.mass)
+        mj_body.ipos = _q(inertial.center_of_mass)
+        mj_body.fullinertia = _q(inertial.inertia)
     for index, geom in enumerate(body.geoms):
         _add_geom(spec, mj_body, body, index, geom, world, mesh_dir)
     return mj_body
@@ -227,26 +238,26 @@ def _add_body(spec: mujoco.MjSpec, parent, body: Body, world: World, mesh_dir: P
 def _add_geom(spec, mj_body, body: Body, index: int, geom: Geom, world: World, mesh_dir: Path | None) -> None:
     name = geom.name or f"{body.name}/{index}"
     shape = geom.shape
-    common = dict(rgba=list(geom.rgba))
+    common = dict(rgba=_q(geom.rgba))
     if isinstance(shape, Voxels):
         # Exact collision for a voxel solid: the cuboids that tile it.
         for part, (start, size) in enumerate(shape.boxes()):
             half = 0.5 * shape.voxel_size * np.array(size, dtype=float)
             centre = np.array(shape.origin) + shape.voxel_size * np.array(start, dtype=float) + half
             world_centre = _transform_point(geom.pose, centre)
-            g = mj_body.add_geom(name=f"{name}/{part}", type=mujoco.mjtGeom.mjGEOM_BOX, size=half.tolist(),
-                                 pos=world_centre.tolist(), quat=list(geom.pose.quaternion), **common)
+            g = mj_body.add_geom(name=f"{name}/{part}", type=mujoco.mjtGeom.mjGEOM_BOX, size=_q(half),
+                                 pos=_q(world_centre), quat=_q(geom.pose.quaternion), **common)
             _finish_geom(g, geom, world, body)
         return
-    g = mj_body.add_geom(name=name, pos=list(geom.pose.position), quat=list(geom.pose.quaternion), **common)
+    g = mj_body.add_geom(name=name, pos=_q(geom.pose.position), quat=_q(geom.pose.quaternion), **common)
     if isinstance(shape, Box):
-        g.type, g.size = mujoco.mjtGeom.mjGEOM_BOX, list(shape.half_extents)
+        g.type, g.size = mujoco.mjtGeom.mjGEOM_BOX, _q(shape.half_extents)
     elif isinstance(shape, Sphere):
-        g.type, g.size = mujoco.mjtGeom.mjGEOM_SPHERE, [shape.radius, 0.0, 0.0]
+        g.type, g.size = mujoco.mjtGeom.mjGEOM_SPHERE, _q([shape.radius, 0.0, 0.0])
     elif isinstance(shape, Capsule):
-        g.type, g.size = mujoco.mjtGeom.mjGEOM_CAPSULE, [shape.radius, shape.half_length, 0.0]
+        g.type, g.size = mujoco.mjtGeom.mjGEOM_CAPSULE, _q([shape.radius, shape.half_length, 0.0])
     elif isinstance(shape, Cylinder):
-        g.type, g.size = mujoco.mjtGeom.mjGEOM_CYLINDER, [shape.radius, shape.half_length, 0.0]
+        g.type, g.size = mujoco.mjtGeom.mjGEOM_CYLINDER, _q([shape.radius, shape.half_length, 0.0])
     elif isinstance(shape, Mesh):
         mesh_name = f"{name}/mesh"
         vertices, faces = _mesh_arrays(shape, world, body)
@@ -273,14 +284,14 @@ def _finish_geom(g, geom: Geom, world: World, body: Body) -> None:
         g.group = 1
     if body.is_static or body.inertial is not None:
         return
-    g.density = geom.material.density if geom.collide else 0.0
+    g.density = _q(geom.material.density) if geom.collide else 0.0
 
 
 def _apply_material(g, material, timestep: float) -> None:
-    g.friction = list(material.friction)
-    g.solref = list(restitution_solref(material.restitution, timestep))
+    g.friction = _q(material.friction)
+    g.solref = _q(restitution_solref(material.restitution, timestep))
     g.solimp = list(CONTACT_SOLIMP)
-    g.density = material.density
+    g.density = _q(material.density)
 
 
 def _mesh_arrays(shape: Mesh, world: World, body: Body) -> tuple[np.ndarray, np.ndarray]:

@@ -19,8 +19,6 @@ from physforge.sim.trajectory import Trajectory
 #: A pair must be apart this long (s) before its contact episode ends: a sliding box makes
 #: sub-millimetre hops of ~15 ms in soft-contact physics, which are not new collisions.
 CONTACT_RELEASE_TIME = 0.04
-#: Contacts deeper than this separation (m) count as touching (MuJoCo reports near misses too).
-CONTACT_TOUCH_DISTANCE = 1e-4
 #: A body is at rest when its speed stays below these for REST_MIN_DURATION.
 REST_LINEAR_SPEED = 0.01  # m/s
 REST_ANGULAR_SPEED = 0.1  # rad/s
@@ -50,54 +48,128 @@ class ContactTracker:
     """Observes MuJoCo contacts step by step and emits de-duplicated contact episodes.
 
     Body indices are those of ``world.bodies``; -1 is the world itself (the ground, or
-    another world geom).
+    another world geom). Cost per step is kept to a few vectorised operations: while the raw
+    contact list keeps its geom pairs (most steps) only the normal forces are summed; when it
+    changes, rows are mapped to per-pair slots by a sorted search; Python-level episode work
+    happens only when a pair starts touching.
     """
 
     def __init__(self, geom_body_index: np.ndarray, body_names: tuple[str, ...], timestep: float):
-        self._geom_body = np.asarray(geom_body_index)
+        self._geom_body = np.asarray(geom_body_index, dtype=np.int64)
         self._names = body_names
         self._dt = timestep
-        self._open: dict[tuple[int, int], _Episode] = {}
+        self._episodes: dict[int, _Episode] = {}  # open episode per pair key
         self._closed: list[_Episode] = []
-        self._last_keys: bytes = b""
+        # one slot per pair key ever seen: sorted keys, impulse and last time seen since the
+        # slot's episode opened
+        self._slot_keys = np.zeros(0, dtype=np.int64)
+        self._slot_impulse = np.zeros(0)
+        self._slot_last_seen = np.full(0, -np.inf)
+        # the current raw contact list: its signature, rows with a force, their slots
+        self._signature = b""
+        self._force_rows = np.zeros(0, dtype=np.int64)
+        self._force_slots = np.zeros(0, dtype=np.int64)
+        self._row_force = np.zeros(0)
+        self._force_address = np.zeros(0, dtype=np.int64)
+        self._seen_slots = np.zeros(0, dtype=np.int64)
+        self._run_start = 0.0
+        self._run_steps = 0
+        self._signature_pending = b""
+        self._layouts: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        self._slots_of: dict[bytes, np.ndarray] = {}
+        self._slots_size = 0
 
     def observe(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:
         """Account for the contacts of the step just taken (call after each ``mj_step``)."""
-        time = float(data.time) - self._dt  # the contacts belong to the state before the step
         if data.ncon == 0:
-            if self._open:
-                self._close_stale(time)
+            if self._signature:
+                self._flush()
             return
         contact = data.contact
-        touching = contact.dist <= CONTACT_TOUCH_DISTANCE
-        bodies = self._geom_body[contact.geom]
-        bodies.sort(axis=1)
-        keep = touching & (bodies[:, 0] != bodies[:, 1])
-        if not keep.any():
-            if self._open:
-                self._close_stale(time)
-            return
-        bodies = bodies[keep]
-        address = contact.efc_address[keep]
-        if data.nefc:
-            forces = np.where(address >= 0, data.efc_force[np.clip(address, 0, data.nefc - 1)], 0.0)
-        else:
-            forces = np.zeros(len(address))
-        keys = (bodies[:, 0] + 1) * 65536 + (bodies[:, 1] + 1)
-        unique, inverse = np.unique(keys, return_inverse=True)
-        impulses = np.bincount(inverse, weights=forces) * self._dt
-        for slot, key in enumerate(unique.tolist()):
-            pair = (key // 65536 - 1, key % 65536 - 1)
-            episode = self._open.get(pair)
-            if episode is None:
-                first = int(np.flatnonzero(inverse == slot)[0])
-                row = np.flatnonzero(keep)[first]
-                episode = self._start(pair, time, model, data, row)
-                self._open[pair] = episode
-            episode.impulse += float(impulses[slot])
-            episode.last_seen = time
-        if len(self._open) > len(unique):
-            self._close_stale(time)
+        # same geom pairs and same constraint count => same rows in efc_force (MuJoCo orders
+        # constraints equality, friction, limit, contact)
+        signature = contact.geom.tobytes() + data.nefc.to_bytes(4, "little")
+        if signature != self._signature:
+            self._flush()
+            self._signature_pending = signature
+            self._new_contact_list(model, data, contact.geom, float(data.time) - self._dt)
+            self._signature = signature
+            self._force_address = contact.efc_address[self._force_rows]
+        self._row_force += data.efc_force[self._force_address]
+        self._run_steps += 1
+
+    def _flush(self) -> None:
+        """Move what the current contact list accumulated into its pair slots."""
+        if self._signature and self._run_steps:
+            if len(self._force_slots):
+                np.add.at(self._slot_impulse, self._force_slots, self._row_force * self._dt)
+            self._slot_last_seen[self._seen_slots] = self._run_start + (self._run_steps - 1) * self._dt
+        self._signature = b""
+        self._run_steps = 0
+
+    def _new_contact_list(self, model, data, geoms: np.ndarray, time: float) -> None:
+        # The same few contact lists recur (a box rocking between 2 and 4 corners): their row ->
+        # slot maps are cached by signature until a new slot shifts the slot numbering.
+        cached = self._layouts.get(self._signature_pending)
+        if cached is None:
+            contact = data.contact
+            bodies = self._geom_body[geoms]
+            low, high = bodies.min(axis=1), bodies.max(axis=1)
+            # every reported contact touches: physforge geoms have zero margin
+            keys = ((low + 1) << 16) | (high + 1)
+            with_force = contact.efc_address >= 0
+            cached = (keys, np.flatnonzero(with_force))
+            self._layouts[self._signature_pending] = cached
+        keys, force_rows = cached
+        slots = self._slots_of.get(self._signature_pending)
+        if slots is None or len(self._slot_keys) != self._slots_size:
+            slots = self._lookup_slots(keys)
+        if slots is None or bool(np.any(time - self._slot_last_seen[slots] - self._dt >= CONTACT_RELEASE_TIME)):
+            self._open_episodes(model, data, keys, time)
+            slots = self._lookup_slots(keys)
+        self._slots_of[self._signature_pending] = slots
+        self._slots_size = len(self._slot_keys)
+        self._force_rows = force_rows
+        self._force_slots = slots[force_rows]
+        self._row_force = np.zeros(len(force_rows))
+        self._seen_slots = slots
+        self._run_start = time
+
+    def _lookup_slots(self, keys: np.ndarray) -> np.ndarray | None:
+        """Slot index of each key, or None if some key has no slot yet."""
+        if not len(self._slot_keys):
+            return None
+        slots = np.minimum(np.searchsorted(self._slot_keys, keys), len(self._slot_keys) - 1)
+        return slots if bool(np.all(self._slot_keys[slots] == keys)) else None
+
+    def _open_episodes(self, model, data, keys: np.ndarray, time: float) -> None:
+        """Open an episode for every pair in ``keys`` that is new or was apart too long."""
+        self._close_episodes(time)
+        unique, first = np.unique(keys, return_index=True)
+        for key, row in zip(unique.tolist(), first.tolist()):
+            if key in self._episodes:
+                continue
+            pair = ((key >> 16) - 1, (key & 0xFFFF) - 1)
+            self._episodes[key] = self._start(pair, time, model, data, row)
+            position = int(np.searchsorted(self._slot_keys, key))
+            if position < len(self._slot_keys) and self._slot_keys[position] == key:
+                self._slot_impulse[position] = 0.0
+                self._slot_last_seen[position] = time
+            else:
+                self._slot_keys = np.insert(self._slot_keys, position, key)
+                self._slot_impulse = np.insert(self._slot_impulse, position, 0.0)
+                self._slot_last_seen = np.insert(self._slot_last_seen, position, time)
+                self._slots_of.clear()
+
+    def _close_episodes(self, time: float) -> None:
+        """Close the episodes of pairs apart for CONTACT_RELEASE_TIME, copying in their slot totals."""
+        for key in list(self._episodes):
+            slot = int(np.searchsorted(self._slot_keys, key))
+            last_seen = float(self._slot_last_seen[slot])
+            if time - last_seen - self._dt >= CONTACT_RELEASE_TIME:
+                episode = self._episodes.pop(key)
+                episode.impulse, episode.last_seen = float(self._slot_impulse[slot]), last_seen
+                self._closed.append(episode)
 
     def _start(self, pair, time, model, data, row: int) -> _Episode:
         contact = data.contact
@@ -119,17 +191,19 @@ class ContactTracker:
             velocities.append(linear + np.cross(angular, point - root_com))
         return float(abs(np.dot(velocities[1] - velocities[0], normal)))
 
-    def _close_stale(self, time: float) -> None:
-        for pair in [p for p, e in self._open.items() if time - e.last_seen >= CONTACT_RELEASE_TIME]:
-            self._closed.append(self._open.pop(pair))
-
     def finish(self, end_time: float) -> list[dict]:
         """All episodes as ``contact_start``/``contact_end`` events, sorted by time.
 
         Episodes still open at ``end_time`` get no end event.
         """
+        if self._signature:
+            self._flush()
+        self._close_episodes(end_time)
+        for key, episode in self._episodes.items():  # still touching at the end
+            slot = int(np.searchsorted(self._slot_keys, key))
+            episode.impulse, episode.last_seen = float(self._slot_impulse[slot]), float(self._slot_last_seen[slot])
         events = []
-        for episode, closed in [(e, True) for e in self._closed] + [(e, False) for e in self._open.values()]:
+        for episode, closed in [(e, True) for e in self._closed] + [(e, False) for e in self._episodes.values()]:
             names = [self._name(episode.a), self._name(episode.b)]
             events.append({
                 "type": "contact_start", "time": round(episode.start, 9), "bodies": names,

@@ -40,8 +40,7 @@ def export_mjcf(world: World, path: str | Path) -> Path:
         # Plain MuJoCo users start from the world's initial state with mj_resetDataKeyframe(m, d, 0).
         spec.add_key(name="initial", time=0.0, qpos=qpos.tolist(), qvel=qvel.tolist())
         spec.compile()
-        spec.meshdir = MESH_FOLDER
-        xml = spec.to_xml()
+        xml = spec.to_xml().replace(f'meshdir="{mesh_dir}', f'meshdir="{MESH_FOLDER}')
         (staging / path.name).write_text(xml)
         try:
             mujoco.MjModel.from_xml_path(str(staging / path.name))

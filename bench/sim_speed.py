@@ -1,0 +1,94 @@
+"""Physics steps/s through physforge vs raw MuJoCo on the identical model, side by side.
+
+    python bench/sim_speed.py            # prints JSON
+
+Three ways to step the same compiled model, alternated and repeated (best of N):
+  raw_loop      for _ in range(n): mujoco.mj_step(m, d)      (what a MuJoCo user writes)
+  raw_nstep     mujoco.mj_step(m, d, nstep=n)                 (MuJoCo's fastest Python path)
+  physforge     Simulator.step(n) (recording off; stability check at the end)
+  physforge_run Simulator.run(..., fps=30) with full recording: per-frame poses, velocities,
+                energies, contact events at every physics step, stability checks per frame
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from physforge.sim import Simulator  # noqa: E402
+from physforge.world import Body, Box, Geom, Pose, Sphere, World, load_world  # noqa: E402
+
+REPEATS = 7
+SIM_SECONDS = 5.0
+
+
+def pile(n: int) -> World:
+    rng = np.random.default_rng(0)
+    bodies = []
+    for i in range(n):
+        shape = Sphere(0.04) if i % 2 else Box((0.04, 0.04, 0.04))
+        x, y = rng.uniform(-0.3, 0.3, 2)
+        bodies.append(Body(f"b{i}", (Geom(shape),), Pose((float(x), float(y), 0.05 + 0.1 * i))))
+    return World(name=f"pile{n}", bodies=tuple(bodies))
+
+
+def measure(world: World) -> dict:
+    sim = Simulator(world)
+    model = sim.model
+    steps = int(round(SIM_SECONDS / model.opt.timestep))
+    start = sim.snapshot()
+    raw_data = mujoco.MjData(model)
+    best = {"raw_loop": np.inf, "raw_nstep": np.inf, "physforge": np.inf, "physforge_run": np.inf}
+    for _ in range(REPEATS):
+        sim.restore(start)
+        raw_data.qpos[:], raw_data.qvel[:] = sim.data.qpos, sim.data.qvel
+        raw_data.time = 0.0
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            mujoco.mj_step(model, raw_data)
+        best["raw_loop"] = min(best["raw_loop"], time.perf_counter() - t0)
+
+        raw_data.qpos[:], raw_data.qvel[:] = sim.data.qpos, sim.data.qvel
+        t0 = time.perf_counter()
+        mujoco.mj_step(model, raw_data, nstep=steps)
+        best["raw_nstep"] = min(best["raw_nstep"], time.perf_counter() - t0)
+
+        sim.restore(start)
+        t0 = time.perf_counter()
+        sim.step(steps)
+        best["physforge"] = min(best["physforge"], time.perf_counter() - t0)
+
+        sim.restore(start)
+        t0 = time.perf_counter()
+        rollout = sim.run(SIM_SECONDS, fps=30)
+        best["physforge_run"] = min(best["physforge_run"], time.perf_counter() - t0)
+    rate = {k: steps / v for k, v in best.items()}
+    return {
+        "world": world.name, "bodies": len(world.bodies), "physics_steps": steps,
+        "steps_per_s": {k: round(v) for k, v in rate.items()},
+        "ratio_recording_off_vs_raw_loop": round(rate["physforge"] / rate["raw_loop"], 3),
+        "ratio_recording_off_vs_raw_nstep": round(rate["physforge"] / rate["raw_nstep"], 3),
+        "ratio_full_recording_vs_raw_loop": round(rate["physforge_run"] / rate["raw_loop"], 3),
+        "ratio_full_recording_vs_raw_nstep": round(rate["physforge_run"] / rate["raw_nstep"], 3),
+        "events_recorded": len(rollout.events),
+    }
+
+
+def main() -> None:
+    root = Path(__file__).resolve().parents[1]
+    worlds = [load_world(root / "examples" / "collision.json"), load_world(root / "examples" / "pendulum.json"),
+              pile(20)]
+    results = [measure(world) for world in worlds]
+    print(json.dumps({"benchmark": "sim_speed", "mujoco": mujoco.__version__, "sim_seconds": SIM_SECONDS,
+                      "repeats": REPEATS, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
