@@ -171,3 +171,22 @@ def test_bad_run_arguments_are_named():
         sim.set_mass("a", -2.0)
     with pytest.raises(KeyError, match="no body named 'zz'"):
         sim.set_mass("zz", 2.0)
+
+
+@pytest.mark.parametrize("example", ["collision", "ramp", "pendulum"])
+def test_fast_sensor_events_match_the_naive_step_loop(example):
+    from physforge.world import load_world
+
+    world = load_world(f"examples/{example}.json")
+    sim = Simulator(world)
+    start = sim.snapshot()
+    fast = sim.run(duration=2.0, fps=30, contact_tracking="sensors")
+    sim.restore(start)
+    naive = sim.run(duration=2.0, fps=30, contact_tracking="steps")
+    assert np.array_equal(fast.trajectory.position, naive.trajectory.position)
+    assert len(fast.events) == len(naive.events) > 2
+    for a, b in zip(fast.events, naive.events):
+        assert a["type"] == b["type"] and a["bodies"] == b["bodies"] and a["time"] == pytest.approx(b["time"])
+        for key in ("impulse", "relative_speed"):
+            if key in a:
+                assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), (key, a, b)

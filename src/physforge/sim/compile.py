@@ -26,6 +26,12 @@ CONTACT_DURATION_STEPS = 6
 #: MuJoCo impedance (solimp): near-hard constraint so restitution follows the spring-damper.
 CONTACT_SOLIMP = (0.99, 0.99, 0.001, 0.5, 2.0)
 GROUND_GEOM_NAME = "ground"
+#: Worlds with more touchable body pairs than this record contacts step by step in Python
+#: instead of through one MuJoCo contact sensor per pair.
+MAX_CONTACT_SENSOR_PAIRS = 600
+_CONTACT_SENSOR_FIELDS = (1 << int(mujoco.mjtConDataField.mjCONDATA_FOUND)) | (
+    1 << int(mujoco.mjtConDataField.mjCONDATA_FORCE))
+_REDUCE_NETFORCE = 3
 #: Significant digits of every number handed to MuJoCo. MuJoCo's XML writer keeps 6, so the
 #: in-memory model is built from the same rounded numbers: an exported MJCF then reproduces an
 #: in-memory run exactly (1 µm at 1 m; far below any physical tolerance).
@@ -50,6 +56,10 @@ class CompiledWorld:
     body_ids: (n_bodies,) int, MuJoCo body id of ``world.bodies[i]``.
     geom_body_index: (ngeom,) int, index into ``world.bodies`` of each MuJoCo geom's body, -1
         for the ground and other world geoms.
+    contact_pairs: (n_pairs, 2) int world-body indices (-1 = the world) of the body pairs that
+        can touch, each with a MuJoCo contact sensor (found, net force) starting at
+        ``contact_sensor_address`` in sensordata, 4 values per pair; None if there are more than
+        MAX_CONTACT_SENSOR_PAIRS.
     """
 
     world: World
@@ -57,6 +67,8 @@ class CompiledWorld:
     spec: mujoco.MjSpec
     body_ids: np.ndarray
     geom_body_index: np.ndarray
+    contact_pairs: np.ndarray | None = None
+    contact_sensor_address: int = 0
 
     def body_id(self, name: str) -> int:
         return int(self.body_ids[self.world.body_index(name)])
@@ -90,6 +102,16 @@ def compile_world(world: World, *, mesh_dir: Path | None = None) -> CompiledWorl
     Raises CompileError when MuJoCo refuses the model, InputFileError for unreadable meshes.
     """
     spec = build_spec(world, mesh_dir=mesh_dir)
+    pairs = touchable_pairs(world)
+    sensor_names = []
+    if len(pairs) <= MAX_CONTACT_SENSOR_PAIRS:
+        for a, b in pairs:
+            name_a = "world" if a < 0 else world.bodies[a].name
+            name_b = world.bodies[b].name
+            sensor_names.append(f"contact/{name_a}/{name_b}")
+            spec.add_sensor(name=sensor_names[-1], type=mujoco.mjtSensor.mjSENS_CONTACT,
+                            objtype=mujoco.mjtObj.mjOBJ_BODY, objname=name_a, reftype=mujoco.mjtObj.mjOBJ_BODY,
+                            refname=name_b, intprm=[_CONTACT_SENSOR_FIELDS, _REDUCE_NETFORCE, 1])
     try:
         model = spec.compile()
     except ValueError as err:
@@ -99,7 +121,37 @@ def compile_world(world: World, *, mesh_dir: Path | None = None) -> CompiledWorl
     index_of_mj_body = np.full(model.nbody, -1, dtype=np.int64)
     index_of_mj_body[body_ids] = np.arange(len(body_ids))
     geom_body_index = index_of_mj_body[model.geom_bodyid]
-    return CompiledWorld(world=world, model=model, spec=spec, body_ids=body_ids, geom_body_index=geom_body_index)
+    address = int(model.sensor(sensor_names[0]).adr[0]) if sensor_names else 0
+    return CompiledWorld(world=world, model=model, spec=spec, body_ids=body_ids, geom_body_index=geom_body_index,
+                         contact_pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2) if sensor_names or not pairs
+                         else None, contact_sensor_address=address)
+
+
+def touchable_pairs(world: World) -> list[tuple[int, int]]:
+    """Body pairs (world-body indices, -1 = the world, smaller first) whose geoms can touch:
+    both have colliding geoms, at least one can move, and they are not jointed neighbours."""
+    colliding = [any(g.collide for g in body.geoms) for body in world.bodies]
+    static = []
+    for body in world.bodies:
+        current, fixed = body, True
+        while fixed:
+            fixed = current.joint.type == "fixed"
+            if current.parent is None:
+                break
+            current = world.body(current.parent)
+        static.append(fixed)
+    groups = ([-1] if world.ground is not None else []) + [i for i, c in enumerate(colliding) if c]
+    pairs = []
+    for i, a in enumerate(groups):
+        for b in groups[i + 1:]:
+            a_static = a < 0 or static[a]
+            if a_static and static[b]:
+                continue
+            if a >= 0 and (world.bodies[b].parent == world.bodies[a].name
+                           or world.bodies[a].parent == world.bodies[b].name):
+                continue
+            pairs.append((a, b))
+    return pairs
 
 
 def initial_state(compiled: CompiledWorld) -> tuple[np.ndarray, np.ndarray]:

@@ -2,9 +2,10 @@
 rest, topple and leave-support events derived from the trajectory.
 
 MuJoCo reports every contact point at every physics step; a scene of a few seconds has
-thousands. A user wants "A hit B at t=0.42 s with an impulse of 0.3 N·s". The tracker keeps
-one episode per body pair: it opens when the pair first touches, accumulates the normal
-impulse while they touch, and closes once they have been apart for ``CONTACT_RELEASE_TIME``.
+thousands. A user wants "A hit B at t=0.42 s with an impulse of 0.3 N·s". A tracker keeps
+one episode per body pair: it opens when the pair first touches, accumulates the contact
+impulse (the vector sum of normal and friction forces times dt; its magnitude is reported)
+while they touch, and closes once they have been apart for ``CONTACT_RELEASE_TIME``.
 """
 
 from __future__ import annotations
@@ -39,185 +40,175 @@ class _Episode:
     position: np.ndarray
     normal: np.ndarray
     relative_speed: float
-    impulse: float = 0.0
-    normal_sum: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    impulse: np.ndarray = field(default_factory=lambda: np.zeros(3))
     last_seen: float = 0.0
 
 
-class ContactTracker:
-    """Observes MuJoCo contacts step by step and emits de-duplicated contact episodes.
+class _EpisodeBook:
+    """Open and closed contact episodes per body pair; both trackers write into one."""
 
-    Body indices are those of ``world.bodies``; -1 is the world itself (the ground, or
-    another world geom). Cost per step is kept to a few vectorised operations: while the raw
-    contact list keeps its geom pairs (most steps) only the normal forces are summed; when it
-    changes, rows are mapped to per-pair slots by a sorted search; Python-level episode work
-    happens only when a pair starts touching.
+    def __init__(self, body_names: tuple[str, ...], timestep: float):
+        self.names = body_names
+        self.dt = timestep
+        self.open: dict[tuple[int, int], _Episode] = {}
+        self.closed: list[_Episode] = []
+
+    def touch(self, pair: tuple[int, int], first: float, last: float, impulse: np.ndarray, start) -> None:
+        """``pair`` touched from ``first`` to ``last`` (s, step times) with total ``impulse`` (3,) N·s.
+
+        ``start()`` builds the episode if this opens one (a new pair, or one apart for at
+        least CONTACT_RELEASE_TIME).
+        """
+        episode = self.open.get(pair)
+        if episode is not None and first - episode.last_seen - self.dt >= CONTACT_RELEASE_TIME - 1e-9:
+            self.closed.append(self.open.pop(pair))
+            episode = None
+        if episode is None:
+            episode = start()
+            self.open[pair] = episode
+        episode.impulse = episode.impulse + impulse
+        episode.last_seen = last
+
+    def finish(self, end_time: float) -> list[dict]:
+        """All episodes as ``contact_start``/``contact_end`` events. A pair still touching within
+        CONTACT_RELEASE_TIME of ``end_time`` gets no end event."""
+        for pair, episode in list(self.open.items()):
+            if end_time - episode.last_seen - self.dt >= CONTACT_RELEASE_TIME - 1e-9:
+                self.closed.append(self.open.pop(pair))
+        events = []
+        for episode, ended in [(e, True) for e in self.closed] + [(e, False) for e in self.open.values()]:
+            names = [self._name(episode.a), self._name(episode.b)]
+            impulse = round(float(np.linalg.norm(episode.impulse)), 9)
+            events.append({
+                "type": "contact_start", "time": round(episode.start, 9), "bodies": names,
+                "position": episode.position.round(6).tolist(), "normal": episode.normal.round(6).tolist(),
+                "relative_speed": round(episode.relative_speed, 6), "impulse": impulse,
+            })
+            if ended:
+                end = episode.last_seen + self.dt
+                events.append({"type": "contact_end", "time": round(end, 9), "bodies": names, "impulse": impulse,
+                               "duration": round(end - episode.start, 9)})
+        return events
+
+    def _name(self, index: int) -> str:
+        return GROUND_NAME if index < 0 else self.names[index]
+
+
+def _episode_from_contacts(pair, time, model, data, geom_body: np.ndarray) -> _Episode:
+    """The opening facts of an episode, read from ``data`` at the state where ``pair`` touches:
+    first contact point, its normal, and the closing speed of the two bodies along it."""
+    row = 0
+    for i, (g1, g2) in enumerate(data.contact.geom):
+        if tuple(sorted((int(geom_body[g1]), int(geom_body[g2])))) == pair:
+            row = i
+            break
+    contact = data.contact
+    position = np.array(contact.pos[row])
+    normal = np.array(contact.frame[row, :3])
+    velocities = []
+    for geom in contact.geom[row]:
+        body = model.geom_bodyid[geom]
+        root_com = data.subtree_com[model.body_rootid[body]]
+        angular, linear = data.cvel[body, :3], data.cvel[body, 3:]
+        velocities.append(linear + np.cross(angular, position - root_com))
+    speed = float(abs(np.dot(velocities[1] - velocities[0], normal)))
+    return _Episode(a=pair[0], b=pair[1], start=time, position=position, normal=normal, relative_speed=speed,
+                    last_seen=time)
+
+
+class StepContactTracker:
+    """Reference tracker: reads MuJoCo's contact list after every ``mj_step`` (plain Python).
+
+    Used for worlds with too many body pairs for contact sensors, and in tests as the naive
+    loop the fast SensorContactTracker must agree with. Body indices are those of
+    ``world.bodies``; -1 is the world itself (the ground, or another world geom).
     """
 
     def __init__(self, geom_body_index: np.ndarray, body_names: tuple[str, ...], timestep: float):
         self._geom_body = np.asarray(geom_body_index, dtype=np.int64)
-        self._names = body_names
+        self._book = _EpisodeBook(body_names, timestep)
         self._dt = timestep
-        self._episodes: dict[int, _Episode] = {}  # open episode per pair key
-        self._closed: list[_Episode] = []
-        # one slot per pair key ever seen: sorted keys, impulse and last time seen since the
-        # slot's episode opened
-        self._slot_keys = np.zeros(0, dtype=np.int64)
-        self._slot_impulse = np.zeros(0)
-        self._slot_last_seen = np.full(0, -np.inf)
-        # the current raw contact list: its signature, rows with a force, their slots
-        self._signature = b""
-        self._force_rows = np.zeros(0, dtype=np.int64)
-        self._force_slots = np.zeros(0, dtype=np.int64)
-        self._row_force = np.zeros(0)
-        self._force_address = np.zeros(0, dtype=np.int64)
-        self._seen_slots = np.zeros(0, dtype=np.int64)
-        self._run_start = 0.0
-        self._run_steps = 0
-        self._signature_pending = b""
-        self._layouts: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-        self._slots_of: dict[bytes, np.ndarray] = {}
-        self._slots_size = 0
+        self._force = np.zeros(6)
 
     def observe(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:
-        """Account for the contacts of the step just taken (call after each ``mj_step``)."""
+        """Account for the contacts of the step just taken (they belong to the state before it)."""
         if data.ncon == 0:
-            if self._signature:
-                self._flush()
             return
-        contact = data.contact
-        # same geom pairs and same constraint count => same rows in efc_force (MuJoCo orders
-        # constraints equality, friction, limit, contact)
-        signature = contact.geom.tobytes() + data.nefc.to_bytes(4, "little")
-        if signature != self._signature:
-            self._flush()
-            self._signature_pending = signature
-            self._new_contact_list(model, data, contact.geom, float(data.time) - self._dt)
-            self._signature = signature
-            self._force_address = contact.efc_address[self._force_rows]
-        self._row_force += data.efc_force[self._force_address]
-        self._run_steps += 1
-
-    def _flush(self) -> None:
-        """Move what the current contact list accumulated into its pair slots."""
-        if self._signature and self._run_steps:
-            if len(self._force_slots):
-                np.add.at(self._slot_impulse, self._force_slots, self._row_force * self._dt)
-            self._slot_last_seen[self._seen_slots] = self._run_start + (self._run_steps - 1) * self._dt
-        self._signature = b""
-        self._run_steps = 0
-
-    def _new_contact_list(self, model, data, geoms: np.ndarray, time: float) -> None:
-        # The same few contact lists recur (a box rocking between 2 and 4 corners): their row ->
-        # slot maps are cached by signature until a new slot shifts the slot numbering.
-        cached = self._layouts.get(self._signature_pending)
-        if cached is None:
-            contact = data.contact
-            bodies = self._geom_body[geoms]
-            low, high = bodies.min(axis=1), bodies.max(axis=1)
-            # every reported contact touches: physforge geoms have zero margin
-            keys = ((low + 1) << 16) | (high + 1)
-            with_force = contact.efc_address >= 0
-            cached = (keys, np.flatnonzero(with_force))
-            self._layouts[self._signature_pending] = cached
-        keys, force_rows = cached
-        slots = self._slots_of.get(self._signature_pending)
-        if slots is None or len(self._slot_keys) != self._slots_size:
-            slots = self._lookup_slots(keys)
-        if slots is None or bool(np.any(time - self._slot_last_seen[slots] - self._dt >= CONTACT_RELEASE_TIME)):
-            self._open_episodes(model, data, keys, time)
-            slots = self._lookup_slots(keys)
-        self._slots_of[self._signature_pending] = slots
-        self._slots_size = len(self._slot_keys)
-        self._force_rows = force_rows
-        self._force_slots = slots[force_rows]
-        self._row_force = np.zeros(len(force_rows))
-        self._seen_slots = slots
-        self._run_start = time
-
-    def _lookup_slots(self, keys: np.ndarray) -> np.ndarray | None:
-        """Slot index of each key, or None if some key has no slot yet."""
-        if not len(self._slot_keys):
-            return None
-        slots = np.minimum(np.searchsorted(self._slot_keys, keys), len(self._slot_keys) - 1)
-        return slots if bool(np.all(self._slot_keys[slots] == keys)) else None
-
-    def _open_episodes(self, model, data, keys: np.ndarray, time: float) -> None:
-        """Open an episode for every pair in ``keys`` that is new or was apart too long."""
-        self._close_episodes(time)
-        unique, first = np.unique(keys, return_index=True)
-        for key, row in zip(unique.tolist(), first.tolist()):
-            if key in self._episodes:
+        time = float(data.time) - self._dt
+        totals: dict[tuple[int, int], np.ndarray] = {}
+        for i, (g1, g2) in enumerate(data.contact.geom):
+            pair = tuple(sorted((int(self._geom_body[g1]), int(self._geom_body[g2]))))
+            if pair[0] == pair[1]:
                 continue
-            pair = ((key >> 16) - 1, (key & 0xFFFF) - 1)
-            self._episodes[key] = self._start(pair, time, model, data, row)
-            position = int(np.searchsorted(self._slot_keys, key))
-            if position < len(self._slot_keys) and self._slot_keys[position] == key:
-                self._slot_impulse[position] = 0.0
-                self._slot_last_seen[position] = time
-            else:
-                self._slot_keys = np.insert(self._slot_keys, position, key)
-                self._slot_impulse = np.insert(self._slot_impulse, position, 0.0)
-                self._slot_last_seen = np.insert(self._slot_last_seen, position, time)
-                self._slots_of.clear()
-
-    def _close_episodes(self, time: float) -> None:
-        """Close the episodes of pairs apart for CONTACT_RELEASE_TIME, copying in their slot totals."""
-        for key in list(self._episodes):
-            slot = int(np.searchsorted(self._slot_keys, key))
-            last_seen = float(self._slot_last_seen[slot])
-            if time - last_seen - self._dt >= CONTACT_RELEASE_TIME:
-                episode = self._episodes.pop(key)
-                episode.impulse, episode.last_seen = float(self._slot_impulse[slot]), last_seen
-                self._closed.append(episode)
-
-    def _start(self, pair, time, model, data, row: int) -> _Episode:
-        contact = data.contact
-        position = np.array(contact.pos[row])
-        normal = np.array(contact.frame[row, :3])
-        geom_a = int(contact.geom[row, 0])
-        speed = self._normal_speed(model, data, geom_a, int(contact.geom[row, 1]), position, normal)
-        return _Episode(a=pair[0], b=pair[1], start=time, position=position, normal=normal,
-                        relative_speed=speed, last_seen=time)
-
-    @staticmethod
-    def _normal_speed(model, data, geom_a, geom_b, point, normal) -> float:
-        """Closing speed (m/s) of the two geoms along the contact normal at ``point``."""
-        velocities = []
-        for geom in (geom_a, geom_b):
-            body = model.geom_bodyid[geom]
-            root_com = data.subtree_com[model.body_rootid[body]]
-            angular, linear = data.cvel[body, :3], data.cvel[body, 3:]
-            velocities.append(linear + np.cross(angular, point - root_com))
-        return float(abs(np.dot(velocities[1] - velocities[0], normal)))
+            mujoco.mj_contactForce(model, data, i, self._force)
+            frame = data.contact.frame[i].reshape(3, 3)
+            totals[pair] = totals.get(pair, np.zeros(3)) + frame.T @ self._force[:3]
+        for pair, force in totals.items():
+            self._book.touch(pair, time, time, force * self._dt,
+                             lambda pair=pair: _episode_from_contacts(pair, time, model, data, self._geom_body))
 
     def finish(self, end_time: float) -> list[dict]:
-        """All episodes as ``contact_start``/``contact_end`` events, sorted by time.
+        return self._book.finish(end_time)
 
-        Episodes still open at ``end_time`` get no end event.
+
+class SensorContactTracker:
+    """Fast tracker: reads per-pair MuJoCo contact sensors recorded by ``mujoco.rollout``.
+
+    The compiled world carries one contact sensor per body pair that can touch (``found`` and
+    the net ``force``, world frame). A chunk of steps is consumed at once: touching steps per
+    pair are found with numpy, and Python-level work happens only per episode. The facts that
+    open an episode (contact point, normal, closing speed) are read by re-running MuJoCo's
+    forward pass on the recorded state of that step.
+    """
+
+    def __init__(self, pairs: np.ndarray, sensor_address: int, geom_body_index: np.ndarray,
+                 body_names: tuple[str, ...], timestep: float):
+        self._pairs = [tuple(int(v) for v in p) for p in pairs]
+        self._address = sensor_address
+        self._geom_body = np.asarray(geom_body_index, dtype=np.int64)
+        self._book = _EpisodeBook(body_names, timestep)
+        self._dt = timestep
+        self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
+
+    def consume(self, model: mujoco.MjModel, scratch: mujoco.MjData, start_time: float, start_state: np.ndarray,
+                states: np.ndarray, sensordata: np.ndarray) -> None:
+        """Account for ``len(states)`` steps taken from ``start_state`` at ``start_time``.
+
+        states: (n_steps, nstate) FULLPHYSICS state after each step; sensordata:
+        (n_steps, nsensordata), the sensors of each step (computed at the state before it).
         """
-        if self._signature:
-            self._flush()
-        self._close_episodes(end_time)
-        for key, episode in self._episodes.items():  # still touching at the end
-            slot = int(np.searchsorted(self._slot_keys, key))
-            episode.impulse, episode.last_seen = float(self._slot_impulse[slot]), float(self._slot_last_seen[slot])
-        events = []
-        for episode, closed in [(e, True) for e in self._closed] + [(e, False) for e in self._episodes.values()]:
-            names = [self._name(episode.a), self._name(episode.b)]
-            events.append({
-                "type": "contact_start", "time": round(episode.start, 9), "bodies": names,
-                "position": episode.position.round(6).tolist(), "normal": episode.normal.round(6).tolist(),
-                "relative_speed": round(episode.relative_speed, 6), "impulse": round(episode.impulse, 9),
-            })
-            if closed:
-                events.append({"type": "contact_end", "time": round(episode.last_seen + self._dt, 9),
-                               "bodies": names, "impulse": round(episode.impulse, 9),
-                               "duration": round(episode.last_seen + self._dt - episode.start, 9)})
-        return events
+        n_steps = len(states)
+        block = sensordata[:, self._address:self._address + 4 * len(self._pairs)].reshape(n_steps, -1, 4)
+        found = block[:, :, 0] > 0
+        touched = found.any(axis=0)
+        if not touched.any():
+            return
+        throughout = found.all(axis=0)
+        impulses = block[:, :, 1:4].sum(axis=0) * self._dt
+        end = start_time + (n_steps - 1) * self._dt
+        for column in np.flatnonzero(throughout).tolist():  # the common case: steady contact
+            pair = self._pairs[column]
+            self._book.touch(pair, start_time, end, impulses[column],
+                             lambda pair=pair: self._opening(model, scratch, pair, start_time, start_state, states, 0))
+        for column in np.flatnonzero(touched & ~throughout).tolist():
+            steps = np.flatnonzero(found[:, column])
+            # split into runs separated by gaps of at least the release time
+            gaps = (np.diff(steps) - 1) * self._dt >= CONTACT_RELEASE_TIME - 1e-9
+            for run in np.split(steps, np.flatnonzero(gaps) + 1):
+                first, last = int(run[0]), int(run[-1])
+                impulse = block[run, column, 1:4].sum(axis=0) * self._dt
+                pair = self._pairs[column]
+                self._book.touch(pair, start_time + first * self._dt, start_time + last * self._dt, impulse,
+                                 lambda pair=pair, first=first: self._opening(model, scratch, pair, start_time,
+                                                                              start_state, states, first))
 
-    def _name(self, index: int) -> str:
-        return GROUND_NAME if index < 0 else self._names[index]
+    def _opening(self, model, scratch, pair, start_time, start_state, states, step) -> _Episode:
+        mujoco.mj_setState(model, scratch, start_state if step == 0 else states[step - 1], self._state_spec)
+        mujoco.mj_forward(model, scratch)
+        return _episode_from_contacts(pair, start_time + step * self._dt, model, scratch, self._geom_body)
+
+    def finish(self, end_time: float) -> list[dict]:
+        return self._book.finish(end_time)
 
 
 def state_events(trajectory: Trajectory, contact_events: list[dict], movable: list[bool],

@@ -11,7 +11,7 @@ import numpy as np
 
 from physforge.errors import SimulationUnstable
 from physforge.sim.compile import CompiledWorld, compile_world, initial_state, restitution_solref
-from physforge.sim.events import ContactTracker, sort_events, state_events
+from physforge.sim.events import SensorContactTracker, StepContactTracker, sort_events, state_events
 from physforge.sim.trajectory import Trajectory
 from physforge.world import Sphere, World
 
@@ -73,6 +73,8 @@ class Simulator:
         self._moving_mass = float(sum(self.model.body_mass[self._body_ids[i]]
                                       for i, m in enumerate(self._movable) if m))
         self._warnings_seen = 0
+        # contact sensors cost time on every step; only run() with events switches them on
+        self.model.opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_SENSOR)
         self._pristine_fields = {name: getattr(self.model, name).copy() for name in _MUTABLE_MODEL_FIELDS}
         self._pristine_gravity = self.model.opt.gravity.copy()
         self.reset()
@@ -127,12 +129,18 @@ class Simulator:
             self._check_stability()
 
     def run(self, duration: float, fps: float = 30.0, *, events: bool = True,
-            on_frame: Callable[["Simulator", int], None] | None = None) -> Rollout:
+            on_frame: Callable[["Simulator", int], None] | None = None,
+            contact_tracking: str = "auto") -> Rollout:
         """Simulate ``duration`` s from the current state, recording every 1/``fps`` s.
 
         on_frame(sim, frame_index) is called at each recorded frame, with body and camera
         poses up to date (render there). Raises SimulationUnstable on a blow-up.
+        contact_tracking: "sensors" steps each frame in C with ``mujoco.rollout`` and reads
+        per-pair contact sensors (fast); "steps" reads MuJoCo's contact list after every step
+        in Python (the reference); "auto" uses sensors when the world has them.
         """
+        if contact_tracking not in ("auto", "sensors", "steps"):
+            raise ValueError(f"contact_tracking must be auto, sensors or steps, got {contact_tracking!r}")
         if not (duration > 0 and math.isfinite(duration)):
             raise ValueError(f"duration must be a positive number of seconds, got {duration}")
         if not (fps > 0 and math.isfinite(fps)):
@@ -144,7 +152,17 @@ class Simulator:
         # frame k is recorded after round(k / (fps dt)) steps, so the frame rate stays exact on average
         frame_steps = np.diff(np.round(np.arange(num_frames) / (fps * dt)).astype(np.int64))
         recorder = _Recorder(self, num_frames)
-        tracker = ContactTracker(self.compiled.geom_body_index, self._names, dt) if events else None
+        has_sensors = self.compiled.contact_pairs is not None
+        if contact_tracking == "sensors" and not has_sensors:
+            raise ValueError("this world has too many body pairs for contact sensors; use contact_tracking='steps'")
+        use_sensors = events and contact_tracking != "steps" and has_sensors
+        tracker: StepContactTracker | SensorContactTracker | None = None
+        if use_sensors:
+            tracker = SensorContactTracker(self.compiled.contact_pairs, self.compiled.contact_sensor_address,
+                                           self.compiled.geom_body_index, self._names, dt)
+            stepper = _SensorStepper(self.model, self.data, tracker)
+        elif events:
+            tracker = StepContactTracker(self.compiled.geom_body_index, self._names, dt)
         for frame in range(num_frames):
             self._update_kinematics()
             recorder.record(frame)
@@ -152,15 +170,20 @@ class Simulator:
                 on_frame(self, frame)
             if frame == num_frames - 1:
                 break
+            steps = int(frame_steps[frame])
             if tracker is None:
-                mujoco.mj_step(self.model, self.data, nstep=int(frame_steps[frame]))
+                mujoco.mj_step(self.model, self.data, nstep=steps)
+            elif use_sensors:
+                stepper.advance(steps)
             else:
                 model, data, step, observe = self.model, self.data, mujoco.mj_step, tracker.observe
-                for _ in range(frame_steps[frame]):
+                for _ in range(steps):
                     step(model, data)
                     observe(model, data)
             if self.check_stability:
                 self._check_stability()
+        if use_sensors:
+            stepper.close()
         trajectory = recorder.trajectory()
         log: list[dict] = []
         if tracker is not None:
@@ -303,6 +326,58 @@ class Simulator:
         if growth > allowed:
             raise SimulationUnstable(f"total energy grew by {growth:.4g} J with no external work "
                                      f"(allowed {allowed:.4g} J)", self.time)
+
+
+class _SensorStepper:
+    """Steps with MuJoCo's C rollout (bit-identical to an mj_step loop when the warm start is
+    passed along) with contact sensors on, and hands states and sensor data to the tracker.
+
+    The rollout object and its buffers are made once per run: the per-call cost of the
+    checked Python wrapper (~100 µs) would otherwise exceed the physics of a frame.
+    """
+
+    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, tracker: SensorContactTracker):
+        from mujoco import rollout
+
+        self.model, self.data, self.tracker = model, data, tracker
+        self.runner = rollout.Rollout(nthread=0)
+        self.scratch = mujoco.MjData(model)
+        self.full = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
+        self.start = np.empty((1, mujoco.mj_stateSize(model, self.full)))
+        # applied forces (e.g. holding removed bodies) are inputs, not physics state: pass them on
+        self.input_spec = int(mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_QFRC_APPLIED
+                              | mujoco.mjtState.mjSTATE_XFRC_APPLIED)
+        self.inputs = np.empty(mujoco.mj_stateSize(model, self.input_spec))
+        self.warmstart = np.empty((1, model.nv))
+        self.buffers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _buffers(self, steps: int):
+        if steps not in self.buffers:
+            self.buffers[steps] = (np.empty((1, steps, len(self.inputs))),
+                                   np.empty((1, steps, self.start.shape[1])),
+                                   np.empty((1, steps, self.model.nsensordata)))
+        return self.buffers[steps]
+
+    def advance(self, steps: int) -> None:
+        model, data = self.model, self.data
+        controls, states, sensordata = self._buffers(steps)
+        mujoco.mj_getState(model, data, self.start[0], self.full)
+        mujoco.mj_getState(model, data, self.inputs, self.input_spec)
+        controls[0, :] = self.inputs
+        self.warmstart[0] = data.qacc_warmstart
+        start_time = float(data.time)
+        sensor_bit = int(mujoco.mjtDisableBit.mjDSBL_SENSOR)
+        model.opt.disableflags &= ~sensor_bit
+        try:
+            self.runner.rollout([model], [data], self.start, controls, control_spec=self.input_spec,
+                                skip_checks=True, nstep=steps, initial_warmstart=self.warmstart, state=states,
+                                sensordata=sensordata)
+        finally:
+            model.opt.disableflags |= sensor_bit
+        self.tracker.consume(model, self.scratch, start_time, self.start[0], states[0], sensordata[0])
+
+    def close(self) -> None:
+        self.runner.close()
 
 
 class _Recorder:
