@@ -91,7 +91,7 @@ class Inertial:
         object.__setattr__(self, "mass", _checks.number("mass", self.mass, minimum=0.0, strict=True))
         object.__setattr__(self, "center_of_mass", _checks.vector("center_of_mass", self.center_of_mass, 3))
         inertia = self.inertia
-        if len(tuple(inertia)) == 3:
+        if isinstance(inertia, (list, tuple, np.ndarray)) and len(inertia) == 3:
             inertia = tuple(inertia) + (0.0, 0.0, 0.0)
         inertia = _checks.vector("inertia", inertia, 6)
         ixx, iyy, izz, ixy, ixz, iyz = inertia
