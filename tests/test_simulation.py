@@ -190,3 +190,34 @@ def test_fast_sensor_events_match_the_naive_step_loop(example):
         for key in ("impulse", "relative_speed"):
             if key in a:
                 assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), (key, a, b)
+
+
+def test_position_actuator_servos_a_hinge_to_its_target():
+    from physforge.world import Actuator
+
+    base = Body("base", (Geom(Box((0.05, 0.05, 0.05))),), Pose((0, 0, 0.5)), Joint("fixed"))
+    arm = Body("arm", (Geom(Box((0.2, 0.02, 0.02)), Pose((0.2, 0, 0))),), parent="base",
+               joint=Joint("revolute", axis=(0, 0, 1), damping=0.1))
+    world = World(ground=None, bodies=(base, arm),
+                  actuators=(Actuator("motor", "arm", "position", gain=50.0, damping=2.0, control_range=(-3, 3)),))
+    sim = Simulator(world)
+    sim.set_control("motor", 1.2)
+    sim.run(duration=3.0, fps=30)
+    assert sim.joint_position("arm") == pytest.approx(1.2, abs=1e-3)
+    with pytest.raises(KeyError, match="no actuator named 'grip'"):
+        sim.set_control("grip", 0.0)
+
+
+def test_actuator_on_a_free_body_is_refused():
+    from physforge.errors import WorldValidationError
+    from physforge.world import Actuator
+
+    with pytest.raises(WorldValidationError, match=r"actuators\[0\]\.joint.*free joint"):
+        World(bodies=(Body("ball", (Geom(Sphere(0.1)),)),), actuators=(Actuator("m", "ball"),))
+
+
+def test_set_body_pose_places_a_free_body_at_rest():
+    world = World(bodies=(Body("ball", (Geom(Sphere(0.1)),), Pose((0, 0, 1))),))
+    sim = Simulator(world)
+    sim.set_body_pose("ball", (0.3, -0.2, 0.5), (0.0, 1.0, 0.0, 0.0))
+    assert sim.body_position("ball") == pytest.approx([0.3, -0.2, 0.5])

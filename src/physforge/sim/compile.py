@@ -242,6 +242,24 @@ def build_spec(world: World, *, mesh_dir: Path | None = None) -> mujoco.MjSpec:
                 progressed = True
         if not progressed:  # World validation rules this out; kept as a guard
             raise WorldValidationError("bodies", "parents could not be resolved", [b.name for b in pending])
+    for actuator in world.actuators:
+        body_name, _, part = actuator.joint.partition("/")
+        joint_name = f"{body_name}/slide" if (part == "slide" or world.body(body_name).joint.type
+                                                == "revolute_prismatic" and part) else body_name
+        mj_actuator = spec.add_actuator(name=actuator.name, target=joint_name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
+        if actuator.kind == "position":
+            mj_actuator.set_to_position(kp=_q(actuator.gain), kv=_q(actuator.damping))
+        elif actuator.kind == "velocity":
+            mj_actuator.set_to_velocity(kv=_q(actuator.gain))
+        else:
+            mj_actuator.set_to_motor()
+            mj_actuator.gear[0] = _q(actuator.gain)
+        if actuator.control_range is not None:
+            mj_actuator.ctrlrange = _q(actuator.control_range)
+            mj_actuator.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
+        if actuator.force_range is not None:
+            mj_actuator.forcerange = _q(actuator.force_range)
+            mj_actuator.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
     # Jointed neighbours overlap at their pivot by design (as in URDF, adjacent links never
     # collide). MuJoCo's own parent filter skips parents welded to the world, so say it.
     for body in world.bodies:

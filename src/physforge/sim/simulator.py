@@ -17,6 +17,7 @@ from physforge.world import Sphere, World
 
 #: Energy (J) may exceed its starting value by this fraction of the run's energy scale
 #: (largest kinetic energy plus potential-energy range) before the run counts as unstable.
+#: Worlds with actuators skip this check (motors add energy); NaN and penetration still apply.
 ENERGY_GROWTH_FRACTION = 0.1
 #: ... plus this many joules per kilogram of moving mass (absorbs round-off at rest).
 ENERGY_GROWTH_FLOOR_PER_KG = 0.02
@@ -266,6 +267,39 @@ class Simulator:
         mujoco.mj_forward(self.model, self.data)
         self._after_intervention()
 
+    # -- control and kinematic access ---------------------------------------------------------------
+    def set_control(self, actuator: str, value: float) -> None:
+        """Set the control of ``actuator`` (target rad/m for position servos, rad/s or m/s for
+        velocity servos, N·m or N for motors); it holds until changed."""
+        index = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_ACTUATOR, actuator)
+        if index < 0:
+            raise KeyError(f"no actuator named {actuator!r}; actuators are {[a.name for a in self.world.actuators]}")
+        if not math.isfinite(value):
+            raise ValueError(f"control of {actuator!r} must be finite, got {value}")
+        self.data.ctrl[index] = value
+
+    def joint_position(self, joint: str) -> float:
+        """Position (rad or m) of a 1-DoF joint: a body name, or ``body/slide``."""
+        return float(self.data.qpos[self.model.joint(joint).qposadr[0]])
+
+    def joint_velocity(self, joint: str) -> float:
+        return float(self.data.qvel[self.model.joint(joint).dofadr[0]])
+
+    def set_body_pose(self, name: str, position, quaternion=None) -> None:
+        """Place a free body at ``position`` (3,) m, ``quaternion`` (w, x, y, z), world frame, at
+        rest (for replaying or rendering given poses); other state is kept."""
+        body = self.world.body(name)
+        if body.joint.type != "free":
+            raise ValueError(f"only free bodies can be placed directly; '{name}' has a {body.joint.type} joint")
+        joint = self.model.joint(name)
+        address, dof = joint.qposadr[0], joint.dofadr[0]
+        self.data.qpos[address:address + 3] = np.asarray(position, dtype=float)
+        if quaternion is not None:
+            quaternion = np.asarray(quaternion, dtype=float)
+            self.data.qpos[address + 3:address + 7] = quaternion / np.linalg.norm(quaternion)
+        self.data.qvel[dof:dof + 6] = 0.0
+        mujoco.mj_forward(self.model, self.data)
+
     # -- named reads -----------------------------------------------------------------------------
     def body_position(self, name: str) -> np.ndarray:
         """(3,) m, world frame, of the body origin at the current state."""
@@ -321,6 +355,8 @@ class Simulator:
         self._pe_low = min(self._pe_low, potential)
         self._pe_high = max(self._pe_high, potential)
         self._energy_scale = max(self._energy_scale, kinetic + self._pe_high - self._pe_low)
+        if self.model.nu:  # actuators do work on the world: energy may rightly grow
+            return
         growth = potential + kinetic - self._energy_reference
         allowed = ENERGY_GROWTH_FRACTION * self._energy_scale + ENERGY_GROWTH_FLOOR_PER_KG * self._moving_mass
         if growth > allowed:

@@ -6,13 +6,13 @@
 
 from physforge.world.geometry import Box, Capsule, Cylinder, Mesh, Shape, Sphere, Voxels
 from physforge.world.io import SCHEMA_VERSION, load_world, save_world, world_from_dict, world_to_dict
-from physforge.world.model import (JOINT_TYPES, Body, Camera, Geom, Ground, Inertial, Joint, Light, Material,
+from physforge.world.model import (JOINT_TYPES, Actuator, Body, Camera, Geom, Ground, Inertial, Joint, Light, Material,
                                    Pose, World)
 from physforge.world.paths import resolve_inside
 
 __all__ = [
     "Box", "Capsule", "Cylinder", "Mesh", "Shape", "Sphere", "Voxels",
-    "Body", "Camera", "Geom", "Ground", "Inertial", "Joint", "Light", "Material", "Pose", "World",
+    "Actuator", "Body", "Camera", "Geom", "Ground", "Inertial", "Joint", "Light", "Material", "Pose", "World",
     "JOINT_TYPES", "SCHEMA_VERSION", "load_world", "save_world", "world_from_dict", "world_to_dict",
     "resolve_inside",
 ]

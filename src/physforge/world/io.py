@@ -10,7 +10,7 @@ from physforge.constants import MAX_WORLD_FILE_BYTES
 from physforge.errors import InputFileError, WorldValidationError
 from physforge.world._checks import located
 from physforge.world.geometry import Mesh, shape_from_dict, shape_to_dict
-from physforge.world.model import (Body, Camera, Geom, Ground, Inertial, Joint, Light, Material, Pose,
+from physforge.world.model import (Actuator, Body, Camera, Geom, Ground, Inertial, Joint, Light, Material, Pose,
                                    World)
 from physforge.world.paths import resolve_inside
 
@@ -34,6 +34,7 @@ def world_to_dict(world: World) -> dict[str, Any]:
         "bodies": [_body_to_dict(b) for b in world.bodies],
         "cameras": [_plain(c) for c in world.cameras],
         "lights": [_plain(l) for l in world.lights],
+        "actuators": [_plain(a) for a in world.actuators],
     }
 
 
@@ -47,7 +48,7 @@ def world_from_dict(data: Any, *, asset_dir: Path | None = None) -> World:
     if version != SCHEMA_VERSION:
         raise WorldValidationError("schema_version", f"this physforge reads version {SCHEMA_VERSION}", version)
     _no_unknown("", data, {"schema", "schema_version", "name", "gravity", "timestep", "integrator", "ground",
-                           "bodies", "cameras", "lights"})
+                           "bodies", "cameras", "lights", "actuators"})
     kwargs: dict[str, Any] = {k: data[k] for k in ("name", "gravity", "timestep", "integrator") if k in data}
     if "ground" in data:
         kwargs["ground"] = None if data["ground"] is None else located("ground", lambda: _ground(data["ground"]))
@@ -57,6 +58,8 @@ def world_from_dict(data: Any, *, asset_dir: Path | None = None) -> World:
     if "lights" in data:
         kwargs["lights"] = tuple(located(f"lights[{i}]", lambda l=l: _make(Light, l))
                                  for i, l in enumerate(_list(data, "lights")))
+    kwargs["actuators"] = tuple(located(f"actuators[{i}]", lambda a=a: _make(Actuator, a))
+                                for i, a in enumerate(_list(data, "actuators")))
     return World(asset_dir=asset_dir, **kwargs)
 
 

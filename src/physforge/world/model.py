@@ -239,6 +239,41 @@ class Body:
         return self.parent is None and self.joint.type == "fixed"
 
 
+ACTUATOR_KINDS = ("position", "velocity", "motor")
+
+
+@dataclass(frozen=True)
+class Actuator:
+    """A motor on a 1-DoF joint, driven by a control value each step.
+
+    joint: the body whose joint it drives (``"lid"``), or ``"lid/slide"`` for the prismatic
+        half of a revolute_prismatic joint.
+    kind: position (servo to the control value, rad or m; ``gain`` is the stiffness kp in N·m/rad
+        or N/m, ``damping`` its kv), velocity (servo to rad/s or m/s; ``gain`` is kv), or motor
+        (the control value is a torque or force, scaled by ``gain``).
+    control_range: allowed control values (clamped); None = unlimited.
+    force_range: N·m or N; None = unlimited.
+    """
+
+    name: str
+    joint: str
+    kind: str = "position"
+    gain: float = 100.0
+    damping: float = 10.0
+    control_range: tuple[float, float] | None = None
+    force_range: tuple[float, float] | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "name", _checks.name("name", self.name))
+        if not isinstance(self.joint, str) or not self.joint:
+            raise WorldValidationError("joint", "expected the name of a jointed body", self.joint)
+        _checks.one_of("kind", self.kind, ACTUATOR_KINDS)
+        object.__setattr__(self, "gain", _checks.number("gain", self.gain, minimum=0.0, strict=True))
+        object.__setattr__(self, "damping", _checks.number("damping", self.damping, minimum=0.0))
+        object.__setattr__(self, "control_range", _checks.interval("control_range", self.control_range))
+        object.__setattr__(self, "force_range", _checks.interval("force_range", self.force_range))
+
+
 @dataclass(frozen=True)
 class Camera:
     """A pinhole camera at ``position`` (m, world) looking at ``look_at``; ``fovy`` vertical field of view, rad.
@@ -334,6 +369,7 @@ class World:
     ground: Ground | None = Ground()
     cameras: tuple[Camera, ...] = ()
     lights: tuple[Light, ...] = (Light("key", position=(1.5, -1.5, 4.0), direction=(-0.3, 0.3, -1.0)),)
+    actuators: tuple[Actuator, ...] = ()
     asset_dir: Path | None = field(default=None, compare=False)
 
     def __post_init__(self):
@@ -353,6 +389,21 @@ class World:
         self._check_bodies(bodies)
         _unique("cameras", [c.name for c in cameras], cameras, Camera)
         _unique("lights", [l.name for l in lights], lights, Light)
+        actuators = tuple(self.actuators)
+        object.__setattr__(self, "actuators", actuators)
+        _unique("actuators", [a.name for a in actuators], actuators, Actuator)
+        by_name = {b.name: b for b in bodies}
+        for i, actuator in enumerate(actuators):
+            body_name, _, part = actuator.joint.partition("/")
+            body = by_name.get(body_name)
+            if body is None:
+                raise WorldValidationError(f"actuators[{i}].joint", "names no body", actuator.joint)
+            one_dof = body.joint.type in ("revolute", "prismatic") and not part
+            slide = body.joint.type == "revolute_prismatic" and part in ("", "slide")
+            if not (one_dof or slide):
+                raise WorldValidationError(f"actuators[{i}].joint", f"body '{body_name}' has a {body.joint.type} "
+                                           "joint; actuators drive revolute or prismatic joints (or "
+                                           "'body/slide' of a revolute_prismatic one)", actuator.joint)
         if self.asset_dir is not None:
             object.__setattr__(self, "asset_dir", Path(self.asset_dir))
 
