@@ -18,6 +18,8 @@ app = typer.Typer(name="physforge", help="Physics-grounded data, assets and mode
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 sim_app = typer.Typer(help="Simulate and render worlds.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
+from physforge.cli.asset import asset_app; app.add_typer(asset_app, name="asset")  # noqa: E402,E702
+from physforge.cli.data import app as data_app; app.add_typer(data_app, name="data")  # noqa: E402,E702
 console = Console(stderr=True)
 
 

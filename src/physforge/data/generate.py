@@ -1,0 +1,278 @@
+"""Sharded, resumable, deterministic dataset generation on a local process pool or Ray.
+
+Layout of a dataset folder::
+
+    config.json                          the DataConfig and the number of scenes
+    scenes/{split}/shard-NNNNN.parquet   one row per scene (images, states, events, latents)
+    questions/{split}/shard-NNNNN.parquet one row per question
+    shards/shard-NNNNN.json              written last for a shard: it is complete (with its stats)
+    meta/info.json                       format version, features, counts, content hash
+    README.md                            the dataset card
+
+Shard k holds scenes [k * shard_size, (k + 1) * shard_size). Every file is written under a
+temporary name and renamed into place, so a killed run leaves no half-written file under a
+final name; running the same command again skips finished shards and redoes the others,
+which gives the same bytes (every scene draws from ``SeedSequence([seed, index])``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+from physforge.data.config import SPLITS, DataConfig
+from physforge.data.errors import DataConfigError
+from physforge.outputs import write_json
+
+log = logging.getLogger(__name__)
+
+SHARD_NAME = "shard-{:05d}"
+
+
+def _atomic_parquet(table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    pq.write_table(table, temporary, compression="zstd")
+    os.replace(temporary, path)
+
+
+def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int) -> dict[str, Any]:
+    """Generate and write shard ``shard`` (scenes ``shard * shard_size`` .. below ``num_scenes``);
+    returns its stats. Runs in a worker process (pool or Ray); one renderer per process."""
+    import pyarrow as pa
+
+    from physforge.data.questions import Balancer
+    from physforge.data.scene import generate_scene
+    from physforge.data.schema import QUESTIONS_HF, SCENES_HF
+    from physforge.sim.frames import FrameRenderer
+
+    config = DataConfig.from_dict(config_data)
+    out = Path(out_dir)
+    renderer = FrameRenderer(config.width, config.height)
+    balancer = Balancer()
+    start = shard * config.shard_size
+    stop = min(num_scenes, start + config.shard_size)
+    scenes: dict[str, list[dict]] = {}
+    questions: dict[str, list[dict]] = {}
+    stats: Counter = Counter()
+    answers: dict[str, Counter] = {}
+    for index in range(start, stop):
+        result = generate_scene(config, index, renderer, balancer)
+        stats.update(result.stats)
+        if result.scene is None:
+            stats[f"rejected.{result.family}"] += 1
+            continue
+        scenes.setdefault(result.split, []).append(result.scene)
+        questions.setdefault(result.split, []).extend(result.questions)
+        stats[f"scenes.{result.split}.{result.family}"] += 1
+        for q in result.questions:
+            stats[f"questions.{q['split']}.{q['family']}.{q['question_type']}"] += 1
+            answers.setdefault(q["template"], Counter())[q["answer"]] += 1
+    renderer.close()
+    name = SHARD_NAME.format(shard)
+    for split, rows in sorted(scenes.items()):
+        _atomic_parquet(pa.Table.from_pylist(rows, schema=SCENES_HF), out / "scenes" / split / f"{name}.parquet")
+        _atomic_parquet(pa.Table.from_pylist(questions.get(split, []), schema=QUESTIONS_HF),
+                        out / "questions" / split / f"{name}.parquet")
+    summary = {"shard": shard, "scenes": [start, stop], "splits": sorted(scenes),
+               "stats": dict(sorted(stats.items())),
+               "answers": {t: dict(sorted(c.items())) for t, c in sorted(answers.items())}}
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    write_json(out / "shards" / f"{name}.json", summary)
+    return summary
+
+
+def _check_or_write_config(out: Path, config: DataConfig, num_scenes: int) -> None:
+    payload = {"config": config.to_dict(), "num_scenes": num_scenes}
+    path = out / "config.json"
+    if path.exists():
+        try:
+            existing = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            existing = None
+        if existing != json.loads(json.dumps(payload)):
+            raise DataConfigError(str(path), "this folder holds a run with a different config or number of scenes; "
+                                  "resume with the same command, or choose another --out folder")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, payload)
+
+
+def _clean_temporaries(out: Path) -> None:
+    for path in out.rglob(".*.tmp*"):
+        if path.is_file():
+            path.unlink()
+
+
+def pending_shards(out: Path, config: DataConfig, num_scenes: int) -> list[int]:
+    total = math.ceil(num_scenes / config.shard_size)
+    return [k for k in range(total) if not (out / "shards" / f"{SHARD_NAME.format(k)}.json").exists()]
+
+
+def generate_dataset(config: DataConfig, out_dir: str | Path, num_scenes: int, *, workers: int = 1,
+                     ray_address: str | None = None, use_ray: bool = False, progress: bool = False,
+                     on_shard: Callable[[dict], None] | None = None) -> dict[str, Any]:
+    """Generate (or finish) the dataset in ``out_dir``; returns ``meta/info.json``'s content.
+
+    workers: local processes (ignored with Ray). ray_address / use_ray: run shards as Ray tasks
+    (an already initialised Ray is used as is; else ``ray.init(address=ray_address)``).
+    """
+    if isinstance(num_scenes, bool) or not isinstance(num_scenes, int) or num_scenes < 1:
+        raise DataConfigError("num_scenes", f"expected a positive integer, got {num_scenes!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise DataConfigError("workers", f"expected a positive integer, got {workers!r}")
+    out = Path(out_dir)
+    _check_or_write_config(out, config, num_scenes)
+    _clean_temporaries(out)
+    todo = pending_shards(out, config, num_scenes)
+    data = config.to_dict()
+    sizes = {k: min(num_scenes, (k + 1) * config.shard_size) - k * config.shard_size for k in todo}
+    done_before = num_scenes - sum(sizes.values())
+    with _progress(progress, num_scenes, done_before) as advance:
+        def finished(summary: dict) -> None:
+            advance(summary["scenes"][1] - summary["scenes"][0])
+            if on_shard is not None:
+                on_shard(summary)
+
+        if todo and (ray_address is not None or use_ray):
+            _run_ray(data, out, todo, num_scenes, ray_address, finished)
+        elif todo and workers > 1:
+            _run_pool(data, out, todo, num_scenes, workers, finished)
+        else:
+            for shard in todo:
+                finished(generate_shard(data, str(out), shard, num_scenes))
+    return finalize(out)
+
+
+class _progress:
+    """A rich progress bar with ETA over scenes (a no-op when ``enabled`` is False)."""
+
+    def __init__(self, enabled: bool, total: int, completed: int):
+        self.enabled, self.total, self.completed = enabled, total, completed
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self._bar = Progress(TextColumn("scenes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                             TextColumn("ETA"), TimeRemainingColumn())
+        self._bar.start()
+        task = self._bar.add_task("scenes", total=self.total, completed=self.completed)
+        return lambda n: self._bar.advance(task, n)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._bar.stop()
+        return False
+
+
+def _run_pool(data, out: Path, todo: list[int], num_scenes: int, workers: int, finished) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    context = multiprocessing.get_context("spawn")  # no GL or MuJoCo state inherited from the parent
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        running = {pool.submit(generate_shard, data, str(out), shard, num_scenes) for shard in todo}
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                finished(future.result())
+
+
+def _run_ray(data, out: Path, todo: list[int], num_scenes: int, address: str | None, finished) -> None:
+    try:
+        import ray
+    except ImportError:
+        from physforge.errors import MissingDependencyError
+
+        raise MissingDependencyError("ray", "dist") from None
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=False)
+    remote = ray.remote(generate_shard)
+    running = [remote.remote(data, str(out.resolve()), shard, num_scenes) for shard in todo]
+    while running:
+        done, running = ray.wait(running, num_returns=1)
+        for ref in done:
+            finished(ray.get(ref))
+
+
+# -- finalisation ------------------------------------------------------------------------------------
+def data_files(out: Path) -> list[Path]:
+    return sorted(p for kind in ("scenes", "questions") for p in (out / kind).glob("*/*.parquet"))
+
+
+def content_hash(out: Path) -> str:
+    """sha256 over every data file's relative path and bytes, in name order."""
+    digest = hashlib.sha256()
+    for path in data_files(out):
+        digest.update(path.relative_to(out).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def collect_stats(out: Path) -> dict[str, Any]:
+    stats: Counter = Counter()
+    answers: dict[str, Counter] = {}
+    shards = sorted((out / "shards").glob("shard-*.json"))
+    for path in shards:
+        summary = json.loads(path.read_text())
+        stats.update(summary["stats"])
+        for template, counts in summary["answers"].items():
+            answers.setdefault(template, Counter()).update(counts)
+    return {"shards": len(shards), "stats": dict(sorted(stats.items())),
+            "answers": {t: dict(sorted(c.items())) for t, c in sorted(answers.items())}}
+
+
+def finalize(out: Path) -> dict[str, Any]:
+    """Write meta/info.json and README.md from the shard summaries (all shards must be done)."""
+    from physforge.data.card import write_card
+    from physforge.data.scene import versions
+    from physforge.data.schema import FORMAT_VERSION, feature_docs
+
+    run = json.loads((out / "config.json").read_text())
+    config = DataConfig.from_dict(run["config"])
+    missing = pending_shards(out, config, run["num_scenes"])
+    if missing:
+        raise DataConfigError(str(out), f"{len(missing)} shards are not finished (first: {missing[0]}); run the same "
+                              "generate command again to finish them")
+    collected = collect_stats(out)
+    stats = collected["stats"]
+    splits = {}
+    for split in SPLITS:
+        scenes = sum(v for k, v in stats.items() if k.startswith(f"scenes.{split}."))
+        questions = sum(v for k, v in stats.items() if k.startswith(f"questions.{split}."))
+        if scenes:
+            splits[split] = {"scenes": scenes, "questions": questions,
+                             "scenes_files": f"scenes/{split}/*.parquet",
+                             "questions_files": f"questions/{split}/*.parquet"}
+    info = {
+        "format_version": FORMAT_VERSION,
+        "num_scenes_requested": run["num_scenes"],
+        "num_scenes": sum(s["scenes"] for s in splits.values()),
+        "num_questions": sum(s["questions"] for s in splits.values()),
+        "rejected_unstable": stats.get("rejected_unstable", 0),
+        "near_threshold_dropped": stats.get("near_threshold_dropped", 0),
+        "splits": splits,
+        "shards": collected["shards"],
+        "stats": stats,
+        "answers": collected["answers"],
+        "versions": versions(),
+        "features": feature_docs(),
+        "content_hash": content_hash(out),
+    }
+    (out / "meta").mkdir(exist_ok=True)
+    write_json(out / "meta" / "info.json", info)
+    write_card(out, info, config)
+    return info

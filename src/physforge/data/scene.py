@@ -1,0 +1,295 @@
+"""One scene, end to end: sample, simulate, render, ask, answer, check, and lay out as rows.
+
+Everything random comes from one generator per scene, ``SeedSequence([seed, index])``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import physforge
+from physforge.data.config import IID_SPLITS, DataConfig
+from physforge.data.families import FAMILIES
+from physforge.data.families.base import SceneSpec
+from physforge.data.programs import ExecutionContext, RolloutProvider, program_cites, rollout_key
+from physforge.data.questions import LETTERS, Balancer, Candidate, Scene, propose, select
+from physforge.errors import SimulationUnstable
+from physforge.sim import Simulator
+from physforge.world import world_to_dict
+
+#: Depth images store millimetres in uint16 PNGs (0 .. 65.535 m).
+DEPTH_SCALE = 1000.0
+#: Speed (m/s) of the upward kick that makes a clip physically impossible.
+VIOLATION_KICK_SPEED = 1.5
+
+
+def scene_rng(seed: int, index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([seed, index]))
+
+
+def versions() -> dict[str, str]:
+    import mujoco
+
+    return {"physforge": physforge.__version__, "mujoco": mujoco.__version__,
+            "renderer": f"mujoco OpenGL ({os.environ.get('MUJOCO_GL', 'egl')}), shadows off"}
+
+
+def assign(config: DataConfig, rng: np.random.Generator) -> tuple[str, str, str]:
+    """(family, split, variant) of a scene, from the first draws of its generator."""
+    names = sorted(config.families)
+    weights = np.array([config.families[n] for n in names], dtype=float)
+    family = names[int(rng.choice(len(names), p=weights / weights.sum()))]
+    u, v = float(rng.random()), float(rng.random())
+    if family in config.heldout_families:
+        return family, "test_ood_family", "iid"
+    if u < config.ood_params_fraction:
+        return family, "test_ood_params", "params"
+    if u < config.ood_params_fraction + config.ood_compositional_fraction:
+        return family, "test_ood_compositional", "compositional"
+    edges = np.cumsum(config.split_fractions)
+    return family, IID_SPLITS[int(min(np.searchsorted(edges, v, side="right"), 2))], "iid"
+
+
+@dataclass
+class SceneResult:
+    index: int
+    family: str
+    split: str
+    scene: dict[str, Any] | None  # the scene row; None when rejected
+    questions: list[dict[str, Any]] = field(default_factory=list)
+    stats: Counter = field(default_factory=Counter)
+    rejected: str | None = None
+
+
+def _png(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    image = Image.fromarray(np.ascontiguousarray(array))  # uint16 -> 16-bit grey, uint8 (H, W) -> 8-bit grey
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _image(array: np.ndarray) -> dict[str, Any]:
+    return {"bytes": _png(array), "path": None}
+
+
+def _perturbation(sim: Simulator, spec: SceneSpec, rng: np.random.Generator, speed: float) -> dict[str, list[float]]:
+    """A tiny random impulse (N s) per moving top-level body: mass x speed in a random direction."""
+    out = {}
+    for body in spec.world.bodies:
+        if body.parent is not None or body.joint.type == "fixed":
+            continue
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        out[body.name] = (sim.body_mass(body.name) * speed * direction).tolist()
+    return out
+
+
+def _same(a: Candidate, b: Candidate) -> bool:
+    from physforge.data.grade import answers_match
+
+    if a.options:
+        return a.option_correct == b.option_correct
+    if b.answer is None:
+        return False
+    return answers_match(b.answer, a.answer, a.answer_type, a.tolerance)
+
+
+def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer) -> SceneResult:
+    """Build, simulate, render and question scene ``index`` of the run. ``renderer`` is a
+    ``physforge.sim.frames.FrameRenderer`` of the config's size (one per worker)."""
+    rng = scene_rng(config.seed, index)
+    family, split, variant = assign(config, rng)
+    result = SceneResult(index=index, family=family, split=split, scene=None)
+    spec = FAMILIES[family].build(rng, config.params[family], variant)
+    sim = Simulator(spec.world)
+    renderer.bind(sim.compiled)
+    snapshot = sim.snapshot()
+    stride, n = config.frame_stride, config.num_frames
+    rgb, depth, segmentation = [], [], []
+    camera = spec.camera
+
+    def on_frame(simulator: Simulator, frame: int) -> None:
+        if frame % stride == 0 and frame // stride < n:
+            rgb.append(_image(renderer.rgb(simulator.data, camera)))
+            d, s = renderer.depth_segmentation(simulator.data, camera)
+            depth.append(_image(np.clip(np.round(d * DEPTH_SCALE), 0, 65535).astype(np.uint16)))
+            segmentation.append(_image(np.clip(s, 0, 255).astype(np.uint8)))
+
+    try:
+        factual = sim.run(config.duration, config.state_fps, on_frame=on_frame)
+    except SimulationUnstable as err:
+        result.rejected = f"unstable: {err.reason}"
+        result.stats["rejected_unstable"] += 1
+        renderer.release()
+        return result
+    provider = RolloutProvider(sim, snapshot, config.duration, config.state_fps, factual=factual)
+    context = ExecutionContext(provider, config.clip_duration, spec.latent, spec.facts)
+    frame_times = [k / config.fps for k in range(n)]
+    scene = Scene(spec, context, frame_times)
+
+    # questions: one per template, balanced, then checked against perturbed initial states
+    kept: list[Candidate] = []
+    proposals = propose(scene, rng)
+    perturbed_contexts = [ExecutionContext(RolloutProvider(sim, snapshot, config.duration, config.state_fps,
+                                                           perturbation=_perturbation(sim, spec, rng,
+                                                                                      config.perturbation_speed)),
+                                           config.clip_duration, spec.latent, spec.facts)
+                          for _ in range(config.perturbation_trials)]
+    for template in sorted(proposals):
+        chosen = select(proposals[template], context, balancer, rng, result.stats)
+        if chosen is None:
+            continue
+        flipped = False
+        for perturbed in perturbed_contexts:
+            twin = copy.deepcopy(chosen)
+            try:
+                twin.evaluate(perturbed)
+            except SimulationUnstable:
+                flipped = True
+                break
+            if not _same(chosen, twin):
+                flipped = True
+                break
+        if flipped:
+            result.stats["near_threshold_dropped"] += 1
+            result.stats[f"near_threshold_dropped.{template}"] += 1
+            continue
+        balancer.place_correct(chosen)
+        balancer.record(chosen)
+        kept.append(chosen)
+
+    alt_rgb: list[dict] = []
+    if config.plausibility_fraction > 0 and rng.random() < config.plausibility_fraction:
+        violation = _impossible_clip(sim, snapshot, spec, config, renderer, rng, alt_rgb)
+        if violation is not None:
+            kept.append(_plausibility_question(violation, n, rng, balancer))
+        else:
+            result.stats["plausibility_unstable"] += 1
+    renderer.release()
+    result.stats["simulations"] += provider.simulations + sum(c.provider.simulations for c in perturbed_contexts) + 1
+
+    scene_id = f"s{config.seed}-{index:08d}"
+    trajectory = factual.trajectory
+    K = camera.intrinsics(config.width, config.height)
+    world_from_camera = np.eye(4)
+    world_from_camera[:3, :3] = camera.rotation_matrix()
+    world_from_camera[:3, 3] = camera.position
+    result.scene = {
+        "scene_id": scene_id, "index": index, "split": split, "family": family, "variant": variant,
+        "seed": [config.seed, index],
+        "frames": rgb, "depth": depth, "segmentation": segmentation, "alt_frames": alt_rgb,
+        "fps": config.fps, "state_fps": config.state_fps, "clip_duration": config.clip_duration,
+        "duration": config.duration, "width": config.width, "height": config.height,
+        "camera": {"position": list(camera.position), "look_at": list(camera.look_at), "fovy": camera.fovy,
+                   "intrinsics": K.reshape(-1).tolist(), "world_from_camera": world_from_camera.reshape(-1).tolist()},
+        "objects": [{"name": o.name, "color": o.color, "shape": o.shape, "size": o.size, "mass": o.mass,
+                     "friction": o.friction, "restitution": o.restitution,
+                     "instance_id": spec.world.body_index(o.name) + 1} for o in spec.objects],
+        "latent": [{"key": k, "value": float(v), "unit": spec.units.get(k, "")} for k, v in sorted(spec.latent.items())],
+        "states": {"time": trajectory.time.tolist(), "body_names": list(trajectory.body_names),
+                   "position": trajectory.position.tolist(), "quaternion": trajectory.quaternion.tolist(),
+                   "linear_velocity": trajectory.linear_velocity.tolist(),
+                   "angular_velocity": trajectory.angular_velocity.tolist()},
+        "events": [_event_row(e) for e in factual.events],
+        "world": _world_json(spec),
+        "versions": versions(),
+    }
+    for k, c in enumerate(kept):
+        result.questions.append(_question_row(c, scene_id, k, split, family, n))
+        result.stats[f"questions.{c.qtype}"] += 1
+    return result
+
+
+def _world_json(spec: SceneSpec) -> str:
+    import json
+
+    return json.dumps(world_to_dict(spec.world), sort_keys=True, separators=(",", ":"))
+
+
+EVENT_FIELDS = ("type", "time", "bodies", "position", "normal", "relative_speed", "impulse", "duration", "angle")
+
+
+def _event_row(event: dict) -> dict:
+    return {k: event.get(k) for k in EVENT_FIELDS}
+
+
+def _question_row(c: Candidate, scene_id: str, k: int, split: str, family: str, n: int) -> dict:
+    import json
+
+    frames = c.frames if c.frames is not None else list(range(n))
+    frames = c.extra.get("frames", frames)
+    programs = [c.program] + [o["program"] for o in c.options]
+    cites = sorted({cite for p in programs for cite in program_cites(p)})
+    return {
+        "question_id": f"{scene_id}-q{k:02d}", "scene_id": scene_id, "split": split, "family": family,
+        "question_type": c.qtype, "template": c.template, "question": c.text, "answer": c.answer,
+        "answer_type": c.answer_type, "tolerance_abs": float(c.tolerance[0]), "tolerance_rel": float(c.tolerance[1]),
+        "options": [{"label": LETTERS[i], "text": o["text"], "correct": bool(c.option_correct[i]),
+                     "program": json.dumps(o["program"], sort_keys=True)} for i, o in enumerate(c.options)],
+        "program": json.dumps(c.program, sort_keys=True),
+        "frame_indices": [int(f) for f in frames],
+        "cites": cites,
+    }
+
+
+def _impossible_clip(sim: Simulator, snapshot, spec: SceneSpec, config: DataConfig, renderer, rng,
+                     out: list[dict]) -> dict | None:
+    """Render the same scene with a physics violation half way: gravity reverses, or an object
+    is kicked upwards by nothing. Returns the violation, or None if that run blew up."""
+    movable = [b.name for b in spec.world.bodies if b.joint.type == "free"]
+    kinds = ["gravity_reversal"] + (["spontaneous_kick"] if movable else [])
+    kind = kinds[int(rng.integers(len(kinds)))]
+    target = movable[int(rng.integers(len(movable)))] if movable else None
+    half = config.num_frames // 2
+    stride = config.frame_stride
+    camera = spec.camera
+
+    def render_from(offset: int):
+        def on_frame(simulator, frame):
+            if frame % stride == 0 and (frame > 0 or offset == 0):
+                out.append(_image(renderer.rgb(simulator.data, camera)))
+        return on_frame
+
+    try:
+        sim.restore(snapshot)
+        sim.run(half / config.fps, config.state_fps, events=False, on_frame=render_from(0))
+        if kind == "gravity_reversal":
+            sim.set_gravity([-g for g in spec.world.gravity])
+        else:
+            sim.apply_impulse(target, [0.0, 0.0, sim.body_mass(target) * VIOLATION_KICK_SPEED])
+        sim.run((config.num_frames - 1 - half) / config.fps, config.state_fps, events=False, on_frame=render_from(1))
+    except SimulationUnstable:
+        out.clear()
+        return None
+    if len(out) != config.num_frames:
+        out.clear()
+        return None
+    return {"kind": kind, "body": target, "at_frame": half}
+
+
+def _plausibility_question(violation: dict, n: int, rng, balancer: Balancer) -> Candidate:
+    factual_first = bool(rng.random() < 0.5)
+    first, second = (list(range(n)), list(range(n, 2 * n))) if factual_first else (list(range(n, 2 * n)),
+                                                                                      list(range(n)))
+    options = [{"text": "the first clip", "program": [{"op": "constant", "value": factual_first,
+                                                       "violation_in_other_clip": violation}]},
+               {"text": "the second clip", "program": [{"op": "constant", "value": not factual_first,
+                                                        "violation_in_other_clip": violation}]}]
+    candidate = Candidate("plausibility", "possible_clip",
+                          f"Two clips of {n} frames follow: frames 1-{n} are the first clip, frames {n + 1}-{2 * n} the "
+                          "second. One of them breaks the laws of physics. Which clip is physically possible?",
+                          "choice", options=options, frames=first + second)
+    candidate.option_correct = [factual_first, not factual_first]
+    candidate.answer = "A" if factual_first else "B"
+    balancer.record(candidate)
+    return candidate
