@@ -111,20 +111,19 @@ def _window(events: list[dict], window: str, observed_until: float) -> list[dict
     return list(events)
 
 
-def _frame(rollout: Rollout, time: float) -> int:
-    t = rollout.trajectory.time
-    return int(np.clip(np.argmin(np.abs(t - time)), 0, len(t) - 1))
-
-
 def _body_state(rollout: Rollout, body: str, field_name: str, time: float) -> float:
+    """Position component (m) or speed (m/s) of ``body`` at ``time`` s, linearly interpolated
+    between recorded states (clamped to the run)."""
     trajectory = rollout.trajectory
-    frame = _frame(rollout, time)
+    t = trajectory.time
     index = trajectory.body_names.index(body)
     if field_name in ("x", "y", "z"):
-        return float(trajectory.position[frame, index, "xyz".index(field_name)])
-    if field_name == "speed":
-        return float(np.linalg.norm(trajectory.linear_velocity[frame, index]))
-    raise ValueError(f"unknown state field {field_name!r}; expected x, y, z or speed")
+        series = trajectory.position[:, index, "xyz".index(field_name)]
+    elif field_name == "speed":
+        series = np.linalg.norm(trajectory.linear_velocity[:, index], axis=1)
+    else:
+        raise ValueError(f"unknown state field {field_name!r}; expected x, y, z or speed")
+    return float(np.interp(time, t, series))
 
 
 def _rotation_angle(q0: np.ndarray, q1: np.ndarray) -> float:
