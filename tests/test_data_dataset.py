@@ -1,0 +1,180 @@
+"""A tiny dataset generated end to end: determinism, pool == serial, write -> read round trip,
+Hugging Face loading, exports, validator, grading CLI, rejected unstable scenes."""
+
+import json
+import tarfile
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from physforge.cli.main import app
+from physforge.data import DataConfig, DataConfigError, DatasetValidationError
+from physforge.data.export import export_dataset
+from physforge.data.generate import content_hash, generate_dataset
+from physforge.data.questions import Balancer
+from physforge.data.scene import generate_scene
+from physforge.data.validate import validate_dataset
+from physforge.errors import SimulationUnstable
+from physforge.sim.frames import FrameRenderer
+
+CONFIG = DataConfig(seed=5, width=32, height=32, num_frames=4, fps=4.0, state_fps=20.0, shard_size=3,
+                    plausibility_fraction=0.5, ood_params_fraction=0.15, ood_compositional_fraction=0.15)
+NUM_SCENES = 9
+
+
+def _files(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data") / "ds"
+    info = generate_dataset(CONFIG, folder, NUM_SCENES, workers=1)
+    return folder, info
+
+
+def test_generation_is_deterministic_and_the_pool_gives_the_same_bytes(dataset, tmp_path):
+    folder, info = dataset
+    again = tmp_path / "again"
+    pooled = tmp_path / "pooled"
+    assert generate_dataset(CONFIG, again, NUM_SCENES, workers=1)["content_hash"] == info["content_hash"]
+    assert generate_dataset(CONFIG, pooled, NUM_SCENES, workers=2)["content_hash"] == info["content_hash"]
+    assert _files(again) == _files(folder) == _files(pooled)  # parquet, info.json, card, shard summaries
+    other = generate_dataset(DataConfig(**{**CONFIG.__dict__, "seed": 6}), tmp_path / "other", 3, workers=1)
+    assert other["content_hash"] != info["content_hash"]
+
+
+def test_dataset_is_valid_and_complete(dataset):
+    folder, info = dataset
+    assert validate_dataset(folder)["num_scenes"] == NUM_SCENES - info["rejected_unstable"]
+    assert info["num_questions"] > 3 * NUM_SCENES
+    assert set(info["splits"]) <= {"train", "val", "test", "test_ood_params", "test_ood_family",
+                                   "test_ood_compositional"}
+    card = (folder / "README.md").read_text()
+    assert "Answer distribution per template" in card and info["content_hash"] in card
+    features = info["features"]["scenes"]
+    assert features["states.position"]["unit"] == "m" and features["depth"]["unit"] == "mm"
+    config = json.loads((folder / "config.json").read_text())
+    assert DataConfig.from_dict(config["config"]) == CONFIG and config["num_scenes"] == NUM_SCENES
+
+
+def test_write_read_round_trip_matches_the_scenes_in_memory(dataset):
+    folder, _ = dataset
+    written = {}
+    for path in sorted((folder / "scenes").glob("*/*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            written[row["scene_id"]] = row
+    questions = {}
+    for path in sorted((folder / "questions").glob("*/*.parquet")):
+        for row in pq.read_table(path).to_pylist():
+            questions[row["question_id"]] = row
+    renderer = FrameRenderer(CONFIG.width, CONFIG.height)
+    for shard_start in range(0, NUM_SCENES, CONFIG.shard_size):
+        balancer = Balancer()
+        for index in range(shard_start, shard_start + CONFIG.shard_size):
+            result = generate_scene(CONFIG, index, renderer, balancer)
+            if result.scene is None:
+                continue
+            row = written[result.scene["scene_id"]]
+            for key, value in result.scene.items():
+                assert row[key] == value, key
+            for q in result.questions:
+                assert questions[q["question_id"]] == q
+    renderer.close()
+
+
+def test_loads_with_hugging_face_datasets_and_decodes_images(dataset):
+    datasets = pytest.importorskip("datasets")
+    folder, info = dataset
+    split = next(iter(info["splits"]))
+    scenes = datasets.load_dataset("parquet", data_files={split: str(folder / "scenes" / split / "*.parquet")})[split]
+    row = scenes[0]
+    assert row["frames"][0].size == (CONFIG.width, CONFIG.height) and len(row["frames"]) == CONFIG.num_frames
+    depth = np.asarray(row["depth"][0])
+    assert depth.dtype in (np.uint16, np.int32) and depth.max() > 0
+    ids = np.asarray(row["segmentation"][0])
+    names = json.loads(row["world"])["bodies"]
+    assert ids.max() <= len(names)
+    assert len(row["states"]["position"]) == len(row["states"]["time"])
+    questions = datasets.load_dataset("parquet", data_files={split: str(folder / "questions" / split / "*.parquet")})
+    assert questions[split][0]["scene_id"].startswith("s5-")
+
+
+def test_exports_trl_llava_webdataset(dataset, tmp_path):
+    folder, info = dataset
+    split = next(iter(info["splits"]))
+    trl = export_dataset(folder, "trl", tmp_path / "trl")
+    table = pq.read_table(next((trl / split).glob("*.parquet"))).to_pylist()
+    example = table[0]
+    user = example["messages"][0]["content"]
+    assert sum(part["type"] == "image" for part in user) == len(example["images"]) > 0
+    assert example["messages"][1]["content"][0]["text"] == example["answer"]
+    llava = export_dataset(folder, "llava", tmp_path / "llava")
+    records = json.loads((llava / f"{split}.json").read_text())
+    first = records[0]
+    assert first["conversations"][0]["value"].count("<image>") == len(first["image"])
+    assert all((llava / p).is_file() for p in first["image"])
+    web = export_dataset(folder, "webdataset", tmp_path / "web")
+    with tarfile.open(next(web.glob(f"{split}-*.tar"))) as tar:
+        names = tar.getnames()
+    keys = {n.split(".", 1)[0] for n in names}
+    assert all(f"{k}.json" in names for k in keys) and any(n.endswith(".png") for n in names)
+    with pytest.raises(DataConfigError, match="unknown export format"):
+        export_dataset(folder, "tfrecord")
+
+
+def test_grade_cli_scores_answers_and_wrong_answers(dataset, tmp_path):
+    folder, info = dataset
+    rows = [r for p in sorted((folder / "questions").glob("*/*.parquet")) for r in pq.read_table(p).to_pylist()]
+    right = tmp_path / "right.jsonl"
+    right.write_text("".join(json.dumps({"question_id": r["question_id"], "prediction": r["answer"]}) + "\n"
+                             for r in rows))
+    result = CliRunner().invoke(app, ["data", "grade", str(right), "--dataset", str(folder)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["overall"]["accuracy"] == 1.0 and report["missing_predictions"] == 0
+    assert {g["question_type"] for g in report["groups"]} >= {"quantitative", "counterfactual"}
+    wrong = tmp_path / "wrong.jsonl"
+    wrong.write_text("".join(json.dumps({"question_id": r["question_id"], "prediction": "zebra"}) + "\n" for r in rows))
+    report = json.loads(CliRunner().invoke(app, ["data", "grade", str(wrong), "--dataset", str(folder)]).stdout)
+    assert report["overall"]["accuracy"] == 0.0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question_id": "x"}\n')
+    result = CliRunner().invoke(app, ["data", "grade", str(bad), "--dataset", str(folder)])
+    assert result.exit_code == 2 and "bad.jsonl:1" in result.output
+
+
+def test_validator_reports_tampering(dataset, tmp_path):
+    folder, _ = dataset
+    copy = tmp_path / "copy"
+    for name, data in _files(folder).items():
+        (copy / name).parent.mkdir(parents=True, exist_ok=True)
+        (copy / name).write_bytes(data)
+    victim = sorted((copy / "questions").glob("*/*.parquet"))[0]
+    victim.unlink()
+    with pytest.raises(DatasetValidationError, match="content hash differs"):
+        validate_dataset(copy)
+    (copy / "meta" / "info.json").unlink()
+    with pytest.raises(DatasetValidationError, match="meta/info.json is missing"):
+        validate_dataset(copy)
+
+
+def test_resuming_with_another_config_is_refused(dataset):
+    folder, _ = dataset
+    with pytest.raises(DataConfigError, match="different config or number of scenes"):
+        generate_dataset(CONFIG, folder, NUM_SCENES + 1)
+
+
+def test_unstable_scenes_are_rejected_and_counted(tmp_path, monkeypatch):
+    import physforge.data.scene as scene_module
+
+    class Exploding(scene_module.Simulator):
+        def run(self, duration, fps, **kwargs):
+            raise SimulationUnstable("test blow-up", 0.01)
+
+    monkeypatch.setattr(scene_module, "Simulator", Exploding)
+    info = generate_dataset(CONFIG, tmp_path / "ds", 2, workers=1)
+    assert info["rejected_unstable"] == 2 and info["num_scenes"] == 0
+    assert not list((tmp_path / "ds" / "scenes").glob("*/*.parquet"))
