@@ -178,11 +178,16 @@ def convex_decomposition(mesh, config: CoacdConfig, cache_dir: Path | None) -> t
     except ImportError:
         raise MissingDependencyError("coacd", "assets") from None
     coacd.set_log_level("error")
-    parts = coacd.run_coacd(coacd.Mesh(vertices, faces), threshold=config.threshold,
-                            max_convex_hull=config.max_convex_hull, resolution=config.resolution,
-                            preprocess_resolution=config.preprocess_resolution,
-                            mcts_iterations=config.mcts_iterations, mcts_max_depth=config.mcts_max_depth,
-                            max_ch_vertex=config.max_hull_vertices, seed=config.seed)
+    parts = []
+    # one run per connected piece: CoACD's manifold preprocessing of a multi-piece mesh
+    # inflates it by a voxel (cm); each watertight piece is decomposed as it is
+    for piece in sorted(mesh.split(only_watertight=False), key=lambda m: tuple(m.bounds[0])):
+        parts += coacd.run_coacd(coacd.Mesh(np.asarray(piece.vertices), np.asarray(piece.faces)),
+                                 threshold=config.threshold, max_convex_hull=config.max_convex_hull,
+                                 preprocess_mode="off" if piece.is_watertight else "on",
+                                 resolution=config.resolution, preprocess_resolution=config.preprocess_resolution,
+                                 mcts_iterations=config.mcts_iterations, mcts_max_depth=config.mcts_max_depth,
+                                 decimate=True, max_ch_vertex=config.max_hull_vertices, seed=config.seed)
     hulls = []
     for v, f in parts:
         v = np.asarray(v, dtype=np.float64)

@@ -44,8 +44,8 @@ class _Piece:
         v = {"x": (s, 0.0, 0.0), "y": (0.0, s, 0.0), "z": (0.0, 0.0, s)}[self.axis]
         return (math.cos(half), *v)
 
-    def collision(self) -> CollisionPiece:
-        pose = Pose(self.center, self.quaternion())
+    def collision(self, shift=(0.0, 0.0, 0.0)) -> CollisionPiece:
+        pose = Pose(tuple(float(c + s) for c, s in zip(self.center, shift)), self.quaternion())
         if self.kind == "box":
             return CollisionPiece(Box(tuple(0.5 * s for s in self.size)), pose)
         return CollisionPiece(Cylinder(self.size[0], 0.5 * self.size[2]), pose)
@@ -124,12 +124,21 @@ class _Builder:
         low, high = np.full(3, np.inf), np.full(3, -np.inf)
         for label, pieces in self.pieces.items():
             solid = manifold3d.Manifold.batch_boolean([p.manifold() for p in pieces], manifold3d.OpType.Add)
-            mesh = solid.to_mesh()
-            vertices = np.asarray(mesh.vert_properties[:, :3], dtype=np.float64)
+            mesh = solid.to_mesh64()
+            vertices = np.asarray(mesh.vert_properties, dtype=np.float64)[:, :3]
             faces = np.asarray(mesh.tri_verts, dtype=np.int64)
             meshes[label] = (vertices, faces)
-            collision[label] = tuple(p.collision() for p in pieces)
             low, high = np.minimum(low, vertices.min(0)), np.maximum(high, vertices.max(0))
+        # object frame: centred in x and y, resting on z = 0
+        shift = np.array([-(low[0] + high[0]) / 2, -(low[1] + high[1]) / 2, -low[2]])
+        for label, pieces in self.pieces.items():
+            vertices, faces = meshes[label]
+            meshes[label] = (vertices + shift, faces)
+            collision[label] = tuple(p.collision(shift) for p in pieces)
+        groups = [g if g.index == 0 else KinematicGroup(g.index, g.parts, g.parent, g.joint_type, g.axis,
+                                                        tuple(float(v) for v in np.array(g.pivot) + shift), g.range,
+                                                        g.slide_range, g.name) for g in groups]
+        low, high = low + shift, high + shift
         annotation = AssetAnnotation(name=name, category=self.category,
                                      dimensions=tuple(float(round(d, 6)) for d in high - low), parts=tuple(self.parts),
                                      groups=tuple(groups), base=self.base, source="physforge.library", seed=self.seed)

@@ -369,6 +369,8 @@ def from_physxnet(data: Any, *, mesh_scale: float, mesh_offset=(0.0, 0.0, 0.0), 
             rng = (0.0, math.radians(params[7])) if params[7] > 0 else None
         if rng is not None and not rng[0] < rng[1]:
             rng = None
+        if kind in ("revolute", "revolute_prismatic") and rng is not None and rng[1] - rng[0] >= 2 * math.pi - 1e-6:
+            rng = None  # a full turn or more: a continuous joint
         if slide is not None and not slide[0] < slide[1]:
             slide = None
         parent_index = None if kind == "free" else int(parent)

@@ -294,11 +294,18 @@ def voxels_to_mesh(occupancy: np.ndarray, grid: Grid, *, smooth: float = 0.6) ->
 def remesh_watertight(vertices: np.ndarray, faces: np.ndarray, resolution: int) -> tuple[np.ndarray, np.ndarray]:
     """Voxelise a (possibly leaky) mesh in its own bounding cube and mesh the voxels: a
     watertight stand-in for a mesh that cannot be repaired."""
-    grid = Grid.around(np.asarray(vertices), resolution if resolution in RESOLUTIONS else 64)
-    from scipy.ndimage import binary_fill_holes
+    from scipy.ndimage import binary_closing, binary_fill_holes
 
-    occupancy = binary_fill_holes(voxelize(vertices, faces, grid))
+    grid = Grid.around(np.asarray(vertices), resolution if resolution in RESOLUTIONS else 64)
+    surface = np.pad(voxelize(vertices, faces, grid), CLOSING_CELLS + 1)
+    # closing seals holes up to about 2 x CLOSING_CELLS cells wide before the inside is filled
+    sealed = binary_closing(surface, iterations=CLOSING_CELLS)
+    occupancy = binary_fill_holes(sealed)[tuple(slice(CLOSING_CELLS + 1, -CLOSING_CELLS - 1) for _ in range(3))]
     return voxels_to_mesh(occupancy, grid, smooth=0.0)
+
+
+#: Morphological closing (cells) used when remeshing a leaky mesh.
+CLOSING_CELLS = 2
 
 
 # -- token counting ----------------------------------------------------------------------------
