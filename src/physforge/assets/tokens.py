@@ -321,10 +321,11 @@ def train_bpe(texts: list[str], vocab_size: int = 4096, *, split_digits: bool = 
     """A byte-level BPE tokenizer trained on ``texts``. split_digits: pre-split numbers into
     single digits (as Qwen2/LLaMA tokenizers do) instead of GPT-2's whole-number chunks."""
     try:
-        from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     except ImportError:
         raise MissingDependencyError("tokenizers", "ml") from None
     tokenizer = Tokenizer(models.BPE())
+    tokenizer.decoder = decoders.ByteLevel()
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.pre_tokenizer = (pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
                                if split_digits else byte_level)
