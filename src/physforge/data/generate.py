@@ -36,12 +36,18 @@ SHARD_NAME = "shard-{:05d}"
 
 
 def _atomic_parquet(table, path: Path) -> None:
+    import time
+
     import pyarrow.parquet as pq
 
+    from physforge.data.programs import TIMINGS
+
+    start = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     pq.write_table(table, temporary, compression="zstd")
     os.replace(temporary, path)
+    TIMINGS["write"] += time.perf_counter() - start
 
 
 def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -23,6 +25,8 @@ import numpy as np
 from physforge.sim import Rollout, Simulator, Snapshot
 
 GROUND = "ground"
+#: Seconds spent per pipeline stage in this process (for benchmarks; never written to a dataset).
+TIMINGS: Counter = Counter()
 #: A body "moved" when its origin ends this far (m) from where it started.
 DISPLACED_DISTANCE = 0.02
 
@@ -66,7 +70,11 @@ class RolloutProvider:
         if intervention is not None:
             apply_intervention(sim, intervention)
         self.simulations += 1
-        return sim.run(self.duration, self.fps, on_frame=on_frame)
+        start = time.perf_counter()
+        try:
+            return sim.run(self.duration, self.fps, on_frame=on_frame)
+        finally:
+            TIMINGS["resimulation"] += time.perf_counter() - start
 
 
 def apply_intervention(sim: Simulator, intervention: dict) -> None:

@@ -28,8 +28,10 @@ LETTERS = "ABCDEFGH"
 TIME_TOLERANCE = (0.05, 0.05)  # s, fraction
 POSITION_TOLERANCE = (0.03, 0.05)  # m, fraction
 SPEED_TOLERANCE = (0.05, 0.1)  # m/s, fraction
-#: At most this many candidates are evaluated per template and scene.
+#: At most this many candidates are evaluated per template and scene (fewer when each one
+#: needs its own counterfactual simulation).
 MAX_EVALUATIONS = 3
+MAX_COUNTERFACTUAL_EVALUATIONS = 2
 
 
 @dataclass
@@ -544,7 +546,10 @@ def select(candidates: list[Candidate], context: ExecutionContext, balancer: Bal
         return None
     target = balancer.target(candidates[0].template, candidates[0].answer_type)
     answered = []
-    for index in rng.permutation(len(candidates))[:MAX_EVALUATIONS]:
+    programs = [candidates[0].program] + [o["program"] for o in candidates[0].options]
+    resimulates = any(node.get("rollout", "factual") != "factual" for p in programs for node in p)
+    limit = MAX_COUNTERFACTUAL_EVALUATIONS if resimulates else MAX_EVALUATIONS
+    for index in rng.permutation(len(candidates))[:limit]:
         candidate = candidates[int(index)]
         try:
             answer = candidate.evaluate(context)

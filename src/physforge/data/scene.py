@@ -9,6 +9,7 @@ import copy
 import io
 import math
 import os
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ import physforge
 from physforge.data.config import IID_SPLITS, DataConfig
 from physforge.data.families import FAMILIES
 from physforge.data.families.base import SceneSpec
-from physforge.data.programs import ExecutionContext, RolloutProvider, program_cites, rollout_key
+from physforge.data.programs import TIMINGS, ExecutionContext, RolloutProvider, program_cites
 from physforge.data.questions import LETTERS, Balancer, Candidate, Scene, propose, select
 from physforge.errors import SimulationUnstable
 from physforge.sim import Simulator
@@ -79,7 +80,10 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def _image(array: np.ndarray) -> dict[str, Any]:
-    return {"bytes": _png(array), "path": None}
+    start = time.perf_counter()
+    data = _png(array)
+    TIMINGS["encode"] += time.perf_counter() - start
+    return {"bytes": data, "path": None}
 
 
 def _perturbation(sim: Simulator, spec: SceneSpec, rng: np.random.Generator, speed: float) -> dict[str, list[float]]:
@@ -170,7 +174,9 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
 
     alt_rgb: list[dict] = []
     if config.plausibility_fraction > 0 and rng.random() < config.plausibility_fraction:
+        start = time.perf_counter()
         violation = _impossible_clip(sim, snapshot, spec, config, renderer, rng, alt_rgb)
+        TIMINGS["plausibility_clip"] += time.perf_counter() - start
         if violation is not None:
             kept.append(_plausibility_question(violation, n, rng, balancer))
         else:

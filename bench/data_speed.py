@@ -1,0 +1,117 @@
+"""Data-engine speed: seconds per scene per core with all annotations and questions, the overhead
+of annotation + questions + writing over bare simulate + render of the same scenes (side by
+side in one run), and peak RSS of a worker at two dataset sizes.
+
+    python bench/data_speed.py                       # 256², 8 frames; prints JSON
+    python bench/data_speed.py --scenes 40 --rss-sizes 200 1000
+
+One core: llvmpipe's render threads are pinned to 1 (LP_NUM_THREADS=1) and one worker runs.
+Numbers are wall-clock on a shared machine; read them as indications, not guarantees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("LP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from physforge.data import DataConfig  # noqa: E402
+from physforge.data.families import FAMILIES  # noqa: E402
+from physforge.data.generate import generate_dataset  # noqa: E402
+from physforge.data.programs import TIMINGS  # noqa: E402
+from physforge.data.scene import assign, scene_rng  # noqa: E402
+from physforge.errors import SimulationUnstable  # noqa: E402
+from physforge.sim import Simulator  # noqa: E402
+from physforge.sim.frames import FrameRenderer  # noqa: E402
+
+
+def config(seed: int) -> DataConfig:
+    return DataConfig(seed=seed, width=256, height=256, num_frames=8, fps=4.0, state_fps=20.0, shard_size=16)
+
+
+def bare(cfg: DataConfig, indices: range) -> float:
+    """Simulate and render (RGB, depth, segmentation to arrays) the same scenes; no questions,
+    no encoding, no writing."""
+    renderer = FrameRenderer(cfg.width, cfg.height)
+    start = time.perf_counter()
+    for index in indices:
+        rng = scene_rng(cfg.seed, index)
+        family, _, variant = assign(cfg, rng)
+        spec = FAMILIES[family].build(rng, cfg.params[family], variant)
+        sim = Simulator(spec.world)
+        renderer.bind(sim.compiled)
+
+        def on_frame(simulator, frame):
+            if frame % cfg.frame_stride == 0 and frame // cfg.frame_stride < cfg.num_frames:
+                renderer.rgb(simulator.data, spec.camera)
+                renderer.depth_segmentation(simulator.data, spec.camera)
+        try:
+            sim.run(cfg.duration, cfg.state_fps, on_frame=on_frame)
+        except SimulationUnstable:
+            pass
+        renderer.release()
+    return time.perf_counter() - start
+
+
+def full(cfg: DataConfig, num_scenes: int) -> tuple[float, dict]:
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        info = generate_dataset(cfg, Path(folder) / "ds", num_scenes, workers=1)
+        return time.perf_counter() - start, info
+
+
+def rss_child(num_scenes: int) -> None:
+    """Run in a subprocess: generate num_scenes (one worker, in-process) and print peak RSS."""
+    with tempfile.TemporaryDirectory() as folder:
+        generate_dataset(config(1), Path(folder) / "ds", num_scenes, workers=1)
+    print(json.dumps({"scenes": num_scenes, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scenes", type=int, default=32)
+    parser.add_argument("--rss-sizes", type=int, nargs=2, default=(100, 400))
+    parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rss_child is not None:
+        rss_child(args.rss_child)
+        return
+    cfg = config(0)
+    bare(cfg, range(2))  # warm up: imports, GL context
+    TIMINGS.clear()
+    full_seconds, info = full(cfg, args.scenes)
+    stages = {k: round(v / args.scenes, 4) for k, v in sorted(TIMINGS.items())}
+    bare_seconds = bare(cfg, range(args.scenes))
+    rss = []
+    for size in args.rss_sizes:
+        out = subprocess.run([sys.executable, __file__, "--rss-child", str(size)], capture_output=True, text=True,
+                             check=True)
+        rss.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(json.dumps({
+        "benchmark": "data_speed", "gl": os.environ.get("MUJOCO_GL", "egl"),
+        "lp_num_threads": os.environ.get("LP_NUM_THREADS"), "resolution": [cfg.width, cfg.height],
+        "frames": cfg.num_frames, "scenes": args.scenes,
+        "written_scenes": info["num_scenes"], "questions": info["num_questions"],
+        "rejected_unstable": info["rejected_unstable"], "near_threshold_dropped": info["near_threshold_dropped"],
+        "seconds_per_scene_per_core": round(full_seconds / args.scenes, 4),
+        "bare_simulate_render_seconds_per_scene": round(bare_seconds / args.scenes, 4),
+        "overhead_percent": round(100.0 * (full_seconds - bare_seconds) / bare_seconds, 1),
+        "overhead_seconds_per_scene_by_stage": stages | {
+            "other (questions, states, events to rows, table building)": round(
+                (full_seconds - bare_seconds) / args.scenes - sum(stages.values()), 4)},
+        "peak_rss_per_worker": rss,
+        "target": {"seconds_per_scene_per_core": 0.3, "overhead_percent": 30},
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
