@@ -134,3 +134,39 @@ def test_counterfactual_answers_agree_with_an_independent_rerun():
                 assert fact == truth, (q["question"], program)
                 checked += 1
     assert checked >= 5
+
+
+def _statics_says_falls(spec: SceneSpec) -> bool | None:
+    """Rigid-block statics: a stack stands iff, for every block, the centre of mass of all the
+    blocks above it lies over it. None when within 15 % of the edge (too close to call)."""
+    blocks = [spec.world.body(name) for name in spec.facts["blocks"]]
+    masses = np.array([spec.obj(b.name).mass for b in blocks])
+    xy = np.array([b.pose.position[:2] for b in blocks])
+    halves = np.array([b.geoms[0].shape.half_extents[0] for b in blocks])
+    falls = False
+    for k in range(len(blocks) - 1):
+        above = slice(k + 1, None)
+        com = (masses[above, None] * xy[above]).sum(axis=0) / masses[above].sum()
+        ratio = np.max(np.abs(com - xy[k])) / halves[k]
+        if abs(ratio - 1.0) < 0.15:
+            return None
+        falls |= ratio > 1.0
+    return bool(falls)
+
+
+def test_tower_stability_answers_match_rigid_block_statics():
+    from physforge.data.questions import tower_falls
+
+    module = FAMILIES["towers"]
+    params = module.Params(offset=Range(0.0, 1.8), count=Range(2, 3))
+    checked = {True: 0, False: 0}
+    for seed in range(24):
+        spec = module.build(np.random.default_rng(seed), params, "iid")
+        expected = _statics_says_falls(spec)
+        if expected is None:
+            continue
+        scene = _scene(spec)
+        question = tower_falls(scene, np.random.default_rng(0))[0]
+        assert question.evaluate(scene.context) == ("yes" if expected else "no"), seed
+        checked[expected] += 1
+    assert checked[True] >= 3 and checked[False] >= 3

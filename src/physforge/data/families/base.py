@@ -179,5 +179,5 @@ def random_lights(rng: np.random.Generator) -> tuple[Light, ...]:
 
 
 def world_of(name: str, bodies, gravity: float, camera: Camera, rng: np.random.Generator, **kwargs) -> World:
-    return World(name=name, bodies=tuple(bodies), gravity=(0.0, 0.0, -round(gravity, 5)), cameras=(camera,),
+    return World(name=name, bodies=tuple(bodies), gravity=(0.0, 0.0, -round(gravity, 5)), cameras=(camera,), timestep=0.004,
                  lights=random_lights(rng), **kwargs)
