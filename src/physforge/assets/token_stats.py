@@ -94,9 +94,8 @@ def token_report(source: SourceAsset, tokenizer, resolution: int = 32) -> dict:
                       "characters": {k: len(t) for k, t in texts.items()}})
     totals = {k: sum(p["tokens"][k] for p in parts) for k in ("raw_obj", *T.ENCODINGS)}
     mean = {k: v / len(parts) for k, v in totals.items()}
-    best = min(("boxes", "zruns"), key=lambda k: totals[k])
+    best = "ours"
     return {"asset": source.annotation.name, "resolution": resolution, "parts": parts, "tokens_per_part": mean,
-            "ours": best,
             "ratio_raw_over_ours": totals["raw_obj"] / max(totals[best], 1),
             "ratio_baseline_over_ours": totals["baseline"] / max(totals[best], 1),
             "ratio_raw_over_baseline": totals["raw_obj"] / max(totals["baseline"], 1)}

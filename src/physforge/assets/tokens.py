@@ -17,6 +17,8 @@ Encodings (all plain decimal text, no special tokens, all lossless on voxels):
   index runs.
 - ``zruns`` (ours, second): per (x, y) column in raster order, the gap since the previous
   run and the run length along z, as ``gap+len`` pairs; small numbers only.
+- ``ours``: per part, whichever of ``boxes`` and ``zruns`` is shorter (boxes win on panels and
+  blocks, zruns on organic scans); the decoder tells them apart by the ``+`` only zruns uses.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 
 from physforge.errors import InputFileError, MissingDependencyError
 
-ENCODINGS = ("baseline", "boxes", "zruns")
+ENCODINGS = ("baseline", "boxes", "zruns", "ours")
 RESOLUTIONS = (16, 32, 64, 128)
 
 
@@ -138,6 +140,9 @@ def encode(occupancy: np.ndarray, encoding: str) -> str:
         return _encode_boxes(occupancy)
     if encoding == "zruns":
         return _encode_zruns(occupancy)
+    if encoding == "ours":
+        boxes, zruns = _encode_boxes(occupancy), _encode_zruns(occupancy)
+        return zruns if len(zruns) < len(boxes) else boxes
     raise ValueError(f"unknown encoding {encoding!r}; choose one of {ENCODINGS}")
 
 
@@ -151,6 +156,8 @@ def decode(text: str, encoding: str, n: int) -> np.ndarray:
         return _decode_boxes(text, n)
     if encoding == "zruns":
         return _decode_zruns(text, n)
+    if encoding == "ours":
+        return _decode_zruns(text, n) if "+" in text else _decode_boxes(text, n)
     raise ValueError(f"unknown encoding {encoding!r}; choose one of {ENCODINGS}")
 
 
