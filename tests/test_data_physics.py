@@ -170,3 +170,25 @@ def test_tower_stability_answers_match_rigid_block_statics():
         assert question.evaluate(scene.context) == ("yes" if expected else "no"), seed
         checked[expected] += 1
     assert checked[True] >= 3 and checked[False] >= 3
+
+
+def test_pendulum_period_is_mass_independent_and_matches_closed_form():
+    from physforge.data.programs import _period
+    from physforge.sim.interventions import scale_mass
+
+    module = FAMILIES["pendulums"]
+    angle = 20.0
+    params = module.Params(length=_fixed(0.4), angle=_fixed(angle), spring_probability=0.0, block_probability=0.0,
+                           gravity=_fixed(9.81))
+    spec = module.build(np.random.default_rng(3), params, "iid")
+    name = spec.objects[0].name
+    sim = Simulator(spec.world)
+    start = sim.data.qpos.copy()
+    scale_mass(sim, name, 2.0)
+    assert np.array_equal(sim.data.qpos, start)  # Simulator.set_mass alone would reset the angle
+    heavy = sim.run(DURATION, 100.0)
+    light = Simulator(spec.world).run(DURATION, 100.0)
+    theta = math.radians(angle)
+    closed_form = 2 * math.pi * math.sqrt(0.4 / 9.81) * (1 + theta**2 / 16)
+    assert _period(light, name) == pytest.approx(closed_form, rel=0.03)
+    assert _period(heavy, name) == pytest.approx(_period(light, name), rel=1e-3)

@@ -121,7 +121,7 @@ def test_balancer_steers_boolean_answers_and_option_letters():
             {"text": "x", "program": [{"op": "constant", "value": True}]},
             {"text": "y", "program": [{"op": "constant", "value": False}]}])
         c.evaluate(_Context())
-        balancer.place_correct(c)
+        balancer.place_correct(c, np.random.default_rng(k))
         letters.append(c.answer)
         assert c.options[c.option_correct.index(True)]["text"] == "x"
     assert sorted(letters) == ["A", "A", "B", "B"]

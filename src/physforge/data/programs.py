@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from physforge.sim import Rollout, Simulator, Snapshot
+from physforge.sim.interventions import scale_mass
 
 GROUND = "ground"
 #: Seconds spent per pipeline stage in this process (for benchmarks; never written to a dataset).
@@ -86,7 +87,7 @@ def apply_intervention(sim: Simulator, intervention: dict) -> None:
         sim.remove_body(value)
     elif kind == "mass_scale":
         name, factor = value
-        sim.set_mass(name, sim.body_mass(name) * float(factor))
+        scale_mass(sim, name, float(factor))
     elif kind == "friction":
         name, coefficient = value
         sim.set_friction(name, float(coefficient))
@@ -208,7 +209,8 @@ OPS: dict[str, Callable] = {}
 
 
 def execute(program: list[dict], context: ExecutionContext) -> Any:
-    """Run ``program`` and return its last node's value (bool, int, float, str or None)."""
+    """Run ``program`` and return its last node's value (bool, int, float, str, or None when
+    the program has no answer here, e.g. a period that the run is too short to show)."""
     values: list[Any] = []
     for index, node in enumerate(program):
         op = node.get("op")
@@ -238,7 +240,7 @@ _OPS: dict[str, Callable] = {
     "pair": lambda node, inputs, context: [e for e in inputs[0] if sorted(e["bodies"]) == sorted([node["a"], node["b"]])],
     "count": lambda node, inputs, context: len(inputs[0]),
     "exists": lambda node, inputs, context: len(inputs[0]) > 0,
-    "not": lambda node, inputs, context: not inputs[0],
+    "not": lambda node, inputs, context: None if inputs[0] is None else not inputs[0],
     "first_time": lambda node, inputs, context: (min(e["time"] for e in inputs[0]) if inputs[0] else None),
     "before": lambda node, inputs, context: (inputs[0] is not None and inputs[1] is not None
                                              and inputs[0] < inputs[1]),
@@ -250,9 +252,9 @@ _OPS: dict[str, Callable] = {
         context.provider.get(node.get("rollout", "factual")), node["body"], node["field"],
         inputs[0] + node.get("offset", 0.0))),
     "latent": lambda node, inputs, context: context.latent[node["key"]],
-    "greater": lambda node, inputs, context: (inputs[0] is not None and inputs[1] is not None
-                                              and inputs[0] > inputs[1]),
-    "greater_than": lambda node, inputs, context: inputs[0] is not None and inputs[0] > node["value"],
+    "greater": lambda node, inputs, context: (None if inputs[0] is None or inputs[1] is None
+                                              else inputs[0] > inputs[1]),
+    "greater_than": lambda node, inputs, context: None if inputs[0] is None else inputs[0] > node["value"],
     "equal": lambda node, inputs, context: inputs[0] == node["value"],
     "choose": lambda node, inputs, context: node["names"][int(np.argmax([(-math.inf if v is None else v)
                                                                           for v in inputs]))],

@@ -32,6 +32,8 @@ SPEED_TOLERANCE = (0.05, 0.1)  # m/s, fraction
 #: needs its own counterfactual simulation).
 MAX_EVALUATIONS = 3
 MAX_COUNTERFACTUAL_EVALUATIONS = 2
+#: Within a shard, a yes/no template's more frequent answer may lead by at most this many.
+BALANCE_SLACK = 1
 
 
 @dataclass
@@ -53,7 +55,10 @@ class Candidate:
     def evaluate(self, context: ExecutionContext) -> str | None:
         """Run the program(s); set and return the answer text (None: not answerable here)."""
         if self.options:
-            self.option_correct = [bool(execute(o["program"], context)) for o in self.options]
+            values = [execute(o["program"], context) for o in self.options]
+            if any(v is None for v in values):
+                return None
+            self.option_correct = [bool(v) for v in values]
             correct = [LETTERS[i] for i, c in enumerate(self.option_correct) if c]
             if self.answer_type == "choice" and len(correct) != 1:
                 return None
@@ -158,8 +163,13 @@ def first_partner(scene: Scene, rng) -> list[Candidate]:
 
 def speed_at(scene: Scene, rng) -> list[Candidate]:
     out = []
+    trajectory = scene.factual.trajectory
     for o in scene.spec.objects:
-        frame = int(rng.integers(1, len(scene.frame_times)))
+        speeds = [float(np.interp(t, trajectory.time, np.linalg.norm(trajectory.body(o.name)["linear_velocity"], axis=1)))
+                  for t in scene.frame_times]
+        moving = [k for k in range(1, len(speeds)) if speeds[k] > 0.05]
+        pool = moving if moving and rng.random() < 0.8 else list(range(1, len(scene.frame_times)))
+        frame = int(pool[int(rng.integers(len(pool)))])
         t = round(scene.frame_times[frame], 4)
         out.append(Candidate("quantitative", "speed_at",
                              f"What is the speed of {scene.d(o.name)} in m/s at t = {t:.2f} s (frame {frame + 1})?",
@@ -341,11 +351,12 @@ def ramp_templates(scene: Scene, rng) -> list[Candidate]:
     for o in cubes:
         out.append(Candidate("stability", "block_slides", f"Will {scene.d(o.name)} slide down the ramp?", "bool",
                              [{"op": "predicate", "name": "displaced", "body": o.name, "distance": 0.02}], frames=[0]))
-        out.append(Candidate("counterfactual", "rougher_ramp",
-                             f"If the ramp's surface were much rougher (friction coefficient 1.2), would "
-                             f"{scene.d(o.name)} still slide?", "bool",
+        mu = round(float(rng.uniform(0.05, 1.2)), 2)
+        out.append(Candidate("counterfactual", "other_ramp_friction",
+                             f"If the ramp's friction coefficient were {mu:.2f} instead, would {scene.d(o.name)} "
+                             "slide down?", "bool",
                              [{"op": "predicate", "name": "displaced", "body": o.name, "distance": 0.02,
-                               "rollout": {"friction": ["ramp", 1.2]}}], frames=[0]))
+                               "rollout": {"friction": ["ramp", mu]}}], frames=[0]))
     ramp_mu = scene.spec.facts["ramp_friction"]
     for i in range(len(cubes)):
         for j in range(i + 1, len(cubes)):
@@ -454,10 +465,11 @@ def articulated_templates(scene: Scene, rng) -> list[Candidate]:
         opens = [{"op": "predicate", "name": "max_rotation", "body": door},
                  {"op": "greater_than", "inputs": [0], "value": facts["open_angle"]}]
         cf = [dict(opens[0], rollout={"mass_scale": [ball, 3.0]}), opens[1]]
+        degrees = round(math.degrees(facts["open_angle"]))
         return [Candidate("predictive", "door_opens", f"Will {scene.d(ball)} push {scene.d(door)} open by more than "
-                          "30 degrees?", "bool", opens, frames=[0]),
+                          f"{degrees} degrees?", "bool", opens, frames=[0]),
                 Candidate("counterfactual", "heavier_ball_door", f"If {scene.d(ball)} were three times heavier, would "
-                          f"{scene.d(door)} open by more than 30 degrees?", "bool", cf, frames=[0])]
+                          f"{scene.d(door)} open by more than {degrees} degrees?", "bool", cf, frames=[0])]
     drawer = facts["drawer"]
     full = [{"op": "predicate", "name": "max_travel", "body": drawer},
             {"op": "greater_than", "inputs": [0], "value": facts["travel"] - 0.005}]
@@ -506,17 +518,29 @@ class Balancer:
             return min(("no", "yes"), key=lambda a: (seen[a], a))
         return None
 
+    def admit(self, candidate: Candidate) -> bool:
+        """False if keeping this yes/no question would put its answer more than BALANCE_SLACK
+        ahead of the other answer for its template (within the shard)."""
+        if candidate.answer_type != "bool":
+            return True
+        seen = self.answers.setdefault(candidate.template, Counter())
+        other = "no" if candidate.answer == "yes" else "yes"
+        return seen[candidate.answer] < seen[other] + BALANCE_SLACK
+
     def record(self, candidate: Candidate) -> None:
         self.answers.setdefault(candidate.template, Counter())[candidate.answer] += 1
 
-    def place_correct(self, candidate: Candidate) -> None:
-        """For single-answer choice: move the correct option to the least used letter so far."""
+    def place_correct(self, candidate: Candidate, rng: np.random.Generator) -> None:
+        """For single-answer choice: move the correct option to the least used letter so far
+        (ties broken at random)."""
         if candidate.answer_type != "choice":
             return
         used = self.letters.setdefault(candidate.template, Counter())
         n = len(candidate.options)
         correct = candidate.option_correct.index(True)
-        slot = min(range(n), key=lambda k: (used[LETTERS[k]], k))
+        fewest = min(used[LETTERS[k]] for k in range(n))
+        ties = [k for k in range(n) if used[LETTERS[k]] == fewest]
+        slot = ties[int(rng.integers(len(ties)))]
         order = list(range(n))
         order.remove(correct)
         order.insert(slot, correct)

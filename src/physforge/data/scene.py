@@ -168,7 +168,10 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
             result.stats["near_threshold_dropped"] += 1
             result.stats[f"near_threshold_dropped.{template}"] += 1
             continue
-        balancer.place_correct(chosen)
+        balancer.place_correct(chosen, rng)
+        if not balancer.admit(chosen):
+            result.stats["balance_dropped"] += 1
+            continue
         balancer.record(chosen)
         kept.append(chosen)
 

@@ -25,8 +25,8 @@ class Params:
 
     door_probability: float = 0.5
     door_width: Range = Range(0.12, 0.2)
-    door_damping: Range = Range(0.0, 0.05)
-    ball_speed: Range = Range(0.5, 2.0)
+    door_damping: Range = Range(0.0, 0.03)
+    ball_speed: Range = Range(0.8, 2.4)
     ood_ball_speed: Range = Range(2.5, 3.5)
     ball_density: Range = Range(500.0, 8000.0)
     drawer_speed: Range = Range(0.3, 1.2)
@@ -62,7 +62,7 @@ def _door(rng, params, variant, colors) -> tuple[list[Body], list[SceneObject], 
                 Pose((-0.45, round(hit_y, 5), round(radius + 1e-4, 6))), velocity=(round(speed, 5), 0.0, 0.0))
     objects = [SceneObject(name, colors[0], "door", width, density * 8 * thick * width * height, 0.4, 0.0),
                SceneObject(ball_name, colors[1], "ball", radius, ball_density * 4 / 3 * math.pi * radius**3, 0.3, 0.3)]
-    facts = {"kind": "door", "door": name, "ball": ball_name, "open_angle": math.radians(30.0)}
+    facts = {"kind": "door", "door": name, "ball": ball_name, "open_angle": math.radians(20.0)}
     return [post, door, ball], objects, {**facts, "damping": damping, "ball_speed": speed}
 
 

@@ -24,7 +24,7 @@ class Params:
     count: Range = Range(3, 5)
     ood_count: Range = Range(7, 8)
     height: Range = Range(0.06, 0.08)
-    gap: Range = Range(0.35, 1.05)
+    gap: Range = Range(0.4, 1.35)
     ood_gap: Range = Range(0.2, 0.3)
     push: Range = Range(2.0, 4.0)
     density: Range = Range(500.0, 1500.0)

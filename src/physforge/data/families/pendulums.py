@@ -19,7 +19,7 @@ PIVOT_HEIGHT = 0.75  # m
 @dataclass(frozen=True)
 class Params:
     """length: pendulum length, m (ood_length: extrapolation). angle: release angle, degrees.
-    bob: bob radius, m. density: kg/m^3. stiffness: spring constant, N/m. stretch: initial
+    bob: bob radius, m. density: kg/m^3. stiffness: spring constant, N/m. slider_density: kg/m^3. stretch: initial
     spring extension, m. spring_probability: chance that the second oscillator is a spring.
     block_probability: chance of a block in the first bob's path. gravity: m/s^2."""
 
@@ -28,7 +28,8 @@ class Params:
     angle: Range = Range(15.0, 60.0)
     bob: Range = Range(0.03, 0.045)
     density: Range = Range(1000.0, 8000.0)
-    stiffness: Range = Range(20.0, 120.0)
+    stiffness: Range = Range(8.0, 40.0)
+    slider_density: Range = Range(500.0, 2000.0)
     stretch: Range = Range(0.05, 0.12)
     spring_probability: float = 0.4
     block_probability: float = 0.5
@@ -63,7 +64,7 @@ def build(rng: np.random.Generator, params: Params, variant: str) -> SceneSpec:
         if i == 1 and rng.random() < params.spring_probability:
             name = f"{color}_slider"
             size = params.bob.sample(rng)
-            density = params.density.sample(rng)
+            density = params.slider_density.sample(rng)
             stiffness, stretch = params.stiffness.sample(rng), params.stretch.sample(rng)
             mat = material(name, density, 0.0, 0.0)
             bodies.append(Body(name, (Geom(Box((size, size, size)), material=mat, rgba=COLORS[color]),),

@@ -23,7 +23,7 @@ class Params:
     count: Range = Range(2, 4)
     ood_count: Range = Range(5, 6)
     size: Range = Range(0.04, 0.06)
-    offset: Range = Range(0.0, 0.9)
+    offset: Range = Range(0.0, 1.4)
     density: Range = Range(300.0, 2000.0)
     ood_density: Range = Range(6000.0, 9000.0)
     friction: Range = Range(0.5, 0.9)
