@@ -192,3 +192,43 @@ def test_pendulum_period_is_mass_independent_and_matches_closed_form():
     closed_form = 2 * math.pi * math.sqrt(0.4 / 9.81) * (1 + theta**2 / 16)
     assert _period(light, name) == pytest.approx(closed_form, rel=0.03)
     assert _period(heavy, name) == pytest.approx(_period(light, name), rel=1e-3)
+
+
+def _grazing_balls(offset: float) -> SceneSpec:
+    """Ball A flies (zero gravity) past ball B at centre distance ``offset`` from its path."""
+    radius = 0.05
+    mat = Material("m", density=1000.0, friction=(0.0, 0.0, 0.0), restitution=0.5)
+    world = World(gravity=(0, 0, 0), ground=None, cameras=(Camera("main", (0, -2, 0.5)),), bodies=(
+        Body("red_ball", (Geom(Sphere(radius), material=mat),), Pose((-0.5, 0, 0)), velocity=(1.0, 0, 0)),
+        Body("blue_ball", (Geom(Sphere(radius), material=mat),), Pose((0.0, offset, 0))),
+    ))
+    volume = 4 / 3 * math.pi * radius**3
+    objects = [SceneObject(n, n.split("_")[0], "ball", radius, 1000.0 * volume, 0.0, 0.5)
+               for n in ("red_ball", "blue_ball")]
+    return SceneSpec("collisions", world, world.cameras[0], objects)
+
+
+@pytest.mark.parametrize("offset, near_threshold", [(0.1, True), (0.02, False), (0.2, False)])
+def test_near_threshold_questions_flip_under_a_tiny_nudge_and_clear_ones_do_not(offset, near_threshold):
+    """A grazing pass (centres exactly one diameter apart) is the textbook near-threshold case."""
+    import copy
+
+    from physforge.data.questions import Candidate, _collision_program
+    from physforge.data.scene import _perturbation, _same
+
+    spec = _grazing_balls(offset)
+    scene = _scene(spec)
+    question = Candidate("predictive", "collide", "Do they collide?", "bool",
+                         _collision_program("red_ball", "blue_ball", "all"))
+    question.evaluate(scene.context)
+    rng = np.random.default_rng(0)
+    flips = 0
+    for _ in range(6):
+        provider = scene.context.provider
+        perturbed = ExecutionContext(RolloutProvider(provider.sim, provider.snapshot, DURATION, FPS,
+                                                     perturbation=_perturbation(provider.sim, spec, rng, 0.005)),
+                                     1.75, {}, {})
+        twin = copy.deepcopy(question)
+        twin.evaluate(perturbed)
+        flips += not _same(question, twin)
+    assert (flips > 0) == near_threshold
