@@ -12,7 +12,7 @@ import mujoco
 import numpy as np
 
 import physforge
-from physforge.outputs import staged_directory, write_json
+from physforge.outputs import OutputExistsError, staged_directory, write_json
 from physforge.sim.export import export_mjcf
 from physforge.sim.render import RenderConfig, SceneRenderer, default_camera, write_video
 from physforge.sim.simulator import Rollout, Simulator
@@ -55,6 +55,8 @@ def run_to_folder(world: World, out_dir: str | Path, config: SimRunConfig = SimR
                   overwrite: bool = False) -> SimRunResult:
     """Simulate ``world`` and write video, trajectory (Parquet), events (JSON), MJCF, the world
     JSON and config.json into ``out_dir``, atomically: a failed run leaves no folder behind."""
+    if Path(out_dir).exists() and not overwrite:  # say so before minutes of simulation, not after
+        raise OutputExistsError(f"{out_dir} already exists; choose another folder or pass --overwrite")
     sim = Simulator(world)
     frames: list[np.ndarray] = []
     renderer = None
