@@ -45,13 +45,17 @@ def _pipeline(category: str, index: int, out: Path, config) -> tuple[float, dict
 def gate_run(num: int, work: Path) -> dict:
     from physforge.assets.build import BuildConfig
     from physforge.assets.library import CATEGORIES
+    from physforge.errors import PhysforgeError
 
     names = sorted(CATEGORIES)
     config = BuildConfig(cache_dir=work / "cache")
     seconds, failures, by_category = [], [], {}
     for i in range(num):
         category = names[i % len(names)]
-        elapsed, report = _pipeline(category, i, work / "gate", config)
+        try:
+            elapsed, report = _pipeline(category, i, work / "gate", config)
+        except PhysforgeError as err:  # a build error counts as a failed asset
+            elapsed, report = float("nan"), {"passed": False, "failed": [f"build: {err}"]}
         seconds.append(elapsed)
         stats = by_category.setdefault(category, [0, 0])
         stats[0] += 1
@@ -61,7 +65,7 @@ def gate_run(num: int, work: Path) -> dict:
     passed = num - len(failures)
     return {"objects": num, "passed": passed, "pass_rate": passed / num, "failures": failures[:20],
             "by_category": {k: {"objects": v[0], "passed": v[1]} for k, v in sorted(by_category.items())},
-            "seconds_per_asset_mean": statistics.mean(seconds), "seconds_per_asset_max": max(seconds)}
+            "seconds_per_asset_mean": float(np.nanmean(seconds)), "seconds_per_asset_max": float(np.nanmax(seconds))}
 
 
 def coacd_run(count: int, work: Path) -> dict:

@@ -265,3 +265,44 @@ def test_single_mesh_becomes_a_one_part_rigid_asset(tmp_path):
     assert asset.parts[0].visual[0][:, 2].min() == pytest.approx(0.0)
     report = write_asset(asset, tmp_path / "brick")
     assert report["passed"], report["failed"]
+
+
+@pytest.mark.parametrize("category", ["bottle", "lamp", "drawer_chest"])
+def test_our_urdf_reads_back_into_the_same_kinematics(tmp_path, category):
+    """revolute+prismatic and ball joints are split through connector links in URDF; the
+    importer folds them back."""
+    asset = build_asset(generate(category, object_rng(9, 0), seed=9))
+    write_asset(asset, tmp_path / category)
+    source = import_urdf(tmp_path / category / "model.urdf")
+    assert len(source.annotation.groups) == len(asset.annotation.groups)
+    for before, after in zip(asset.annotation.groups, source.annotation.groups):
+        assert after.joint_type == before.joint_type
+        assert after.pivot == pytest.approx(before.pivot, abs=1e-6)
+        if before.joint_type not in ("ball", "fixed"):
+            assert after.axis == pytest.approx(before.axis)
+        assert (after.range is None) == (before.range is None)
+        if before.range is not None:
+            assert after.range == pytest.approx(before.range)
+        if before.slide_range is not None:
+            assert after.slide_range == pytest.approx(before.slide_range)
+    volume = sum(p.mass.volume for p in asset.parts)
+    rebuilt = build_asset(source, BuildConfig(collision="hull"))
+    assert sum(p.mass.volume for p in rebuilt.parts) == pytest.approx(volume, rel=1e-9)
+
+
+def test_the_file_checks_fail_on_a_placeholder_mass_or_a_missing_mesh(cabinet_dir, tmp_path):
+    import re
+    import shutil
+
+    from physforge.assets.gate import run_gate
+
+    out, asset, _ = cabinet_dir
+    broken = tmp_path / "broken"
+    shutil.copytree(out, broken)
+    text = (broken / "model.urdf").read_text()
+    (broken / "model.urdf").write_text(re.sub(r'<mass value="[^"]+"', '<mass value="1.0"', text, count=1))
+    next(iter((broken / "meshes").iterdir())).unlink()
+    report = run_gate(asset.world, mjcf=broken / "model.xml", urdf=broken / "model.urdf")
+    assert {"mjcf", "urdf_mujoco", "urdf_yourdfpy", "urdf_pybullet"} <= set(report["failed"])
+    assert "MuJoCo cannot load it" in report["checks"]["mjcf"]["error"]
+    assert "mass 1.0" in json.dumps(report["checks"]["urdf_pybullet"]["problems"])

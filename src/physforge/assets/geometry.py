@@ -80,8 +80,10 @@ def repair(vertices: np.ndarray, faces: np.ndarray, where: str):
     if len(faces) > MAX_PART_FACES:
         raise MeshQualityError(f"{where}: {len(faces)} faces is more than the cap of {MAX_PART_FACES}; "
                                "simplify the mesh (e.g. quadric decimation) and try again")
-    mesh = trimesh.Trimesh(np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64), process=True,
-                           validate=True)
+    mesh = trimesh.Trimesh(np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64), process=False)
+    if not mesh.is_watertight:  # merge duplicate vertices, drop degenerate faces, then look again
+        mesh = trimesh.Trimesh(np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64),
+                               process=True, validate=True)
     if len(mesh.faces) == 0:
         raise MeshQualityError(f"{where}: the mesh has no non-degenerate triangles (zero area)")
     extent = float(np.ptp(mesh.vertices, axis=0).max())

@@ -476,12 +476,13 @@ def _table(b: _Builder) -> str:
 
 
 def _lamp(b: _Builder) -> str:
-    r_base, h_base = b.u(0.08, 0.11), b.u(0.02, 0.03)
+    tilt, arm = b.u(0.7, 1.0), b.u(0.2, 0.3)
+    # the base must hold the lamp upright with the arm and head reaching out: wide and heavy
+    r_base, h_base = max(b.u(0.08, 0.11), round(0.45 * arm, 3)), b.u(0.025, 0.035)
     b.part("base", "stone", [cylinder((0, 0, h_base / 2), r_base, h_base)], rank=3, function="keeps the lamp upright")
     h_post = b.u(0.15, 0.3)
     b.part("post", "aluminium", [cylinder((0, 0, h_base + h_post / 2 - 0.0005), 0.01, h_post)], rank=5)
     z_top = h_base + h_post
-    tilt, arm = b.u(0.7, 1.0), b.u(0.2, 0.3)
     b.joint(1, 0, "revolute", (1, 0, 0), (0, 0, z_top + 0.012), (-0.6, 0.6), name="arm")
     end = (0.0, -arm * math.sin(tilt), z_top + 0.012 + arm * math.cos(tilt))
     b.part("arm", "aluminium", [cylinder((0, 0, z_top + 0.012), 0.01, 0.04, axis="x"),
@@ -492,7 +493,7 @@ def _lamp(b: _Builder) -> str:
     shade_r, shade_h = b.u(0.04, 0.06), b.u(0.06, 0.1)
     b.part("head", "aluminium", [cylinder((0, end[1], end[2]), 0.012, 0.03, axis="x"),
                                  cylinder((0, end[1], end[2] - 0.02 - shade_h / 2), shade_r, shade_h)], group=2,
-           rank=9, density=900.0, movement="turns in any direction", grasp="held by the shade")
+           rank=9, density=300.0, movement="turns in any direction", grasp="held by the shade")
     return "lamp"
 
 

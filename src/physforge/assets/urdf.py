@@ -365,10 +365,9 @@ def import_urdf(path: str | Path, config: UrdfImportConfig = UrdfImportConfig())
         group_parts.setdefault(group_of[link_name], []).append(label)
     if not parts:
         raise InputFileError(path, "no link has mesh geometry")
-    for spec in group_specs:
-        if spec["index"] not in group_parts:
-            raise InputFileError(path, f"joint '{spec['name']}' moves links with no geometry; "
-                                 "give them a <visual> or <collision> mesh")
+    if 0 not in group_parts:
+        raise InputFileError(path, f"the root link '{roots[0]}' and the links fixed to it have no mesh geometry")
+    group_specs = _merge_connectors(group_specs, group_parts, path)
     # object frame: centred in x, y, resting on z = 0
     points = np.concatenate([m[0] for m in meshes.values()])
     low, high = points.min(0), points.max(0)
@@ -382,11 +381,56 @@ def import_urdf(path: str | Path, config: UrdfImportConfig = UrdfImportConfig())
             continue
         pivot = tuple(float(v) for v in spec["pivot_h"] * config.scale + shift)
         groups.append(KinematicGroup(spec["index"], tuple(group_parts[spec["index"]]), spec["parent"], spec["type"],
-                                     spec["axis"], pivot, spec["range"], None, spec["name"]))
+                                     spec["axis"], pivot, spec["range"], spec.get("slide"), spec["name"]))
     annotation = AssetAnnotation(name=_clean(root.get("name") or path.stem), category="object",
                                  dimensions=tuple(float(d) for d in high - low), parts=tuple(parts),
                                  groups=tuple(groups), base=config.base, source=f"urdf:{path.name}")
     return SourceAsset(annotation=annotation, meshes=meshes)
+
+
+def _merge_connectors(specs: list[dict], group_parts: dict[int, list[int]], path: Path) -> list[dict]:
+    """Fold joints through geometry-less links back into one joint: prismatic + revolute about
+    one axis -> revolute_prismatic; three revolutes about orthogonal axes -> ball (the limit is
+    the smallest of theirs). This is how physforge's own URDF expresses those joints."""
+    specs = [dict(s) for s in specs]
+    by_index = {s["index"]: s for s in specs}
+
+    def depth(spec):
+        d, current = 0, spec
+        while current["parent"] is not None and current["parent"] in by_index:
+            current, d = by_index[current["parent"]], d + 1
+        return d
+
+    empties = sorted((s for s in specs if s["index"] != 0 and s["index"] not in group_parts), key=depth,
+                     reverse=True)
+    for empty in empties:
+        children = [s for s in specs if s["parent"] == empty["index"]]
+        if len(children) != 1:
+            raise InputFileError(path, f"joint '{empty['name']}' moves a link with no geometry; give it a "
+                                 "<visual> or <collision> mesh")
+        child = children[0]
+        parallel = abs(abs(float(np.dot(empty["axis"], child["axis"]))) - 1.0) < 1e-6
+        if empty["type"] == "prismatic" and child["type"] == "revolute" and parallel:
+            child["type"], child["slide"] = "revolute_prismatic", empty["range"]
+        elif empty["type"] == "revolute" and child["type"] in ("revolute", "ball_partial") and not parallel:
+            axes = child.get("ball_axes", [child["axis"]]) + [empty["axis"]]
+            ranges = child.get("ball_ranges", [child["range"]]) + [empty["range"]]
+            child["ball_axes"], child["ball_ranges"], child["type"] = axes, ranges, "ball_partial"
+            if len(axes) == 3:
+                limits = [min(-r[0], r[1]) for r in ranges if r is not None]
+                unlimited = len(limits) < 3 or min(limits) <= 0
+                child["type"], child["axis"] = "ball", (0.0, 0.0, 1.0)
+                child["range"] = None if unlimited else (0.0, min(limits))
+        else:
+            raise InputFileError(path, f"joint '{empty['name']}' ({empty['type']}) moves a link with no geometry "
+                                 f"and cannot be folded into joint '{child['name']}'; give the link a mesh")
+        child["parent"] = empty["parent"]
+        specs.remove(empty)
+    for spec in specs:
+        if spec["type"] == "ball_partial":
+            raise InputFileError(path, f"joint '{spec['name']}': revolutes through geometry-less links that "
+                                 "are not three orthogonal axes cannot be imported")
+    return specs
 
 
 def _clean(text: str) -> str:
