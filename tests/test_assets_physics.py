@@ -199,3 +199,17 @@ def test_mujoco_model_file_summary(tmp_path):
         assert summary.bodies[body.name] == pytest.approx(body.inertial.mass, rel=1e-5)
     assert summary.joints["drawer_0"][0] == "slide"
     assert summary.joints["drawer_0"][1] == pytest.approx(world.body("drawer_0").joint.range)
+
+
+def test_a_free_part_rests_on_its_object_and_the_package_api_is_lazy():
+    import physforge.assets as assets
+
+    boxes = [("shelf", (0.4, 0.3, 0.1), (0, 0, 0.05), 700.0), ("block", (0.05, 0.05, 0.05), (0.1, 0, 0.125), 500.0)]
+    groups = [KinematicGroup(0, (0,)), KinematicGroup(1, (1,), None, "free", pivot=(0.1, 0, 0.125))]
+    asset = assets.build_asset(_box_source(boxes, groups, base="fixed"))
+    block = asset.world.body("block")
+    assert block.joint.type == "free" and block.parent is None
+    assert block.inertial.mass == pytest.approx(500 * 0.05**3)
+    report = assets.run_gate(asset.world)
+    assert report["passed"], report["failed"]
+    assert report["checks"]["rest"]["poses"]["rest"]["bodies"]["block"]["drift_m"] < 0.002
