@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from physforge.data import DataConfig  # noqa: E402
 from physforge.data.families import FAMILIES  # noqa: E402
-from physforge.data.generate import generate_dataset  # noqa: E402
+from physforge.data.generate import collect_stats, generate_dataset, generate_shard  # noqa: E402
 from physforge.data.programs import TIMINGS  # noqa: E402
 from physforge.data.scene import assign, scene_rng  # noqa: E402
 from physforge.errors import SimulationUnstable  # noqa: E402
@@ -62,11 +63,26 @@ def bare(cfg: DataConfig, indices: range) -> float:
     return time.perf_counter() - start
 
 
-def full(cfg: DataConfig, num_scenes: int) -> tuple[float, dict]:
+def full_and_bare(cfg: DataConfig, num_scenes: int) -> tuple[float, float, dict]:
+    """Shard by shard, the full pipeline (generate_shard: simulate, render, questions,
+    counterfactuals, near-threshold checks, encoding, writing) and then bare simulate + render
+    of the same scenes, alternating which goes first, so that load from other processes hits
+    both alike."""
+    full_seconds = bare_seconds = 0.0
+    shards = math.ceil(num_scenes / cfg.shard_size)
     with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
-        info = generate_dataset(cfg, Path(folder) / "ds", num_scenes, workers=1)
-        return time.perf_counter() - start, info
+        data = cfg.to_dict()
+        for shard in range(shards):
+            indices = range(shard * cfg.shard_size, min(num_scenes, (shard + 1) * cfg.shard_size))
+            for step in ((0, 1) if shard % 2 == 0 else (1, 0)):
+                start = time.perf_counter()
+                if step == 0:
+                    generate_shard(data, folder, shard, num_scenes)
+                    full_seconds += time.perf_counter() - start
+                else:
+                    bare_seconds += bare(cfg, indices)
+        info = collect_stats(Path(folder))
+    return full_seconds, bare_seconds, info
 
 
 def rss_child(num_scenes: int) -> None:
@@ -88,9 +104,10 @@ def main() -> None:
     cfg = config(0)
     bare(cfg, range(2))  # warm up: imports, GL context
     TIMINGS.clear()
-    full_seconds, info = full(cfg, args.scenes)
+    load_before = os.getloadavg()[0]
+    full_seconds, bare_seconds, info = full_and_bare(cfg, args.scenes)
+    load_after = os.getloadavg()[0]
     stages = {k: round(v / args.scenes, 4) for k, v in sorted(TIMINGS.items())}
-    bare_seconds = bare(cfg, range(args.scenes))
     rss = []
     for size in args.rss_sizes:
         out = subprocess.run([sys.executable, __file__, "--rss-child", str(size)], capture_output=True, text=True,
@@ -100,8 +117,12 @@ def main() -> None:
         "benchmark": "data_speed", "gl": os.environ.get("MUJOCO_GL", "egl"),
         "lp_num_threads": os.environ.get("LP_NUM_THREADS"), "resolution": [cfg.width, cfg.height],
         "frames": cfg.num_frames, "scenes": args.scenes,
-        "written_scenes": info["num_scenes"], "questions": info["num_questions"],
-        "rejected_unstable": info["rejected_unstable"], "near_threshold_dropped": info["near_threshold_dropped"],
+        "load_average_1min": [round(load_before, 2), round(load_after, 2)], "cores": os.cpu_count(),
+        "written_scenes": sum(v for k, v in info["stats"].items() if k.startswith("scenes.")),
+        "questions": sum(v for k, v in info["stats"].items() if k.startswith("questions.") and k.count(".") == 3),
+        "rejected_unstable": info["stats"].get("rejected_unstable", 0),
+        "near_threshold_dropped": info["stats"].get("near_threshold_dropped", 0),
+        "balance_dropped": info["stats"].get("balance_dropped", 0),
         "seconds_per_scene_per_core": round(full_seconds / args.scenes, 4),
         "bare_simulate_render_seconds_per_scene": round(bare_seconds / args.scenes, 4),
         "overhead_percent": round(100.0 * (full_seconds - bare_seconds) / bare_seconds, 1),
