@@ -205,9 +205,6 @@ def _involves(event: dict, body: str) -> bool:
     return body in event["bodies"]
 
 
-OPS: dict[str, Callable] = {}
-
-
 def execute(program: list[dict], context: ExecutionContext) -> Any:
     """Run ``program`` and return its last node's value (bool, int, float, str, or None when
     the program has no answer here, e.g. a period that the run is too short to show)."""
@@ -268,6 +265,7 @@ _OPS: dict[str, Callable] = {
     "relative_change": lambda node, inputs, context: (None if inputs[0] is None or not inputs[1]
                                                       else abs(inputs[0] - inputs[1]) / abs(inputs[1])),
 }
+#: op name -> implementation ``(node, input values, context) -> value``
 OPS = _OPS
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import io
-import math
 import os
 import time
 from collections import Counter
