@@ -221,3 +221,15 @@ def test_set_body_pose_places_a_free_body_at_rest():
     sim = Simulator(world)
     sim.set_body_pose("ball", (0.3, -0.2, 0.5), (0.0, 1.0, 0.0, 0.0))
     assert sim.body_position("ball") == pytest.approx([0.3, -0.2, 0.5])
+
+
+def test_set_mass_mid_swing_keeps_the_state():
+    pivot = Body("pivot", (Geom(Box((0.02, 0.02, 0.02))),), Pose((0, 0, 1)), Joint("fixed"))
+    bob = Body("bob", (Geom(Sphere(0.05), Pose((0, 0, -0.5))),), parent="pivot",
+               joint=Joint("revolute", axis=(0, 1, 0), initial_position=0.7))
+    sim = Simulator(World(ground=None, bodies=(pivot, bob)))
+    sim.step(100)
+    angle, speed, time = sim.joint_position("bob"), sim.joint_velocity("bob"), sim.time
+    sim.set_mass("bob", 3.0)
+    assert (sim.joint_position("bob"), sim.joint_velocity("bob"), sim.time) == (angle, speed, time)
+    assert sim.body_mass("bob") == 3.0

@@ -223,7 +223,7 @@ class Simulator:
         scale = mass / self.model.body_mass[body_id]
         self.model.body_mass[body_id] = mass
         self.model.body_inertia[body_id] *= scale
-        mujoco.mj_setConst(self.model, self.data)
+        self._set_constants()
         self._after_intervention()
 
     def set_friction(self, name: str, sliding: float) -> None:
@@ -314,6 +314,15 @@ class Simulator:
         body_id = self.compiled.body_id(name)
         start = self.model.body_geomadr[body_id]
         return slice(start, start + self.model.body_geomnum[body_id])
+
+    def _set_constants(self) -> None:
+        """Recompute the model's derived constants after a mass change, keeping the state
+        (mj_setConst evaluates them at qpos0 and leaves data there)."""
+        state = np.empty(mujoco.mj_stateSize(self.model, _STATE_SPEC))
+        mujoco.mj_getState(self.model, self.data, state, _STATE_SPEC)
+        mujoco.mj_setConst(self.model, self.data)
+        mujoco.mj_setState(self.model, self.data, state, _STATE_SPEC)
+        mujoco.mj_forward(self.model, self.data)
 
     def _hold_removed(self) -> None:
         """Cancel gravity on removed bodies so they hang still, out of the way."""
