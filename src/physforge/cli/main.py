@@ -20,6 +20,7 @@ sim_app = typer.Typer(help="Simulate and render worlds.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
 from physforge.cli.asset import asset_app; app.add_typer(asset_app, name="asset")  # noqa: E402,E702
 from physforge.cli.data import app as data_app; app.add_typer(data_app, name="data")  # noqa: E402,E702
+from physforge.cli.reason import app as reason_app; app.add_typer(reason_app, name="reason")  # noqa: E402,E702
 console = Console(stderr=True)
 
 

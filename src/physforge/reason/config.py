@@ -1,0 +1,234 @@
+"""Typed configs of the reasoning recipes (no torch import): the PhysEncoder's model arguments,
+its training run, and the small VLM's training run. Each validates itself and is saved as
+``config.json`` in the run folder."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from physforge.reason.errors import ReasonConfigError
+
+
+def _int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ReasonConfigError(name, f"expected an integer in [{low}, {high}], got {value!r}")
+
+
+def _float(name: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise ReasonConfigError(name, f"expected a number in [{low}, {high}], got {value!r}")
+
+
+def _from_dict(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise ReasonConfigError(where, f"expected a JSON object, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ReasonConfigError(f"{where}.{unknown[0]}", f"unknown field; expected one of {sorted(known)}")
+    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return cls(**converted)
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Model arguments of a PhysEncoder (saved in every checkpoint).
+
+    image_size: px, frames are resized to image_size x image_size (a multiple of 16).
+    clip_frames: frames per clip fed to the encoder; a question showing another number of frames
+    is resampled to this many (nearest frame in time). channels: conv widths, one stride-2
+    layer each. dim: size of the physical representation vector z. text_dim: size of the
+    question/option encoding. hidden: size of the fused question-answering layer. vocab: question
+    tokens (index 0 padding, 1 unknown, from ``physforge.reason.data.tokenize``). names: answer
+    classes of 'name' questions. max_count: largest count answer. max_text: tokens kept per
+    question or option. blind: ignore the images (a text-only model with the same heads).
+    """
+
+    image_size: int = 64
+    clip_frames: int = 4
+    channels: tuple[int, ...] = (16, 32, 48, 64)
+    dim: int = 128
+    text_dim: int = 64
+    hidden: int = 128
+    vocab: tuple[str, ...] = ("<pad>", "<unk>")
+    names: tuple[str, ...] = ("gray", "red", "blue", "green", "brown", "purple", "cyan", "yellow")
+    max_count: int = 10
+    max_text: int = 48
+    blind: bool = False
+
+    def __post_init__(self):
+        _int("image_size", self.image_size, 16, 512)
+        if self.image_size % 16:
+            raise ReasonConfigError("image_size", f"must be a multiple of 16 px, got {self.image_size}")
+        _int("clip_frames", self.clip_frames, 1, 32)
+        channels = tuple(self.channels)
+        if not 1 <= len(channels) <= 6 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
+            raise ReasonConfigError("channels", f"expected 1 to 6 positive integers, got {list(channels)}")
+        if self.image_size >> len(channels) < 1:
+            raise ReasonConfigError("channels", f"{len(channels)} stride-2 layers shrink {self.image_size} px to nothing")
+        object.__setattr__(self, "channels", channels)
+        for name in ("dim", "text_dim", "hidden"):
+            _int(name, getattr(self, name), 4, 4096)
+        vocab = tuple(self.vocab)
+        if vocab[:2] != ("<pad>", "<unk>") or len(set(vocab)) != len(vocab):
+            raise ReasonConfigError("vocab", "must start with '<pad>', '<unk>' and hold no duplicates")
+        object.__setattr__(self, "vocab", vocab)
+        names = tuple(self.names)
+        if not names or len(set(names)) != len(names):
+            raise ReasonConfigError("names", f"expected distinct answer names, got {list(names)}")
+        object.__setattr__(self, "names", names)
+        _int("max_count", self.max_count, 1, 1000)
+        _int("max_text", self.max_text, 4, 1024)
+        if not isinstance(self.blind, bool):
+            raise ReasonConfigError("blind", f"expected true or false, got {self.blind!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "model") -> "EncoderConfig":
+        return _from_dict(cls, data, where)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One PhysEncoder training run (``physforge reason train``).
+
+    data: dataset folder (``physforge data generate``). out: run folder (config.json,
+    checkpoint/, init/, metrics.jsonl). seed: seeds initialisation and batch order. steps:
+    optimiser steps. batch_size: questions per step. lr: AdamW learning rate. weight_decay:
+    AdamW decay. aux_weight: weight of the auxiliary (state, property, stability, contact) losses
+    relative to the question-answering loss; 0 trains question answering only. train_splits:
+    splits trained on. val_split: split scored during training ('' for none). eval_every: steps
+    between validation scores (0: only at the end). max_val_questions: validation sample size.
+    model: the PhysEncoder's arguments (its vocab is built from the training questions).
+    """
+
+    data: str
+    out: str
+    seed: int = 0
+    steps: int = 300
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    aux_weight: float = 1.0
+    train_splits: tuple[str, ...] = ("train",)
+    val_split: str = "val"
+    eval_every: int = 0
+    max_val_questions: int = 400
+    model: EncoderConfig = field(default_factory=EncoderConfig)
+
+    def __post_init__(self):
+        if not isinstance(self.data, str) or not self.data:
+            raise ReasonConfigError("data", "expected the dataset folder")
+        if not isinstance(self.out, str) or not self.out:
+            raise ReasonConfigError("out", "expected the run folder")
+        _int("seed", self.seed, 0, 2**63 - 1)
+        _int("steps", self.steps, 0, 10_000_000)
+        _int("batch_size", self.batch_size, 1, 65536)
+        _float("lr", self.lr, 0.0, 10.0)
+        _float("weight_decay", self.weight_decay, 0.0, 10.0)
+        _float("aux_weight", self.aux_weight, 0.0, 1000.0)
+        splits = tuple(self.train_splits)
+        if not splits or not all(isinstance(s, str) for s in splits):
+            raise ReasonConfigError("train_splits", f"expected split names, got {list(splits)}")
+        object.__setattr__(self, "train_splits", splits)
+        _int("eval_every", self.eval_every, 0, 10_000_000)
+        _int("max_val_questions", self.max_val_questions, 1, 10_000_000)
+        model = self.model
+        if isinstance(model, dict):
+            model = EncoderConfig.from_dict(model)
+        if not isinstance(model, EncoderConfig):
+            raise ReasonConfigError("model", "expected an EncoderConfig or a mapping of its fields")
+        object.__setattr__(self, "model", model)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["train_splits"] = list(self.train_splits)
+        out["model"] = self.model.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> "TrainConfig":
+        return _from_dict(cls, data, where)
+
+
+@dataclass(frozen=True)
+class VLMTrainConfig:
+    """One small-VLM SFT run (``physforge reason train-vlm``).
+
+    data: dataset folder. out: run folder (config.json, model/ with the processor, init/ for a
+    from-scratch model). base_model: a local transformers VLM folder to fine-tune with LoRA
+    (None: build a tiny Idefics3 from a config and train it from scratch). seed: initialisation
+    and data order. steps: optimiser steps. batch_size: examples per step. lr: learning rate.
+    image_size: px, longest image edge given to the vision tower (a multiple of patch_size).
+    patch_size: px. hidden: text and vision width. layers: text and vision depth. heads: attention
+    heads. vocab_size: BPE vocabulary trained on the dataset's text. lora_rank, lora_alpha: LoRA
+    settings (base_model only). max_train_examples: cap on SFT examples (drawn with the seed).
+    """
+
+    data: str
+    out: str
+    base_model: str | None = None
+    seed: int = 0
+    steps: int = 60
+    batch_size: int = 8
+    lr: float = 1e-3
+    image_size: int = 64
+    patch_size: int = 16
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+    vocab_size: int = 512
+    lora_rank: int = 8
+    lora_alpha: int = 16
+    max_train_examples: int = 2000
+
+    def __post_init__(self):
+        for name in ("data", "out"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ReasonConfigError(name, "expected a folder path")
+        if self.base_model is not None and (not isinstance(self.base_model, str) or not self.base_model):
+            raise ReasonConfigError("base_model", "expected a local model folder or None")
+        _int("seed", self.seed, 0, 2**63 - 1)
+        _int("steps", self.steps, 1, 10_000_000)
+        _int("batch_size", self.batch_size, 1, 4096)
+        _float("lr", self.lr, 0.0, 10.0)
+        _int("image_size", self.image_size, 16, 2048)
+        _int("patch_size", self.patch_size, 2, 64)
+        if self.image_size % self.patch_size:
+            raise ReasonConfigError("image_size", f"must be a multiple of patch_size ({self.patch_size}), got "
+                                    f"{self.image_size}")
+        _int("hidden", self.hidden, 8, 8192)
+        _int("layers", self.layers, 1, 64)
+        _int("heads", self.heads, 1, 128)
+        if self.hidden % self.heads:
+            raise ReasonConfigError("heads", f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        _int("vocab_size", self.vocab_size, 300, 200_000)
+        _int("lora_rank", self.lora_rank, 1, 1024)
+        _int("lora_alpha", self.lora_alpha, 1, 4096)
+        _int("max_train_examples", self.max_train_examples, 1, 100_000_000)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> "VLMTrainConfig":
+        return _from_dict(cls, data, where)
+
+
+def load_json_config(cls, path: str | Path):
+    """``cls.from_dict`` of a JSON file, naming the file in errors."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReasonConfigError(str(path), "config file not found") from None
+    except json.JSONDecodeError as err:
+        raise ReasonConfigError(str(path), f"not valid JSON ({err.msg} at line {err.lineno})") from None
+    return cls.from_dict(data, where=str(path))

@@ -1,0 +1,281 @@
+"""The PhysEncoder: a clip encoder giving a physical representation vector, with multi-task
+heads (future state, relative properties, stability, contacts) and a question-answering head.
+
+This module imports torch at the top; ``physforge.reason`` loads it on first use only.
+
+    from physforge.reason import load_encoder
+    model = load_encoder("runs/reason/checkpoint")
+    z = model.encode(clips)          # clips: (B, T, 3, S, S) float32 in [0, 1] -> z: (B, dim)
+    answers = model.answer(split, questions)
+
+A checkpoint is a folder: ``model.safetensors`` (weights only) and ``checkpoint.json``
+(kind, model arguments, step, training config).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from physforge.reason.config import EncoderConfig
+from physforge.reason.data import N_FUTURE, PAIRS, SLOTS, Split, tokenize
+from physforge.reason.errors import CheckpointError
+
+KIND = "physforge.reason.PhysEncoder"
+FORMAT_VERSION = 1
+ANSWER_TYPES = ("bool", "count", "number", "name", "choice", "multi")
+
+
+class PhysEncoder(nn.Module):
+    """Clip -> z (dim,), heads on z, and question answering on (z, question, options).
+
+    Inputs: clips (B, T, 3, S, S) float32 in [0, 1] with T = config.clip_frames and
+    S = config.image_size; tokens (B, L) int64 (0 = padding).
+    """
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        width = 3
+        for c in config.channels:
+            layers += [nn.Conv2d(width, c, 3, stride=2, padding=1), nn.GroupNorm(1, c), nn.GELU()]
+            width = c
+        self.frame_cnn = nn.Sequential(*layers)
+        side = config.image_size >> len(config.channels)
+        self.frame_proj = nn.Linear(width * side * side, config.dim)
+        self.temporal = nn.Sequential(nn.Linear(config.clip_frames * config.dim, config.dim), nn.GELU(),
+                                      nn.Linear(config.dim, config.dim))
+        self.blind_z = nn.Parameter(torch.zeros(config.dim))
+        n = len(SLOTS)
+        self.state_head = nn.Linear(config.dim, N_FUTURE * n * 3)
+        self.property_head = nn.Linear(config.dim, n * 3)
+        self.stability_head = nn.Linear(config.dim, n)
+        self.contact_head = nn.Linear(config.dim, len(PAIRS))
+        self.embed = nn.Embedding(len(config.vocab), config.text_dim, padding_idx=0)
+        self.position = nn.Embedding(config.max_text, config.text_dim)
+        self.text_conv = nn.Sequential(nn.Conv1d(config.text_dim, config.text_dim, 3, padding=1), nn.GELU(),
+                                       nn.Conv1d(config.text_dim, config.text_dim, 3, padding=1), nn.GELU())
+        self.text_out = nn.Linear(2 * config.text_dim, config.text_dim)
+        self.fuse = nn.Sequential(nn.Linear(config.dim + config.text_dim, config.hidden), nn.GELU(),
+                                  nn.Linear(config.hidden, config.hidden), nn.GELU())
+        self.film = nn.Linear(config.text_dim, 2 * config.dim)
+        self.bool_head = nn.Linear(config.hidden, 1)
+        self.count_head = nn.Linear(config.hidden, config.max_count + 1)
+        self.number_head = nn.Linear(config.hidden, 1)
+        self.name_head = nn.Linear(config.hidden, len(config.names))
+        self.option_head = nn.Sequential(nn.Linear(config.hidden + config.text_dim, config.hidden), nn.GELU(),
+                                         nn.Linear(config.hidden, 1))
+        self._token_index = {t: i for i, t in enumerate(config.vocab)}
+
+    # -- representation ---------------------------------------------------------------------------
+    def encode(self, clips: torch.Tensor) -> torch.Tensor:
+        """clips (B, T, 3, S, S) float32 in [0, 1] -> z (B, dim)."""
+        b, t = clips.shape[:2]
+        if self.config.blind:
+            return self.blind_z.expand(b, -1)
+        expected = (self.config.clip_frames, 3, self.config.image_size, self.config.image_size)
+        if tuple(clips.shape[1:]) != expected:
+            raise ValueError(f"clips: expected shape (B, {', '.join(map(str, expected))}), got {tuple(clips.shape)}")
+        features = self.frame_cnn(clips.reshape(b * t, *clips.shape[2:]) - 0.5)
+        features = self.frame_proj(features.flatten(1)).reshape(b, t * self.config.dim)
+        return self.temporal(F.gelu(features))
+
+    def heads(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Auxiliary predictions from z (B, dim): future (B, N_FUTURE, 8, 3) m; properties (B, 8, 3)
+        (centred log mass, friction, restitution); displaced (B, 8) logits; contacts (B, 28) logits."""
+        b = z.shape[0]
+        return {"future": self.state_head(z).reshape(b, N_FUTURE, len(SLOTS), 3),
+                "properties": self.property_head(z).reshape(b, len(SLOTS), 3),
+                "displaced": self.stability_head(z), "contacts": self.contact_head(z)}
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (N, L) int64, 0 = padding -> (N, text_dim): two word-order-aware convolutions over
+        word + position embeddings, max- and mean-pooled over the real tokens."""
+        mask = (tokens != 0).unsqueeze(-1).float()  # (N, L, 1)
+        positions = torch.arange(tokens.shape[1], device=tokens.device).clamp(max=self.config.max_text - 1)
+        x = self.embed(tokens) + self.position(positions)
+        h = self.text_conv(x.transpose(1, 2)).transpose(1, 2)  # (N, L, text_dim)
+        pooled_max = (h - 1e4 * (1 - mask)).max(1).values
+        pooled_mean = (h * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.text_out(torch.cat([pooled_max, pooled_mean], -1))
+
+    def qa(self, z: torch.Tensor, tokens: torch.Tensor, option_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Answer logits. z (B, dim); tokens (B, L); option_tokens (B, O, Lo) (O may be 0).
+        Returns bool (B,), count (B, max_count + 1), number (B,) in SI units, name (B, n_names),
+        options (B, O) logits."""
+        q = self.encode_text(tokens)
+        gamma, beta = self.film(q).chunk(2, dim=-1)
+        h = self.fuse(torch.cat([z * (1 + gamma) + beta, q], dim=-1))
+        out = {"bool": self.bool_head(h).squeeze(-1), "count": self.count_head(h),
+               "number": self.number_head(h).squeeze(-1), "name": self.name_head(h)}
+        b, o = option_tokens.shape[:2]
+        if o:
+            text = self.encode_text(option_tokens.reshape(b * o, -1)).reshape(b, o, -1)
+            out["options"] = self.option_head(torch.cat([h.unsqueeze(1).expand(-1, o, -1), text], -1)).squeeze(-1)
+        else:
+            out["options"] = h.new_zeros(b, 0)
+        return out
+
+    # -- inputs -----------------------------------------------------------------------------------
+    def token_ids(self, text: str) -> list[int]:
+        ids = [self._token_index.get(t, 1) for t in tokenize(text)][: self.config.max_text]
+        return ids or [1]
+
+    def clip_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
+        """images: per example (n_shown, S, S, 3) uint8 -> (B, clip_frames, 3, S, S) float32 in [0, 1],
+        each clip resampled to clip_frames frames (nearest in time)."""
+        t = self.config.clip_frames
+        clips = []
+        for frames in images:
+            pick = np.round(np.linspace(0, len(frames) - 1, t)).astype(int) if len(frames) > 1 else np.zeros(t, int)
+            clips.append(frames[pick])
+        array = np.stack(clips).astype(np.float32) / 255.0
+        return torch.from_numpy(array).permute(0, 1, 4, 2, 3).contiguous()
+
+    def batch(self, split: Split, questions: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """Model inputs of some questions: clips, tokens, option_tokens, option_mask (B, O) bool."""
+        tokens = _pad([self.token_ids(q["question"]) for q in questions])
+        o = max((len(q["options"]) for q in questions), default=0)
+        option_ids = [[self.token_ids(opt["text"]) for opt in q["options"]] for q in questions]
+        width = max((len(ids) for row in option_ids for ids in row), default=1)
+        option_tokens = torch.zeros(len(questions), o, width, dtype=torch.long)
+        option_mask = torch.zeros(len(questions), o, dtype=torch.bool)
+        for i, row in enumerate(option_ids):
+            for k, ids in enumerate(row):
+                option_tokens[i, k, : len(ids)] = torch.tensor(ids)
+                option_mask[i, k] = True
+        if self.config.blind:
+            s = self.config.image_size
+            clips = torch.zeros(len(questions), self.config.clip_frames, 3, s, s)
+        else:
+            clips = self.clip_tensor([split.images(q) for q in questions])
+        return {"clips": clips, "tokens": tokens, "option_tokens": option_tokens, "option_mask": option_mask}
+
+    def forward(self, clips, tokens, option_tokens, option_mask=None):
+        z = self.encode(clips)
+        return z, self.qa(z, tokens, option_tokens)
+
+    # -- answers ----------------------------------------------------------------------------------
+    def decode(self, outputs: dict[str, torch.Tensor], questions: list[dict[str, Any]]) -> list[str]:
+        """Answer strings in the grader's formats from qa() outputs."""
+        answers = []
+        for i, q in enumerate(questions):
+            kind = q["answer_type"]
+            if kind == "bool":
+                answers.append("yes" if outputs["bool"][i] > 0 else "no")
+            elif kind == "count":
+                answers.append(str(int(outputs["count"][i].argmax())))
+            elif kind == "number":
+                answers.append(f"{float(outputs['number'][i]):.3f}")
+            elif kind == "name":
+                answers.append(self.config.names[int(outputs["name"][i].argmax())])
+            elif kind in ("choice", "multi"):
+                n = len(q["options"])
+                scores = outputs["options"][i, :n]
+                labels = [opt["label"] for opt in q["options"]]
+                if kind == "choice" or n == 0:
+                    answers.append(labels[int(scores.argmax())] if n else "A")
+                else:
+                    chosen = [labels[k] for k in range(n) if scores[k] > 0]
+                    answers.append(",".join(chosen) if chosen else "none")
+            else:
+                raise ValueError(f"question {q['question_id']}: unknown answer_type {kind!r}; expected one of "
+                                 f"{ANSWER_TYPES}")
+        return answers
+
+    @torch.no_grad()
+    def answer(self, split: Split, questions: list[dict[str, Any]], batch_size: int = 64) -> list[str]:
+        """Answer strings for questions of ``split`` (eval mode, no gradients)."""
+        was_training = self.training
+        self.eval()
+        out: list[str] = []
+        for start in range(0, len(questions), batch_size):
+            chunk = questions[start: start + batch_size]
+            inputs = self.batch(split, chunk)
+            _, outputs = self(**inputs)
+            out.extend(self.decode(outputs, chunk))
+        self.train(was_training)
+        return out
+
+
+def _pad(rows: list[list[int]]) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    out = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.tensor(r)
+    return out
+
+
+def build_encoder(config: EncoderConfig, generator: torch.Generator) -> PhysEncoder:
+    """A freshly initialised PhysEncoder; the weights depend only on ``generator``'s seed."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        return PhysEncoder(config)
+
+
+def save_encoder(model: PhysEncoder, folder: str | Path, step: int, train_config: dict[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` and ``checkpoint.json`` into ``folder`` (each atomically)."""
+    from safetensors.torch import save_file
+
+    from physforge.outputs import write_json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    temporary = folder / f".model.safetensors.tmp-{os.getpid()}"
+    save_file(tensors, str(temporary), metadata={"kind": KIND, "step": str(step)})
+    temporary.replace(folder / "model.safetensors")
+    write_json(folder / "checkpoint.json", {"kind": KIND, "format_version": FORMAT_VERSION, "step": step,
+                                            "model": model.config.to_dict(), "train_config": train_config})
+    return folder
+
+
+def is_encoder_checkpoint(folder: str | Path) -> bool:
+    path = Path(folder) / "checkpoint.json"
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("kind") == KIND
+    except (json.JSONDecodeError, AttributeError):
+        return False
+
+
+def load_encoder(folder: str | Path) -> PhysEncoder:
+    """Load a PhysEncoder checkpoint folder (safetensors weights; no pickle). Returns it in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    meta_path = folder / "checkpoint.json"
+    if not meta_path.is_file():
+        raise CheckpointError(folder, "no checkpoint.json here; pass a folder written by `physforge reason train` "
+                              "(its checkpoint/ subfolder)")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(meta_path, f"not valid JSON ({err.msg})") from None
+    if meta.get("kind") != KIND:
+        raise CheckpointError(folder, f"kind is {meta.get('kind')!r}, expected {KIND!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(folder, f"format_version {meta.get('format_version')!r} is not supported "
+                              f"(expected {FORMAT_VERSION}); retrain or upgrade physforge")
+    config = EncoderConfig.from_dict(meta["model"], where=f"{meta_path}: model")
+    model = PhysEncoder(config)
+    try:
+        state = load_file(str(folder / "model.safetensors"))
+    except (FileNotFoundError, SafetensorError, OSError) as err:
+        raise CheckpointError(folder / "model.safetensors", f"cannot read the weights ({err})") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(folder, f"weights do not match the model arguments: {str(err)[:300]}") from None
+    model.step = int(meta.get("step", 0))
+    return model.eval()

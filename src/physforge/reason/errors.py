@@ -1,0 +1,30 @@
+"""Error types of ``physforge.reason`` (each also a ValueError or RuntimeError, so ``except`` on
+the builtin keeps working). Every message names what is wrong and what to do."""
+
+from __future__ import annotations
+
+from physforge.errors import PhysforgeError
+
+
+class ReasonConfigError(PhysforgeError, ValueError):
+    """A training or evaluation config holds a bad value; ``path`` names the field."""
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+class CheckpointError(PhysforgeError, ValueError):
+    """A checkpoint folder cannot be loaded: missing files, wrong kind, or mismatched shapes."""
+
+    def __init__(self, path, message: str):
+        self.path = str(path)
+        super().__init__(f"{path}: {message}")
+
+
+class ReasonDataError(PhysforgeError, ValueError):
+    """A dataset folder cannot be used for training or evaluation (missing split, no questions)."""
+
+
+class EndpointError(PhysforgeError, RuntimeError):
+    """An OpenAI-compatible endpoint did not answer usably (HTTP error, timeout, bad JSON)."""

@@ -1,0 +1,229 @@
+"""Recipe: train a PhysEncoder jointly on question answering and its auxiliary physics heads.
+
+Reads top to bottom: config -> data -> model -> loop. A run folder holds ``config.json``,
+``init/`` (the weights before training, for the "without physics training" baseline),
+``checkpoint/`` (the trained weights), ``metrics.jsonl`` (one line per logged step) and
+``summary.json``.
+
+    from physforge.reason.config import TrainConfig
+    from physforge.reason.recipe_encoder import train_encoder
+    train_encoder(TrainConfig(data="runs/data", out="runs/reason", steps=300))
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physforge.reason.config import EncoderConfig, TrainConfig
+from physforge.reason.data import SLOTS, Split, load_split, tokenize
+from physforge.reason.errors import ReasonConfigError
+
+log = logging.getLogger(__name__)
+
+
+def build_vocab(split: Split) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(question tokens, 'name' answer classes) seen in the training questions, sorted."""
+    words: Counter = Counter()
+    names = set(SLOTS)
+    for q in split.questions:
+        words.update(tokenize(q["question"]))
+        for option in q["options"]:
+            words.update(tokenize(option["text"]))
+        if q["answer_type"] == "name":
+            names.add(q["answer"].strip().lower())
+    return ("<pad>", "<unk>") + tuple(sorted(words)), tuple(sorted(names))
+
+
+def qa_loss(outputs: dict, questions: list[dict[str, Any]], names: tuple[str, ...], max_count: int):
+    """Mean over questions of the loss of each one's answer type (see module docs)."""
+    import torch
+    from torch.nn import functional as F
+
+    losses = []
+    name_index = {n: i for i, n in enumerate(names)}
+    for i, q in enumerate(questions):
+        kind, answer = q["answer_type"], q["answer"].strip()
+        if kind == "bool":
+            target = torch.tensor(1.0 if answer.lower() == "yes" else 0.0)
+            losses.append(F.binary_cross_entropy_with_logits(outputs["bool"][i], target))
+        elif kind == "count":
+            target = torch.tensor(min(int(float(answer)), max_count))
+            losses.append(F.cross_entropy(outputs["count"][i: i + 1], target.unsqueeze(0)))
+        elif kind == "number":
+            losses.append(F.smooth_l1_loss(outputs["number"][i], torch.tensor(float(answer)), beta=0.1))
+        elif kind == "name":
+            if answer.lower() in name_index:
+                target = torch.tensor([name_index[answer.lower()]])
+                losses.append(F.cross_entropy(outputs["name"][i: i + 1], target))
+        elif kind in ("choice", "multi") and q["options"]:
+            n = len(q["options"])
+            scores = outputs["options"][i, :n]
+            correct = torch.tensor([1.0 if o["correct"] else 0.0 for o in q["options"]])
+            if kind == "choice":
+                losses.append(F.cross_entropy(scores.unsqueeze(0), correct.argmax().unsqueeze(0)))
+            else:
+                losses.append(F.binary_cross_entropy_with_logits(scores, correct))
+    return torch.stack(losses).mean() if losses else outputs["bool"].sum() * 0.0
+
+
+def aux_loss(model, z, split: Split, questions: list[dict[str, Any]]):
+    """Auxiliary losses on questions that show their scene's own clip (not the impossible twin)."""
+    import torch
+    from torch.nn import functional as F
+
+    from physforge.reason.data import PAIRS
+
+    rows = [i for i, q in enumerate(questions)
+            if split.scenes[q["scene_id"]].targets is not None
+            and max(q["frame_indices"]) < len(split.scenes[q["scene_id"]].frames)]
+    if not rows:
+        return z.sum() * 0.0, {}
+    targets = [split.scenes[questions[i]["scene_id"]].targets for i in rows]
+    stack = {k: torch.from_numpy(np.stack([t[k] for t in targets])) for k in targets[0]}
+    predicted = model.heads(z[rows])
+    present = stack["present"].float()  # (R, 8)
+    pair_mask = torch.stack([present[:, a] * present[:, b] for a, b in PAIRS], 1)  # (R, 28)
+
+    def masked(value, mask):
+        return (value * mask).sum() / mask.sum().clamp(min=1.0)
+
+    parts = {
+        "state": masked(F.smooth_l1_loss(predicted["future"], stack["future"], reduction="none", beta=0.05)
+                        .sum(-1), present.unsqueeze(1).expand(-1, predicted["future"].shape[1], -1)),
+        "property": masked(F.mse_loss(predicted["properties"], stack["properties"], reduction="none").sum(-1), present),
+        "stability": masked(F.binary_cross_entropy_with_logits(predicted["displaced"], stack["displaced"],
+                                                               reduction="none"), present),
+        "contact": masked(F.binary_cross_entropy_with_logits(predicted["contacts"], stack["contacts"],
+                                                             reduction="none"), pair_mask),
+    }
+    return sum(parts.values()), {k: float(v.detach()) for k, v in parts.items()}
+
+
+def evaluate_accuracy(model, split: Split, questions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The data engine's grader on the model's answers: overall accuracy and per question type."""
+    from physforge.data.grade import grade
+
+    answers = model.answer(split, questions)
+    graded = grade({q["question_id"]: a for q, a in zip(questions, answers)}, questions)
+    per_type: dict[str, list[float]] = {}
+    for row in graded["groups"]:
+        bucket = per_type.setdefault(row["question_type"], [0.0, 0.0])
+        bucket[0] += row["accuracy"] * row["questions"]
+        bucket[1] += row["questions"]
+    return {"accuracy": graded["overall"]["accuracy"],
+            "per_type": {k: round(c / n, 4) for k, (c, n) in sorted(per_type.items())}}
+
+
+def train_encoder(config: TrainConfig, *, overwrite: bool = False, progress: bool = False) -> dict[str, Any]:
+    """Run the recipe; returns the summary (also written to ``summary.json``)."""
+    import torch
+
+    from physforge.outputs import OutputExistsError, write_json
+    from physforge.reason.encoder import build_encoder, save_encoder
+
+    # -- config -----------------------------------------------------------------------------------
+    out = Path(config.out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    generator = torch.Generator().manual_seed(config.seed)
+    sample_rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))
+
+    # -- data -------------------------------------------------------------------------------------
+    size = config.model.image_size
+    train = load_split(config.data, config.train_splits, image_size=size)
+    val = None
+    if config.val_split:
+        val = load_split(config.data, [config.val_split], image_size=size, max_questions=config.max_val_questions,
+                         rng=sample_rng)
+    vocab, names = build_vocab(train)
+    model_config = EncoderConfig.from_dict({**config.model.to_dict(), "vocab": list(vocab), "names": list(names)})
+    write_json(out / "config.json", {**config.to_dict(), "model": model_config.to_dict()})
+    log.info("training on %d questions of %d scenes", len(train.questions), len(train.scenes))
+
+    # -- model ------------------------------------------------------------------------------------
+    model = build_encoder(model_config, generator)
+    save_encoder(model, out / "init", step=0, train_config=config.to_dict())
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min(1.0, (s + 1) / max(1, config.steps // 20)) * 0.5 * (1 + np.cos(np.pi * s / max(1, config.steps))))
+    n_params = sum(p.numel() for p in model.parameters())
+
+    # -- loop -------------------------------------------------------------------------------------
+    order = torch.randperm(len(train.questions), generator=generator)
+    cursor, images_seen, train_seconds = 0, 0, 0.0
+    metrics_path = out / "metrics.jsonl"
+    history = []
+    bar = _bar(progress, config.steps)
+    model.train()
+    for step in range(1, config.steps + 1):
+        if cursor + config.batch_size > len(order):
+            order, cursor = torch.randperm(len(train.questions), generator=generator), 0
+        chunk = [train.questions[int(i)] for i in order[cursor: cursor + config.batch_size]]
+        cursor += config.batch_size
+        start = time.perf_counter()
+        inputs = model.batch(train, chunk)
+        z, outputs = model(**inputs)
+        loss_qa = qa_loss(outputs, chunk, model_config.names, model_config.max_count)
+        loss_aux, parts = aux_loss(model, z, train, chunk) if config.aux_weight > 0 else (z.sum() * 0.0, {})
+        loss = loss_qa + config.aux_weight * loss_aux
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimiser.step()
+        schedule.step()
+        train_seconds += time.perf_counter() - start
+        images_seen += 0 if model_config.blind else len(chunk) * model_config.clip_frames
+        if not np.isfinite(float(loss.detach())):
+            raise ReasonConfigError("lr", f"the loss became {float(loss)} at step {step}; lower the learning rate")
+        record: dict[str, Any] = {"step": step, "loss": round(float(loss.detach()), 5), "qa": round(float(loss_qa.detach()), 5),
+                                  **{k: round(v, 5) for k, v in parts.items()}}
+        if val is not None and config.eval_every and step % config.eval_every == 0 and step != config.steps:
+            record["val"] = evaluate_accuracy(model, val, val.questions)
+        if step % 10 == 0 or step == config.steps or "val" in record:
+            with metrics_path.open("a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        history.append(record)
+        bar(step, record["loss"])
+    bar(None, None)
+
+    save_encoder(model, out / "checkpoint", step=config.steps, train_config=config.to_dict())
+    summary: dict[str, Any] = {
+        "steps": config.steps, "parameters": n_params, "train_questions": len(train.questions),
+        "train_scenes": len(train.scenes), "train_seconds": round(train_seconds, 3),
+        "train_images_per_second": round(images_seen / train_seconds, 2) if train_seconds and images_seen else None,
+        "final_loss": history[-1]["loss"] if history else None,
+        "checkpoint": str(out / "checkpoint"), "init": str(out / "init"),
+    }
+    if val is not None:
+        summary["val"] = evaluate_accuracy(model, val, val.questions) | {"questions": len(val.questions)}
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _bar(enabled: bool, total: int):
+    if not enabled:
+        return lambda step, loss: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("steps"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                        TimeRemainingColumn())
+    progress.start()
+    task = progress.add_task("train", total=total, loss="-")
+
+    def advance(step, loss):
+        if step is None:
+            progress.stop()
+        else:
+            progress.update(task, completed=step, loss=f"{loss:.3f}")
+    return advance

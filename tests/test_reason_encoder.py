@@ -1,0 +1,146 @@
+"""PhysEncoder: auxiliary targets against closed-form motion, the training recipe (smoke run,
+same seed -> same weights, CLI), checkpoint round trip, and error messages."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from physforge.reason.config import EncoderConfig, TrainConfig
+from physforge.reason.data import PAIRS, SLOTS, load_split, scene_targets
+from physforge.reason.errors import CheckpointError, ReasonConfigError, ReasonDataError
+from reason_fixtures import tiny_dataset  # noqa: F401  (session fixture)
+
+torch = pytest.importorskip("torch")
+
+
+def test_scene_targets_match_closed_form_motion():
+    """Red slides at 1 m/s along x, blue rests; they touch once: displacements are v * dt, the
+    centred log masses are +-log 2, only red is displaced, only the red-blue pair touched."""
+    times = np.arange(0, 2.0001, 0.05)
+    red = np.stack([times * 1.0, np.zeros_like(times), np.full_like(times, 0.1)], 1)
+    blue = np.tile([2.0, 0.0, 0.1], (len(times), 1))
+    row = {"clip_duration": 1.0, "duration": 2.0,
+           "objects": [{"name": "a", "color": "red", "mass": 2.0, "friction": 0.4, "restitution": 0.9},
+                       {"name": "b", "color": "blue", "mass": 0.5, "friction": 0.7, "restitution": 0.1}],
+           "states": {"time": times.tolist(), "body_names": ["a", "b"],
+                      "position": np.stack([red, blue], 1).tolist()},
+           "events": [{"type": "contact_start", "bodies": ["a", "b"]}, {"type": "contact_start", "bodies": ["a", "ground"]}]}
+    t = scene_targets(row)
+    r, b = SLOTS.index("red"), SLOTS.index("blue")
+    assert t["present"].tolist() == [s in ("red", "blue") for s in SLOTS]
+    np.testing.assert_allclose(t["future"][:, r], [[0.5, 0, 0], [1.0, 0, 0]], atol=1e-6)
+    np.testing.assert_allclose(t["future"][:, b], 0.0, atol=1e-6)
+    np.testing.assert_allclose(t["properties"][r], [math.log(2), 0.4, 0.9], atol=1e-6)
+    np.testing.assert_allclose(t["properties"][b], [-math.log(2), 0.7, 0.1], atol=1e-6)
+    assert t["displaced"][r] == 1 and t["displaced"][b] == 0
+    assert t["contacts"].sum() == 1 and t["contacts"][PAIRS.index((r, b))] == 1
+
+
+def test_configs_name_the_bad_field():
+    with pytest.raises(ReasonConfigError, match="image_size: must be a multiple of 16"):
+        EncoderConfig(image_size=50)
+    with pytest.raises(ReasonConfigError, match="channels"):
+        EncoderConfig(image_size=16, channels=(8, 8, 8, 8, 8))
+    with pytest.raises(ReasonConfigError, match=r"steps: expected an integer in \[0, "):
+        TrainConfig(data="d", out="o", steps=-1)
+    with pytest.raises(ReasonConfigError, match="model.colour: unknown field"):
+        TrainConfig.from_dict({"data": "d", "out": "o", "model": {"colour": 1}})
+
+
+def test_missing_split_is_named(tiny_dataset):
+    with pytest.raises(ReasonDataError, match="split 'nope' is not in this dataset"):
+        load_split(tiny_dataset, ["nope"])
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_train_recipe_smoke_and_same_seed_same_weights(tiny_dataset, tmp_path):
+    from physforge.reason import train_encoder
+
+    def run(name, seed):
+        config = TrainConfig(data=str(tiny_dataset), out=str(tmp_path / name), seed=seed, steps=3, batch_size=8,
+                             max_val_questions=8)
+        return train_encoder(config)
+
+    first, again, other = run("a", 0), run("b", 0), run("c", 1)
+    assert first["steps"] == 3 and math.isfinite(first["final_loss"]) and first["train_images_per_second"] > 0
+    assert 0.0 <= first["val"]["accuracy"] <= 1.0 and first["val"]["questions"] == 8
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert saved["seed"] == 0 and len(saved["model"]["vocab"]) > 20  # vocab built from the questions
+    meta = json.loads((tmp_path / "a" / "checkpoint" / "checkpoint.json").read_text())
+    assert meta["step"] == 3 and meta["model"] == saved["model"] and meta["train_config"]["steps"] == 3
+    a, b, c = (_weights(tmp_path / n / "checkpoint") for n in "abc")
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+    start = _weights(tmp_path / "a" / "init")
+    assert any(not torch.equal(a[k], start[k]) for k in a)  # training moved the weights
+    with pytest.raises(FileExistsError, match="already exists"):
+        run("a", 0)
+
+
+def test_cli_train_writes_a_run_folder(tiny_dataset, tmp_path):
+    from physforge.cli.main import app
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["reason", "train", "--data", str(tiny_dataset), "--out", str(out), "--steps", "2",
+                                      "--batch-size", "4", "--clip-frames", "2"])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} >= {"config.json", "init", "checkpoint", "metrics.jsonl", "summary.json"}
+    bad = CliRunner().invoke(app, ["reason", "train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "x"),
+                                   "--steps", "1"])
+    assert bad.exit_code == 2 and "meta/info.json is missing" in bad.output
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tiny_dataset, tmp_path):
+    from physforge.reason import build_encoder, load_encoder, save_encoder
+    from physforge.reason.recipe_encoder import build_vocab
+
+    split = load_split(tiny_dataset, ["train", "val"], image_size=64)
+    vocab, names = build_vocab(split)
+    model = build_encoder(EncoderConfig(vocab=vocab, names=names), torch.Generator().manual_seed(3)).eval()
+    with torch.no_grad():  # perturb every weight so that no default initialisation could pass by chance
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    save_encoder(model, tmp_path / "ckpt", step=7)
+    loaded = load_encoder(tmp_path / "ckpt")
+    assert loaded.step == 7 and loaded.config == model.config
+    inputs = model.batch(split, split.questions)
+    with torch.no_grad():
+        z1, out1 = model(**inputs)
+        z2, out2 = loaded(**inputs)
+        h1, h2 = model.heads(z1), loaded.heads(z2)
+    assert z1.shape == (len(split.questions), model.config.dim)
+    assert torch.equal(z1, z2)
+    for key in out1:
+        assert torch.equal(out1[key], out2[key]), key
+    for key in h1:
+        assert torch.equal(h1[key], h2[key]), key
+    assert model.answer(split, split.questions) == loaded.answer(split, split.questions)
+
+
+def test_load_encoder_refuses_bad_checkpoints(tiny_dataset, tmp_path):
+    from physforge.reason import build_encoder, load_encoder, save_encoder
+
+    with pytest.raises(CheckpointError, match="no checkpoint.json here"):
+        load_encoder(tmp_path)
+    save_encoder(build_encoder(EncoderConfig(), torch.Generator().manual_seed(0)), tmp_path / "c", step=0)
+    meta_path = tmp_path / "c" / "checkpoint.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "model": {**meta["model"], "dim": 64}}))
+    with pytest.raises(CheckpointError, match="weights do not match the model arguments"):
+        load_encoder(tmp_path / "c")
+    meta_path.write_text(json.dumps({**meta, "kind": "something.else"}))
+    with pytest.raises(CheckpointError, match="kind is 'something.else'"):
+        load_encoder(tmp_path / "c")
+    meta_path.write_text(json.dumps(meta))
+    (tmp_path / "c" / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(CheckpointError, match="cannot read the weights"):
+        load_encoder(tmp_path / "c")
