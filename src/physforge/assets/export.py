@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from physforge.assets.build import BuildConfig, SimAsset, make_world
+from physforge.assets.build import SimAsset, make_world
 from physforge.assets.gate import GateConfig, run_gate
 from physforge.assets.schema import annotation_json, to_physxnet
 from physforge.assets.urdf import export_urdf
@@ -93,7 +93,3 @@ def check_asset_dir(folder: str | Path, *, gate: GateConfig = GateConfig(), writ
             report["parts"] = parts
         write_json(previous, report)
     return report
-
-
-def default_build_config(**changes) -> BuildConfig:
-    return BuildConfig(**changes)

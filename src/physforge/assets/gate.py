@@ -17,7 +17,6 @@ Checks:
 from __future__ import annotations
 
 import contextlib
-import io
 import math
 import os
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from physforge.errors import PhysforgeError
-from physforge.world import Body, World
+from physforge.world import World
 
 #: Relative mass difference tolerated between our numbers and a consumer's (MJCF keeps 6 digits).
 MASS_TOLERANCE = 1e-4

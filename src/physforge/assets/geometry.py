@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from physforge.errors import InputFileError, MissingDependencyError, PhysforgeError
+from physforge.errors import MissingDependencyError, PhysforgeError
 from physforge.world import Box, Cylinder, Mesh, Pose
 
 log = logging.getLogger(__name__)
@@ -211,10 +211,7 @@ def convex_decomposition(mesh, config: CoacdConfig, cache_dir: Path | None) -> t
 
 
 def load_part_mesh(path: Path):
-    """Vertices and faces of a mesh file (OBJ/STL/PLY/GLB…), refusing unreadable files."""
+    """Vertices and faces of a mesh file (OBJ/STL/PLY/GLB…); InputFileError for unreadable files."""
     from physforge.world.mesh_io import load_mesh_arrays
 
-    try:
-        return load_mesh_arrays(path)
-    except InputFileError:
-        raise
+    return load_mesh_arrays(path)

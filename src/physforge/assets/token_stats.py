@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,8 +12,6 @@ import numpy as np
 
 from physforge.assets import tokens as T
 from physforge.assets.source import SourceAsset
-
-log = logging.getLogger(__name__)
 
 #: Library seed the tokenizer's training corpus is drawn from; evaluation uses other seeds.
 TRAINING_SEED = 1_000_003
