@@ -152,7 +152,7 @@ def train_vlm(config: VLMTrainConfig, *, overwrite: bool = False) -> dict[str, A
                      learning_rate=config.lr, lr_scheduler_type="cosine", warmup_steps=max(1, config.steps // 20),
                      logging_steps=max(1, config.steps // 20), save_strategy="no", report_to=[], seed=config.seed,
                      data_seed=config.seed, max_length=None, use_cpu=True, bf16=False, fp16=False,
-                     dataloader_num_workers=0, gradient_checkpointing=False, disable_tqdm=True)
+                     dataloader_num_workers=0, disable_tqdm=True)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=processor,
                          peft_config=peft_config)
     start = time.perf_counter()
