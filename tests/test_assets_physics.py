@@ -15,7 +15,8 @@ from physforge.assets.geometry import CollisionPiece
 from physforge.assets.library import generate, object_rng
 from physforge.assets.schema import AssetAnnotation, KinematicGroup, PartAnnotation
 from physforge.assets.source import SourceAsset
-from physforge.sim.articulation import PoseProbe, compile_articulated, joint_table, load_model_file
+from physforge.sim import compile_world
+from physforge.sim.articulation import PoseProbe, joint_table, load_model_file
 from physforge.world import Body, Box, Geom, Joint, Pose, World
 
 G = 9.81
@@ -152,7 +153,7 @@ def test_pose_probe_reports_only_non_adjacent_overlaps():
 
 def test_stiction_compile_keeps_the_world_and_sets_joint_friction_parameters():
     world = build_asset(generate("cabinet", object_rng(1, 0), seed=1)).world
-    compiled = compile_articulated(world)
+    compiled = compile_world(world)
     model = compiled.model
     assert model.nbody == len(world.bodies) + 1
     assert np.all(model.dof_solref[:, 0] >= 0.005)
@@ -191,10 +192,10 @@ def test_coacd_results_are_cached_by_content(tmp_path):
 
 
 def test_mujoco_model_file_summary(tmp_path):
-    from physforge.sim.articulation import export_articulated_mjcf
+    from physforge.sim import export_mjcf
 
     world = build_asset(generate("drawer_chest", object_rng(2, 0), seed=2)).world
-    summary = load_model_file(export_articulated_mjcf(world, tmp_path / "m.xml"))
+    summary = load_model_file(export_mjcf(world, tmp_path / "m.xml"))
     for body in world.bodies:
         assert summary.bodies[body.name] == pytest.approx(body.inertial.mass, rel=1e-5)
     assert summary.joints["drawer_0"][0] == "slide"

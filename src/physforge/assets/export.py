@@ -40,7 +40,7 @@ def write_asset(asset: SimAsset, out_dir: str | Path, *, gate: GateConfig = Gate
     import mujoco
 
     import physforge
-    from physforge.sim.articulation import export_articulated_mjcf
+    from physforge.sim import export_mjcf
 
     with staged_directory(out_dir, overwrite=overwrite) as staging:
         (staging / "annotation.json").write_text(annotation_json(asset.annotation))
@@ -58,7 +58,7 @@ def write_asset(asset: SimAsset, out_dir: str | Path, *, gate: GateConfig = Gate
         file_world = make_world(asset.annotation, asset.parts, asset.body_origins, asset.config,
                                 mesh_paths=mesh_paths, hull_paths=hull_paths)
         save_world(file_world, staging / "world.json")
-        export_articulated_mjcf(asset.world, staging / "model.xml")
+        export_mjcf(asset.world, staging / "model.xml")
         export_urdf(asset, staging / "model.urdf")
         report = run_gate(asset.world, mjcf=staging / "model.xml", urdf=staging / "model.urdf", config=gate)
         report["parts"] = [{"label": p.label, "name": p.name, "body": p.body, "mass_kg": p.mass.mass,

@@ -238,7 +238,7 @@ def _mid_positions(world: World) -> dict[str, float]:
 
 def _rest(world: World, config: GateConfig) -> dict:
     from physforge.sim import Simulator
-    from physforge.sim.articulation import compile_articulated
+    from physforge.sim import compile_world
 
     poses = {"rest": {}, "mid_range": _mid_positions(world)}
     results, worst = {}, {"drift_m": 0.0, "turn_deg": 0.0}
@@ -246,7 +246,7 @@ def _rest(world: World, config: GateConfig) -> dict:
     for label, positions in poses.items():
         if label == "mid_range" and not positions:
             continue
-        sim = Simulator(compile_articulated(_at(world, positions)))
+        sim = Simulator(compile_world(_at(world, positions)))
         trajectory = sim.run(config.rest_duration, fps=20.0, events=False).trajectory
         drift = np.linalg.norm(trajectory.position - trajectory.position[:1], axis=-1).max(axis=0)
         dots = np.abs((trajectory.quaternion * trajectory.quaternion[:1]).sum(-1)).clip(0, 1)
@@ -262,9 +262,10 @@ def _rest(world: World, config: GateConfig) -> dict:
 
 
 def _sweep(world: World, config: GateConfig) -> dict:
-    from physforge.sim.articulation import PoseProbe, compile_articulated, sweep_values
+    from physforge.sim import compile_world
+    from physforge.sim.articulation import PoseProbe, sweep_values
 
-    probe = PoseProbe(compile_articulated(world))
+    probe = PoseProbe(compile_world(world))
     bodies = {b.name: b for b in world.bodies}
     moving_free = {b.name for b in world.bodies if b.joint.type == "free"}
 

@@ -6,9 +6,7 @@ overlap, and load an exported MJCF or URDF with plain MuJoCo to compare masses a
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,70 +14,11 @@ import mujoco
 import numpy as np
 
 from physforge.errors import InputFileError
-from physforge.sim.compile import CompiledWorld, CompileError, compile_world, initial_state
-from physforge.sim.export import MESH_FOLDER, ExportError
+from physforge.sim.compile import CompiledWorld, compile_world, initial_state
 from physforge.world import World
 
 #: Overlaps shallower than this (m) count as touching, not interpenetrating.
 PENETRATION_TOLERANCE = 1e-3
-#: Joint friction loss (dry friction) is a soft constraint in MuJoCo; with its default
-#: (solref 0.02 s, impedance 0.9) a part held only by friction creeps at ~1e-3 x its
-#: unresisted acceleration (a laptop lid sinks ~6 degrees in 2 s). This time constant (s, at
-#: least STICTION_MIN_STEPS physics steps) and impedance make it ~40x stiffer: held parts stay.
-STICTION_TIMECONST = 0.005
-STICTION_MIN_STEPS = 2.5
-STICTION_SOLIMP = (0.99, 0.999, 0.001, 0.5, 2.0)
-
-
-def compile_articulated(world: World, *, mesh_dir: Path | None = None) -> CompiledWorld:
-    """``compile_world`` with stiff joint friction (stiction), for articulated assets whose
-    parts must stay where they are left. Pass the result to ``Simulator`` or ``PoseProbe``."""
-    compiled = compile_world(world, mesh_dir=mesh_dir)
-    spec = compiled.spec
-    timeconst = max(STICTION_TIMECONST, STICTION_MIN_STEPS * world.timestep)
-    for joint in spec.joints:
-        joint.solref_friction = [timeconst, 1.0]
-        joint.solimp_friction = list(STICTION_SOLIMP)
-    try:
-        model = spec.compile()
-    except ValueError as err:
-        raise CompileError(f"MuJoCo could not compile world '{world.name}': {err}") from None
-    return dataclasses.replace(compiled, model=model)
-
-
-def export_articulated_mjcf(world: World, path: str | Path) -> Path:
-    """Like ``export_mjcf`` (meshes in ``meshes/`` beside the file, reloaded by plain MuJoCo
-    before it is put in place), with the stiff joint friction of ``compile_articulated``."""
-    path = Path(path)
-    if path.suffix.lower() != ".xml":
-        raise ValueError(f"MJCF path must end in .xml, got {path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.parent / f".{path.stem}.export-tmp"
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir()
-    try:
-        mesh_dir = staging / MESH_FOLDER
-        compiled = compile_articulated(world, mesh_dir=mesh_dir)
-        spec = compiled.spec
-        qpos, qvel = initial_state(compiled)
-        spec.add_key(name="initial", time=0.0, qpos=qpos.tolist(), qvel=qvel.tolist())
-        spec.compile()
-        xml = spec.to_xml().replace(f'meshdir="{mesh_dir}', f'meshdir="{MESH_FOLDER}')
-        (staging / path.name).write_text(xml)
-        try:
-            mujoco.MjModel.from_xml_path(str(staging / path.name))
-        except ValueError as err:
-            raise ExportError(f"exported MJCF for '{world.name}' does not load in MuJoCo: {err}") from None
-        if mesh_dir.exists() and any(mesh_dir.iterdir()):
-            target_meshes = path.parent / MESH_FOLDER
-            target_meshes.mkdir(exist_ok=True)
-            for mesh_file in mesh_dir.iterdir():
-                mesh_file.replace(target_meshes / mesh_file.name)
-        (staging / path.name).replace(path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,13 @@ from physforge.world.paths import resolve_inside
 CONTACT_DURATION_STEPS = 6
 #: MuJoCo impedance (solimp): near-hard constraint so restitution follows the spring-damper.
 CONTACT_SOLIMP = (0.99, 0.99, 0.001, 0.5, 2.0)
+#: Joint friction loss (dry friction) is a soft constraint in MuJoCo; with its default (solref
+#: 0.02 s, impedance 0.9) a part held only by friction creeps at ~1e-3 of its unresisted
+#: acceleration (a laptop lid sinks ~6 degrees in 2 s). This time constant (s, at least
+#: STICTION_MIN_STEPS physics steps) and impedance make it ~40x stiffer: held parts stay put.
+STICTION_TIMECONST = 0.005
+STICTION_MIN_STEPS = 2.5
+STICTION_SOLIMP = (0.99, 0.999, 0.001, 0.5, 2.0)
 GROUND_GEOM_NAME = "ground"
 #: Worlds with more touchable body pairs than this record contacts step by step in Python
 #: instead of through one MuJoCo contact sensor per pair.
@@ -271,11 +278,14 @@ def build_spec(world: World, *, mesh_dir: Path | None = None) -> mujoco.MjSpec:
 def _add_body(spec: mujoco.MjSpec, parent, body: Body, world: World, mesh_dir: Path | None):
     mj_body = parent.add_body(name=body.name, pos=_q(body.pose.position), quat=_q(body.pose.quaternion))
     joint = body.joint
+    stiction = dict(solref_friction=_q([max(STICTION_TIMECONST, STICTION_MIN_STEPS * world.timestep), 1.0]),
+                    solimp_friction=list(STICTION_SOLIMP))
     if joint.type == "free":
         mj_body.add_freejoint(name=body.name)
     elif joint.type != "fixed":
         common = dict(pos=_q(joint.pivot), damping=_q(joint.damping), frictionloss=_q(joint.frictionloss),
-                      armature=_q(joint.armature), stiffness=_q(joint.stiffness), springref=_q(joint.spring_reference))
+                      armature=_q(joint.armature), stiffness=_q(joint.stiffness), springref=_q(joint.spring_reference),
+                      **stiction)
         if joint.type == "ball":
             j = mj_body.add_joint(name=body.name, type=mujoco.mjtJoint.mjJNT_BALL, **common)
             if joint.range is not None:
