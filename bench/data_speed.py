@@ -110,9 +110,11 @@ def main() -> None:
     stages = {k: round(v / args.scenes, 4) for k, v in sorted(TIMINGS.items())}
     rss = []
     for size in args.rss_sizes:
-        out = subprocess.run([sys.executable, __file__, "--rss-child", str(size)], capture_output=True, text=True,
-                             check=True)
-        rss.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        out = subprocess.run([sys.executable, __file__, "--rss-child", str(size)], capture_output=True, text=True)
+        if out.returncode != 0:  # report a crashed worker instead of hiding the other numbers
+            rss.append({"scenes": size, "error": f"exit status {out.returncode}", "stderr_tail": out.stderr[-2000:]})
+        else:
+            rss.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(json.dumps({
         "benchmark": "data_speed", "gl": os.environ.get("MUJOCO_GL", "egl"),
         "lp_num_threads": os.environ.get("LP_NUM_THREADS"), "resolution": [cfg.width, cfg.height],
