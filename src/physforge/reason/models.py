@@ -164,11 +164,11 @@ def load_transformers_vlm(path: Path):
             if not base or not Path(base).is_dir():
                 raise CheckpointError(path, f"the adapter's base model {base!r} is not a local folder; edit "
                                       "base_model_name_or_path in adapter_config.json to point at it")
-            model = AutoModelForImageTextToText.from_pretrained(base, local_files_only=True)
+            model = AutoModelForImageTextToText.from_pretrained(base, local_files_only=True, use_safetensors=True)
             model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
             processor_path = path if (path / "processor_config.json").is_file() else Path(base)
         else:
-            model = AutoModelForImageTextToText.from_pretrained(str(path), local_files_only=True)
+            model = AutoModelForImageTextToText.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
             processor_path = path
         processor = AutoProcessor.from_pretrained(str(processor_path), local_files_only=True)
     except (OSError, ValueError) as err:

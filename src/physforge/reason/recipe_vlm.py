@@ -141,7 +141,7 @@ def train_vlm(config: VLMTrainConfig, *, overwrite: bool = False) -> dict[str, A
             raise CheckpointError(base, "not a local transformers model folder (no config.json); give the folder "
                                   "holding config.json, the weights and the processor files")
         base = base.resolve()
-        model = AutoModelForImageTextToText.from_pretrained(str(base), local_files_only=True)
+        model = AutoModelForImageTextToText.from_pretrained(str(base), local_files_only=True, use_safetensors=True)
         processor = AutoProcessor.from_pretrained(str(base), local_files_only=True)
         peft_config = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0,
                                  target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
