@@ -178,3 +178,17 @@ def test_unstable_scenes_are_rejected_and_counted(tmp_path, monkeypatch):
     info = generate_dataset(CONFIG, tmp_path / "ds", 2, workers=1)
     assert info["rejected_unstable"] == 2 and info["num_scenes"] == 0
     assert not list((tmp_path / "ds" / "scenes").glob("*/*.parquet"))
+
+
+def test_cli_config_validate_and_export(dataset, tmp_path):
+    folder, info = dataset
+    runner = CliRunner()
+    config_path = tmp_path / "config.json"
+    result = runner.invoke(app, ["data", "config", str(config_path), "--seed", "3"])
+    assert result.exit_code == 0 and DataConfig.load(config_path).seed == 3
+    result = runner.invoke(app, ["data", "validate", str(folder)])
+    assert result.exit_code == 0 and f"{info['num_questions']} questions" in result.output
+    result = runner.invoke(app, ["data", "export", str(folder), "--format", "llava", "--out", str(tmp_path / "l")])
+    assert result.exit_code == 0 and list((tmp_path / "l").glob("*.json"))
+    result = runner.invoke(app, ["data", "validate", str(tmp_path)])
+    assert result.exit_code == 2 and "meta/info.json is missing" in result.output
