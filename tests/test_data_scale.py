@@ -65,7 +65,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_result(reference, tm
 
 @pytest.mark.slow
 def test_ray_local_cluster_gives_the_same_dataset_as_the_pool(reference, tmp_path):
-    ray = pytest.importorskip("ray")
+    import ray
     folder, info = reference
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
