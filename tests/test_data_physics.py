@@ -232,3 +232,20 @@ def test_near_threshold_questions_flip_under_a_tiny_nudge_and_clear_ones_do_not(
         twin.evaluate(perturbed)
         flips += not _same(question, twin)
     assert (flips > 0) == near_threshold
+
+
+@pytest.mark.parametrize("speed", [0.9, 1.4, 2.8])
+def test_library_drawer_travel_matches_damped_slide_with_dry_friction(speed):
+    """m dv/dt = -c v - F gives a stopping distance (m / c) (v0 - (F / c) ln(1 + c v0 / F)),
+    capped by the slide's range."""
+    from physforge.data.programs import _predicate
+
+    module = FAMILIES["articulated"]
+    params = module.Params(door_probability=0.0, library_probability=1.0, library_drawer_speed=_fixed(speed))
+    spec = module.build(np.random.default_rng(2), params, "iid")
+    drawer = spec.world.body(spec.facts["drawer"])
+    assert drawer.joint.type == "prismatic" and spec.facts.get("library")
+    m, c, f = drawer.inertial.mass + drawer.joint.armature, drawer.joint.damping, drawer.joint.frictionloss
+    expected = min(m / c * (speed - f / c * math.log(1 + c * speed / f)), spec.facts["travel"])
+    rollout = _scene(spec).context.provider.get("factual")
+    assert _predicate("max_travel", {"body": drawer.name}, rollout, None) == pytest.approx(expected, rel=0.08, abs=0.004)

@@ -1,8 +1,10 @@
-"""Articulated objects built from world primitives: a door on a hinge hit by a rolling ball,
-and a drawer on a slide pushed open against friction."""
+"""Articulated objects: a door on a hinge hit by a rolling ball and a drawer on a slide pushed
+open against friction, built from world primitives, and chests of drawers from the asset
+library (``physforge.assets``: procedural part meshes, joints with damping and friction)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -21,7 +23,9 @@ class Params:
     """door_probability: chance of a door scene (else a drawer). door_width: half width, m.
     door_damping: hinge damping, N m s/rad. ball_speed: m/s (ood_ball_speed: extrapolation).
     ball_density: kg/m^3. drawer_speed: initial opening speed, m/s. drawer_friction: dry
-    friction of the slide, N. density: door/drawer density, kg/m^3. gravity: m/s^2."""
+    friction of the slide, N. density: door/drawer density, kg/m^3. library_probability: chance of
+    a chest of drawers from the asset library instead; library_drawer_speed: its drawer's
+    opening speed, m/s. gravity: m/s^2."""
 
     door_probability: float = 0.5
     door_width: Range = Range(0.12, 0.2)
@@ -32,6 +36,8 @@ class Params:
     drawer_speed: Range = Range(0.3, 1.2)
     drawer_friction: Range = Range(0.5, 4.0)
     density: Range = Range(300.0, 900.0)
+    library_probability: float = 0.25
+    library_drawer_speed: Range = Range(0.8, 3.0)
     ood_count: Range = Range(2, 2)
     gravity: Range = Range(9.3, 10.3)
     ood_gravity: Range = Range(12.0, 15.0)
@@ -92,6 +98,21 @@ def _drawer(rng, params, colors) -> tuple[list[Body], list[SceneObject], dict]:
                                       "slide_friction": friction, "open_speed": speed}
 
 
+def _library_drawer(rng, params) -> tuple[list[Body], list[SceneObject], dict]:
+    """A chest of drawers from the asset library; its lowest drawer is pushed open."""
+    from physforge.assets import build_asset, generate
+
+    speed = params.library_drawer_speed.sample(rng)
+    chest = build_asset(generate("drawer_chest", rng, seed=int(rng.integers(2**31)))).world
+    drawer = next(b for b in chest.bodies if b.joint.type == "prismatic")
+    bodies = [dataclasses.replace(b, joint=dataclasses.replace(b.joint, initial_velocity=round(speed, 5)))
+              if b.name == drawer.name else b for b in chest.bodies]
+    mass = drawer.inertial.mass if drawer.inertial is not None else float("nan")
+    objects = [SceneObject(drawer.name, "wooden", "drawer", 0.0, mass, 0.0, 0.0)]
+    return bodies, objects, {"kind": "drawer", "drawer": drawer.name, "travel": float(drawer.joint.range[1]),
+                             "slide_friction": drawer.joint.frictionloss, "open_speed": speed, "library": True}
+
+
 def build(rng: np.random.Generator, params: Params, variant: str) -> SceneSpec:
     gravity = gravity_of(rng, params, variant)
     colors = pick_colors(rng, 3)
@@ -99,6 +120,16 @@ def build(rng: np.random.Generator, params: Params, variant: str) -> SceneSpec:
     if is_door:
         bodies, objects, facts = _door(rng, params, variant, colors)
         look = (0.0, 0.15, 0.12)
+    elif rng.random() < params.library_probability:
+        bodies, objects, facts = _library_drawer(rng, params)
+        camera = random_camera(rng, (0.0, 0.1, 0.3), 2.0, rng.uniform(50, 130), 25.0)
+        world = world_of(NAME, bodies, gravity, camera, rng)
+        spec = SceneSpec(NAME, world, camera, objects, latent={"gravity": round(gravity, 5)},
+                         units={"gravity": "m/s^2"}, facts=facts)
+        spec.latent["drawer.slide_friction"], spec.units["drawer.slide_friction"] = facts["slide_friction"], "N"
+        spec.latent["drawer.open_speed"], spec.units["drawer.open_speed"] = round(facts["open_speed"], 6), "m/s"
+        spec.record_object_latents()
+        return spec
     else:
         bodies, objects, facts = _drawer(rng, params, colors)
         look = (0.1, 0.0, 0.08)
