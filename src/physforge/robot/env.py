@@ -1,0 +1,494 @@
+"""Gymnasium environment: the Panda in a perceived scene, following a demonstrated object motion.
+
+Modes (``mode=``):
+- ``residual`` (PhysWorld): the base action comes from grasp proposals tried physically in the
+  simulator (close, lift, check) and the object trajectory replayed through IK with the grasp
+  frame fixed in the object's frame (a push primitive for the push task), anchored at the
+  object's actual start; the agent's action is a bounded residual added to it.
+- ``retarget``: direct retargeting: the demonstrated motion replayed open-loop in the
+  demonstration's frame with the first (unvalidated) grasp; the agent's action is a residual
+  too (zero = pure retargeting).
+- ``scratch``: no base; the action moves the gripper target directly (RL from scratch).
+
+Action (4,) float32 in [-1, 1]: gripper-target displacement (3) and gripper command (1)
+(+1 closed). Observation (OBSERVATION_SIZE,) float32, fields in OBSERVATION_FIELDS (m, world
+frame, robot base at the origin; quaternion w, x, y, z; phase in [0, 1]).
+Reward = sum of ``info["reward_terms"]``: tracking (-w m^-1 x object position error to the
+reference), orientation (-w rad^-1 x angle error), success (bonus at the last step), action
+(-w x |residual|^2).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import gymnasium as gym
+import numpy as np
+
+from physforge.errors import SimulationUnstable
+from physforge.robot import panda
+from physforge.robot.tasks import CONTROL_DT, DRAWER_OPENING, TaskContext, definition, prepare_task, quaternion_of
+from physforge.world import Box, Camera, Ground, Material, World
+
+MODES = ("residual", "retarget", "scratch")
+OBSERVATION_FIELDS = (("object_position", 3), ("object_quaternion", 4), ("reference_error", 3),
+                      ("gripper_position", 3), ("finger_opening", 1), ("arm_joints", 7),
+                      ("base_action", 4), ("phase", 1))
+OBSERVATION_SIZE = sum(size for _, size in OBSERVATION_FIELDS)
+#: Steps of the base plan: move above the object, descend, close.
+APPROACH_STEPS = 8
+DESCEND_STEPS = 6
+#: Distance (m) of the pre-grasp pose back along the approach direction.
+PRE_GRASP_DISTANCE = 0.10
+#: A grasp holds when the object stays within this distance (m) of where the grasp frame expects it.
+HOLD_DISTANCE = 0.02
+#: Success tolerances, m.
+PLACE_TOLERANCE = 0.03
+STACK_TOLERANCE = 0.02
+RESTING_TOLERANCE = 0.012
+
+
+def observation_slices() -> dict[str, slice]:
+    out, start = {}, 0
+    for name, size in OBSERVATION_FIELDS:
+        out[name] = slice(start, start + size)
+        start += size
+    return out
+
+
+@dataclass(frozen=True)
+class Randomisation:
+    """Per-episode randomisation. position_jitter: m, uniform in ±; yaw_jitter: rad, uniform in ±,
+    of the moved object's start against the demonstration; mass_scale: range multiplying object
+    masses; friction: sliding friction range (reconstructed objects use their prior's range);
+    drawer_start: m, initial opening range."""
+
+    position_jitter: float = 0.02
+    yaw_jitter: float = 0.3
+    mass_scale: tuple[float, float] = (0.6, 1.6)
+    friction: tuple[float, float] | None = None
+    drawer_start: tuple[float, float] = (0.05, 0.07)
+
+    def __post_init__(self):
+        if self.position_jitter < 0 or self.yaw_jitter < 0:
+            raise ValueError("position_jitter (m) and yaw_jitter (rad) must be >= 0, got "
+                             f"{self.position_jitter}, {self.yaw_jitter}")
+        if not 0 < self.mass_scale[0] <= self.mass_scale[1]:
+            raise ValueError(f"mass_scale must be a range 0 < low <= high, got {self.mass_scale}")
+
+
+def _rz(angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+#: Grasp frame orientations (columns x, y = finger closing axis, z = approach), object frame.
+TOP_DOWN = np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]]).T
+
+
+def grasp_proposals(context: TaskContext, scene_world: World) -> list[np.ndarray]:
+    """(4, 4) object-from-grasp transforms to try, best first."""
+    spec = context.task
+    proposals = []
+    if spec.kind == "drawer":
+        # top-down pinch of the ajar drawer's front panel (its thin, wide, outermost box)
+        drawer = scene_world.body(spec.object)
+        boxes = [g for g in drawer.geoms if g.collide and isinstance(g.shape, Box)]
+        panel = max(boxes, key=lambda g: g.pose.position[1] + g.shape.half_extents[0] - 10 * g.shape.half_extents[1])
+        centre, half = np.array(panel.pose.position), np.array(panel.shape.half_extents)
+        top = centre[2] + half[2]
+        # closing axis along the slide (local y), approach down
+        rotation = np.stack([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]], axis=1)
+        for depth in (0.014, 0.022):
+            for lateral in (0.0, -0.3 * half[0], 0.3 * half[0]):
+                transform = np.eye(4)
+                transform[:3, :3] = rotation
+                transform[:3, 3] = (centre[0] + lateral, centre[1], top - depth)
+                proposals.append(transform)
+        return proposals
+    for z_offset in (0.0, -0.006):
+        for yaw in (0.0, math.pi / 2):
+            transform = np.eye(4)
+            transform[:3, :3] = _rz(yaw) @ TOP_DOWN
+            transform[:3, 3] = (0.0, 0.0, z_offset)
+            proposals.append(transform)
+    return proposals
+
+
+class PhysWorldEnv(gym.Env):
+    """See the module doc. Every tunable is a keyword argument."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": int(round(1 / CONTROL_DT))}
+
+    def __init__(self, task: str = "pick_place", *, mode: str = "residual", perception: bool = True,
+                 residual_scale: float = 0.03, scratch_step: float = 0.04, track_weight: float = 5.0,
+                 orientation_weight: float = 0.5, success_bonus: float = 10.0, action_weight: float = 0.01,
+                 randomisation: Randomisation = Randomisation(), grasp_trials: int = 4,
+                 render_mode: str | None = None, render_size: int = 128):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if not residual_scale > 0 or not scratch_step > 0:
+            raise ValueError(f"residual_scale and scratch_step must be > 0 m, got {residual_scale}, {scratch_step}")
+        if grasp_trials < 1:
+            raise ValueError(f"grasp_trials must be >= 1, got {grasp_trials}")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        from physforge.sim import Simulator
+        from physforge.sim.kinematics import InverseKinematics
+
+        self.task, self.mode = task, mode
+        self.spec_task = definition(task)
+        self.context = prepare_task(task, perception)
+        self.residual_scale, self.scratch_step = residual_scale, scratch_step
+        self.weights = {"tracking": track_weight, "orientation": orientation_weight, "success": success_bonus,
+                        "action": action_weight}
+        self.randomisation = randomisation
+        self.grasp_trials = grasp_trials
+        self.render_mode, self.render_size = render_mode, render_size
+        robot = panda.load_panda()
+        self.robot = robot
+        camera = Camera("view", position=(1.4, -0.9, 1.0), look_at=(0.45, 0.0, 0.15))
+        self.world = World(bodies=robot.fragment.bodies + self.context.scene_bodies, actuators=robot.fragment.actuators,
+                           cameras=(camera,), name=f"physworld_{task}",
+                           ground=Ground(material=Material("ground", friction=(0.6, 0.005, 0.0001))))
+        self.sim = Simulator(self.world)
+        self.substeps = int(round(CONTROL_DT / self.world.timestep))
+        self.ik = InverseKinematics(self.sim, panda.ARM_JOINTS, panda.HAND_BODY, robot.grasp_offset)
+        self.proposals = grasp_proposals(self.context, self.world)
+        self.horizon = self.spec_task.horizon
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBSERVATION_SIZE,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+        self._renderer = None
+        self._home = dict(zip(panda.ARM_JOINTS, panda.HOME))
+        self._fresh = None
+
+    # -- geometry helpers ------------------------------------------------------------------------
+    def object_pose(self) -> np.ndarray:
+        from physforge.sim.kinematics import body_pose
+
+        position, rotation = body_pose(self.sim, self.spec_task.object)
+        transform = np.eye(4)
+        transform[:3, :3], transform[:3, 3] = rotation, position
+        return transform
+
+    def grasp_pose(self) -> np.ndarray:
+        """(4, 4) world pose of the grasp frame (between the fingertips)."""
+        from physforge.sim.kinematics import body_pose
+
+        position, rotation = body_pose(self.sim, panda.HAND_BODY)
+        transform = np.eye(4)
+        transform[:3, :3] = rotation @ self.robot.grasp_rotation
+        transform[:3, 3] = position + rotation @ self.robot.grasp_offset
+        return transform
+
+    def finger_opening(self) -> float:
+        return float(sum(self.sim.joint_position(j) for j in panda.FINGER_JOINTS))
+
+    def _drive(self, position: np.ndarray, grasp_rotation: np.ndarray, gripper: float) -> None:
+        """Servo the grasp frame towards ``position`` (3,) m / ``grasp_rotation`` (3, 3) and the
+        fingers to ``gripper`` in [-1, 1] (+1 closed) for one control period."""
+        hand_rotation = grasp_rotation @ self.robot.grasp_rotation.T
+        result = self.ik.solve(position, hand_rotation, initial=self._q_target, iterations=15)
+        self._q_target = result.joint_positions
+        for joint, value in zip(panda.ARM_JOINTS, self._q_target):
+            self.sim.set_control(joint, float(value))
+        finger = panda.FINGER_OPEN * (1.0 - float(np.clip(gripper, -1, 1))) / 2.0
+        self.apply_joint_command(np.concatenate([self._q_target, [finger]]))
+
+    def apply_joint_command(self, command: np.ndarray) -> None:
+        """Run one control period with joint-space targets ``command`` (8,): the 7 arm joints (rad)
+        and the per-finger opening (m). This is what executable trajectories store."""
+        command = np.asarray(command, dtype=float)
+        for joint, value in zip(panda.ARM_JOINTS, command[:7]):
+            self.sim.set_control(joint, float(value))
+        for joint in panda.FINGER_JOINTS:
+            self.sim.set_control(joint, float(command[7]))
+        self.last_command = command.copy()
+        self.sim.step(self.substeps)
+
+    # -- reference and base plan -------------------------------------------------------------------
+    def _reference(self, start: np.ndarray, goal_anchor: np.ndarray) -> np.ndarray:
+        """(horizon + 1, 4, 4): the demonstrated motion starting at ``start`` and ending where the
+        demonstration ends (``goal_anchor`` = the demo's first-frame pose)."""
+        delta = self.context.reference
+        demo = delta @ goal_anchor
+        progress = np.linalg.norm(demo[:, :3, 3] - demo[0, :3, 3], axis=1)
+        total = max(progress[-1], 1e-9) if self.spec_task.kind != "grasp" else None
+        if total is None:  # arcs: use the horizontal progress
+            flat = np.linalg.norm(demo[:, :2, 3] - demo[0, :2, 3], axis=1)
+            s = flat / max(flat[-1], 1e-9)
+        else:
+            s = progress / total
+        reference = delta @ start
+        reference[:, :3, 3] = demo[:, :3, 3] + (1.0 - s)[:, None] * (start[:3, 3] - goal_anchor[:3, 3])
+        return reference
+
+    def _plan(self, reference: np.ndarray, object_from_grasp: np.ndarray, start_grasp: np.ndarray):
+        """Base plan per step: (targets (horizon, 3) m, rotations (horizon, 3, 3), gripper (horizon,))."""
+        spec = self.spec_task
+        n = self.horizon
+        targets, rotations, gripper = np.zeros((n, 3)), np.zeros((n, 3, 3)), np.zeros(n)
+        if spec.kind == "push":
+            p0 = reference[0, :3, 3]
+            direction = reference[-1, :3, 3] - p0
+            direction[2] = 0.0
+            direction /= max(np.linalg.norm(direction), 1e-9)
+            size = self.context.sizes[spec.object]
+            reach = 0.5 * (abs(size[0] * direction[0]) + abs(size[1] * direction[1]))
+            closing = np.array([-direction[1], direction[0], 0.0])
+            rotation = np.stack([np.cross(closing, [0, 0, -1.0]), closing, [0, 0, -1.0]], axis=1)
+            height = np.array([0.0, 0.0, 0.02 - p0[2]])
+            contact = p0 - direction * (reach + 0.03) + height
+            above = contact + np.array([0, 0, PRE_GRASP_DISTANCE])
+            for t in range(n):
+                rotations[t] = rotation
+                gripper[t] = 1.0
+                if t < APPROACH_STEPS:
+                    u = (t + 1) / APPROACH_STEPS
+                    targets[t] = (1 - u) * start_grasp[:3, 3] + u * above
+                elif t < spec.contact_step:
+                    u = (t + 1 - APPROACH_STEPS) / (spec.contact_step - APPROACH_STEPS)
+                    targets[t] = (1 - u) * above + u * contact
+                else:
+                    ahead = reference[min(t + 1, n), :3, 3]
+                    targets[t] = ahead - direction * (reach + 0.012) + height
+            return targets, rotations, gripper
+        grasp0 = reference[0] @ object_from_grasp
+        approach = grasp0[:3, 2]
+        above = grasp0[:3, 3] - PRE_GRASP_DISTANCE * approach
+        close_step = APPROACH_STEPS + DESCEND_STEPS
+        for t in range(n):
+            if t < APPROACH_STEPS:
+                u = (t + 1) / APPROACH_STEPS
+                targets[t], rotations[t], gripper[t] = (1 - u) * start_grasp[:3, 3] + u * above, grasp0[:3, :3], -1.0
+            elif t < close_step:
+                u = (t + 1 - APPROACH_STEPS) / DESCEND_STEPS
+                targets[t], rotations[t], gripper[t] = (1 - u) * above + u * grasp0[:3, 3], grasp0[:3, :3], -1.0
+            elif t < spec.contact_step:
+                targets[t], rotations[t], gripper[t] = grasp0[:3, 3], grasp0[:3, :3], 1.0
+            else:
+                goal = reference[min(t + 1, n)] @ object_from_grasp
+                targets[t], rotations[t], gripper[t] = goal[:3, 3], goal[:3, :3], 1.0
+                if spec.release_step is not None and t >= spec.release_step:
+                    last = reference[spec.release_step] @ object_from_grasp
+                    lift = 0.1 * (t + 1 - spec.release_step) / (n - spec.release_step)
+                    targets[t], rotations[t], gripper[t] = last[:3, 3] - lift * last[:3, 2], last[:3, :3], -1.0
+        return targets, rotations, gripper
+
+    def _try_grasp(self, reference: np.ndarray, object_from_grasp: np.ndarray) -> bool:
+        """Execute approach, close and the first steps of the motion from a pre-grasp pose; True
+        if the object follows the grasp frame (the simulator state is restored afterwards)."""
+        snapshot = self.sim.snapshot()
+        q_saved = self._q_target.copy()
+        try:
+            grasp0 = reference[0] @ object_from_grasp
+            above = grasp0[:3, 3] - PRE_GRASP_DISTANCE * grasp0[:3, 2]
+            solution = self.ik.solve(above, grasp0[:3, :3] @ self.robot.grasp_rotation.T, initial=self._q_target,
+                                     iterations=60)
+            from physforge.sim.kinematics import set_joint_positions
+
+            set_joint_positions(self.sim, dict(zip(panda.ARM_JOINTS, solution.joint_positions)))
+            self._q_target = solution.joint_positions.copy()
+            targets, rotations, gripper = self._plan(reference, object_from_grasp, self.grasp_pose())
+            check_until = min(self.horizon, self.spec_task.contact_step + 8)
+            for t in range(APPROACH_STEPS, check_until):
+                self._drive(targets[t], rotations[t], gripper[t])
+            expected = self.grasp_pose() @ np.linalg.inv(object_from_grasp)
+            moved = np.linalg.norm(self.object_pose()[:3, 3] - reference[0, :3, 3])
+            held = np.linalg.norm(self.object_pose()[:3, 3] - expected[:3, 3]) < HOLD_DISTANCE
+            return bool(held and moved > 0.01 and self.finger_opening() > 0.004)
+        except SimulationUnstable:
+            return False
+        finally:
+            self.sim.restore(snapshot)
+            self._q_target = q_saved
+
+    # -- gym API ------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        from physforge.sim.kinematics import set_joint_positions
+
+        rng = self.np_random
+        spec, r = self.spec_task, self.randomisation
+        self.sim.reset()
+        set_joint_positions(self.sim, {**self._home, **{j: panda.FINGER_OPEN / 2 for j in panda.FINGER_JOINTS}})
+        self._q_target = np.array(panda.HOME)
+        for joint, value in self._home.items():
+            self.sim.set_control(joint, value)
+        physics = {}
+        for body in self.context.scene_bodies:
+            if body.joint.type == "fixed" and body.parent is None:
+                continue
+            prior = self.context.priors.get(body.name)
+            friction_range = r.friction or (prior.friction if prior else (0.6, 1.2))
+            scale = float(rng.uniform(*r.mass_scale))
+            friction = float(rng.uniform(*friction_range))
+            self.sim.set_mass(body.name, self.sim.body_mass(body.name) * scale)
+            self.sim.set_friction(body.name, friction)
+            physics[body.name] = {"mass_kg": self.sim.body_mass(body.name), "friction": friction}
+        demo_start = self.context.demo_initial
+        if spec.kind == "drawer":
+            opening = float(rng.uniform(*r.drawer_start))
+            set_joint_positions(self.sim, {spec.object: opening})
+            physics["drawer_start_m"] = opening
+        else:
+            offset = rng.uniform(-r.position_jitter, r.position_jitter, size=2)
+            yaw = float(rng.uniform(-r.yaw_jitter, r.yaw_jitter))
+            position = demo_start[:3, 3] + np.array([offset[0], offset[1], 0.0])
+            self.sim.set_body_pose(spec.object, position, quaternion_of(_rz(yaw) @ demo_start[:3, :3]))
+            physics["start_offset_m"], physics["start_yaw_rad"] = offset.tolist(), yaw
+        self.sim.step(1)
+        start = self.object_pose()
+        self.start_pose = start
+        self.reference = self._reference(start, demo_start)
+        if self.mode == "retarget":
+            anchor = self.context.reference @ demo_start  # open loop, in the demonstration's frame
+            self.object_from_grasp, self.grasp_validated = self.proposals[0], False
+            self.base = self._plan(anchor, self.proposals[0], self.grasp_pose())
+        elif self.mode == "residual":
+            chosen, validated = self.proposals[0], False
+            if spec.kind != "push":
+                for proposal in self.proposals[:self.grasp_trials]:
+                    if self._try_grasp(self.reference, proposal):
+                        chosen, validated = proposal, True
+                        break
+            self.object_from_grasp, self.grasp_validated = chosen, validated
+            self.base = self._plan(self.reference, chosen, self.grasp_pose())
+        else:
+            self.object_from_grasp, self.grasp_validated = None, False
+            self.base = None
+            self._scratch_target = self.grasp_pose()[:3, 3].copy()
+            default = self.proposals[0] if spec.kind != "push" else np.eye(4)
+            self._scratch_rotation = (start @ default)[:3, :3] if spec.kind != "push" else TOP_DOWN
+        self.t = 0
+        self.physics = physics
+        self.errors: list[float] = []
+        self.held_at_middle: bool | None = None
+        self._fresh = None
+        return self._observation(), {"physics": physics, "grasp_validated": self.grasp_validated}
+
+    def _base_action(self) -> tuple[np.ndarray, np.ndarray, float]:
+        if self.base is None:
+            return self._scratch_target.copy(), self._scratch_rotation, 0.0
+        t = min(self.t, self.horizon - 1)
+        targets, rotations, gripper = self.base
+        return targets[t].copy(), rotations[t], float(gripper[t])
+
+    def _observation(self) -> np.ndarray:
+        obj = self.object_pose()
+        t = min(self.t, self.horizon)
+        target, _, grip = self._base_action()
+        parts = [obj[:3, 3], quaternion_of(obj[:3, :3]), self.reference[t, :3, 3] - obj[:3, 3], self.grasp_pose()[:3, 3],
+                 [self.finger_opening()], [self.sim.joint_position(j) for j in panda.ARM_JOINTS], target, [grip],
+                 [t / self.horizon]]
+        return np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts]).astype(np.float32)
+
+    def step(self, action):
+        action = np.clip(np.asarray(action, dtype=np.float64).reshape(4), -1.0, 1.0)
+        target, rotation, grip = self._base_action()
+        if self.base is None:
+            self._scratch_target = np.clip(self._scratch_target + self.scratch_step * action[:3],
+                                           (0.2, -0.5, 0.0), (0.85, 0.5, 0.7))
+            target, grip = self._scratch_target, float(action[3])
+        else:
+            target = target + self.residual_scale * action[:3]
+            grip = float(np.clip(grip + action[3], -1, 1))
+        unstable = False
+        try:
+            self._drive(target, rotation, grip)
+        except SimulationUnstable:
+            unstable = True
+        self.t += 1
+        obj = self.object_pose()
+        reference = self.reference[self.t]
+        error = float(np.linalg.norm(obj[:3, 3] - reference[:3, 3]))
+        from physforge.robot.tracking import rotation_angle
+
+        angle = rotation_angle(obj[:3, :3], reference[:3, :3])
+        self.errors.append(error)
+        middle = self.spec_task.contact_step + self.spec_task.motion_steps // 2
+        if self.t == middle and self.spec_task.kind != "push":
+            self.held_at_middle = self._held()
+        truncated = self.t >= self.horizon or unstable
+        success = bool(truncated and not unstable and self.success())
+        terms = {"tracking": -self.weights["tracking"] * error,
+                 "orientation": -self.weights["orientation"] * angle,
+                 "success": self.weights["success"] * float(success),
+                 "action": -self.weights["action"] * float(action @ action)}
+        reward = float(sum(terms.values()))
+        info = {"reward_terms": terms, "tracking_error_m": error, "is_success": success, "unstable": unstable,
+                "grasp_validated": self.grasp_validated}
+        if truncated:
+            info["summary"] = self.episode_summary(success)
+        return self._observation(), reward, False, truncated, info
+
+    def _held(self) -> bool:
+        """Whether the object sits between the fingers (grasp frame within reach of it)."""
+        obj = self.object_pose()[:3, 3]
+        grasp = self.grasp_pose()[:3, 3]
+        size = self.context.sizes.get(self.spec_task.object)
+        reach = 0.5 * float(np.max(size)) + 0.01 if size is not None else 0.03
+        if self.spec_task.kind == "drawer":
+            handle = self.start_pose @ (self.object_from_grasp if self.object_from_grasp is not None
+                                        else self.proposals[0])
+            current = self.object_pose() @ np.linalg.inv(self.start_pose) @ handle
+            return bool(np.linalg.norm(current[:3, 3] - grasp) < 0.03 and self.finger_opening() > 0.004)
+        return bool(np.linalg.norm(obj - grasp) < reach and self.finger_opening() > 0.004
+                    and obj[2] > self.start_pose[2, 3] + 0.01)
+
+    def success(self) -> bool:
+        spec = self.spec_task
+        obj = self.object_pose()[:3, 3]
+        goal = self.reference[-1, :3, 3]
+        if spec.kind == "drawer":
+            opened = self.start_pose[0, 3] - obj[0]
+            return bool(opened >= 0.8 * DRAWER_OPENING)
+        if spec.kind == "push":
+            return bool(np.linalg.norm(obj[:2] - goal[:2]) < PLACE_TOLERANCE)
+        if spec.name == "stack":
+            from physforge.sim.kinematics import body_pose
+
+            base = body_pose(self.sim, "base_block")[0]
+            top = base[2] + 0.5 * self.context.sizes["base_block"][2] + 0.5 * self.context.sizes[spec.object][2]
+            return bool(np.linalg.norm(obj[:2] - base[:2]) < STACK_TOLERANCE and abs(obj[2] - top) < RESTING_TOLERANCE
+                        and self.finger_opening() > 0.03)
+        return bool(np.linalg.norm(obj[:2] - goal[:2]) < PLACE_TOLERANCE and abs(obj[2] - goal[2]) < RESTING_TOLERANCE
+                    and self.finger_opening() > 0.03)
+
+    def episode_summary(self, success: bool) -> dict:
+        grasp_failure = None if self.spec_task.kind == "push" else (not self.held_at_middle)
+        return {"success": success, "tracking_error_m": float(np.mean(self.errors)) if self.errors else math.nan,
+                "grasp_failure": grasp_failure, "grasp_validated": self.grasp_validated, "physics": self.physics}
+
+    def arm_joint_positions(self) -> np.ndarray:
+        """(7,) rad, the arm's current joint positions (for executable joint-space trajectories)."""
+        return np.array([self.sim.joint_position(j) for j in panda.ARM_JOINTS])
+
+    def render(self):
+        if self.render_mode != "rgb_array":
+            return None
+        from physforge.sim import RenderConfig, SceneRenderer
+
+        if self._renderer is None:
+            self._renderer = SceneRenderer(self.sim.compiled, RenderConfig(self.render_size, self.render_size))
+        return self._renderer.rgb(self.sim.data, "view")
+
+    def close(self):
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+
+ENV_IDS = {"push": "physforge/RobotPush-v0", "pick_place": "physforge/RobotPickPlace-v0",
+           "stack": "physforge/RobotStack-v0", "open_drawer": "physforge/RobotOpenDrawer-v0"}
+
+
+def register_envs() -> None:
+    """Register one versioned id per task (idempotent)."""
+    for task, env_id in ENV_IDS.items():
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point="physforge.robot.env:PhysWorldEnv", kwargs={"task": task})
+
+
+register_envs()

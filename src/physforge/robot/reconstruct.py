@@ -1,0 +1,254 @@
+"""First RGB-D frame + intrinsics + instance masks -> a simulatable ``physforge.world`` scene.
+
+Steps: back-project each masked object's depth pixels to a point cloud (camera intrinsics and,
+when known, extrinsics); fit the support plane with RANSAC on the background pixels and rotate
+the scene so that its normal is +z (gravity alignment) and it lies at z = 0; close each partial
+(single-view) cloud into a watertight solid by extruding it down to the plane and taking the
+convex hull; give each object physical properties from a material prior, kept as domain-
+randomisation ranges; push overlapping objects apart and lift any that sink into the plane
+(collision-free placement).
+
+Frames: camera frame is OpenGL-style (x right, y up, looking along -z), as ``Camera.rotation_matrix``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from physforge.errors import PhysforgeError
+from physforge.world import Body, Geom, Material, Mesh, Pose, World
+
+#: RANSAC inlier distance (m) for the support plane.
+PLANE_INLIER_DISTANCE = 0.004
+#: Objects placed closer than this (m) to each other are pushed apart.
+PLACEMENT_CLEARANCE = 0.002
+#: Hull points at most this far (m) above the plane are snapped onto it (the object rests there).
+GROUND_SNAP = 0.01
+
+
+class ReconstructionError(PhysforgeError, ValueError):
+    """The frame cannot be reconstructed (empty mask, no support plane, bad depth)."""
+
+
+@dataclass(frozen=True)
+class MaterialPrior:
+    """Physical-property prior for a reconstructed object: density kg/m^3 and sliding friction
+    ranges (low, high) sampled per episode; nominal values are the range midpoints."""
+
+    name: str = "plastic"
+    density: tuple[float, float] = (400.0, 900.0)
+    friction: tuple[float, float] = (0.6, 1.2)
+
+    def __post_init__(self):
+        for key in ("density", "friction"):
+            low, high = getattr(self, key)
+            if not (0 < low <= high and math.isfinite(high)):
+                raise ValueError(f"MaterialPrior.{key} must be a range 0 < low <= high, got {(low, high)}")
+
+    def nominal(self) -> Material:
+        return Material(name=self.name, density=float(np.mean(self.density)),
+                        friction=(float(np.mean(self.friction)), 0.005, 0.0001))
+
+
+@dataclass(frozen=True)
+class ReconstructedObject:
+    """One object: ``body`` (a free body, mesh collision, pose = hull centroid with world axes),
+    ``points`` (n, 3) float64 m world: the gravity-aligned observed cloud, ``size`` (3,) m: the
+    axis-aligned extent of the hull, ``volume`` m^3, ``prior``: its property ranges."""
+
+    name: str
+    body: Body
+    points: np.ndarray
+    size: np.ndarray
+    volume: float
+    prior: MaterialPrior
+
+    def mass_range(self) -> tuple[float, float]:
+        """kg, from the volume and the density range."""
+        return self.volume * self.prior.density[0], self.volume * self.prior.density[1]
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """``objects`` by name; ``plane`` (4,) (a, b, c, d) with a x + b y + c z + d = 0 in the input
+    frame, unit normal pointing to the camera; ``world_from_input`` (4, 4): the gravity alignment;
+    ``world``: the scene (ground plane + objects)."""
+
+    objects: dict[str, ReconstructedObject]
+    plane: np.ndarray
+    world_from_input: np.ndarray
+    world: World
+    extra: dict = field(default_factory=dict)
+
+
+def back_project(depth: np.ndarray, intrinsics: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """(n, 3) float64 m, camera frame (OpenGL: looking along -z) of the pixels in ``mask``.
+
+    depth: (H, W) float m along the viewing axis; intrinsics: (3, 3) K, pixels; pixel (row 0)
+    is the top of the image. Pixels with non-finite or non-positive depth are skipped.
+    """
+    depth = np.asarray(depth, dtype=np.float64)
+    if depth.ndim != 2:
+        raise ReconstructionError(f"depth must be (H, W), got shape {depth.shape}")
+    rows, cols = np.indices(depth.shape)
+    valid = np.isfinite(depth) & (depth > 0)
+    if mask is not None:
+        if mask.shape != depth.shape:
+            raise ReconstructionError(f"mask shape {mask.shape} differs from depth shape {depth.shape}")
+        valid &= mask.astype(bool)
+    z = depth[valid]
+    u, v = cols[valid] + 0.5, rows[valid] + 0.5
+    fx, fy, cx, cy = intrinsics[0, 0], intrinsics[1, 1], intrinsics[0, 2], intrinsics[1, 2]
+    x = (u - cx) / fx * z
+    y = -(v - cy) / fy * z
+    return np.stack([x, y, -z], axis=1)
+
+
+def to_world(points: np.ndarray, rotation: np.ndarray, position) -> np.ndarray:
+    """(n, 3) camera-frame points to the world, with the camera's world-from-camera rotation (3, 3)
+    and position (3,) m."""
+    return points @ np.asarray(rotation).T + np.asarray(position)
+
+
+def fit_plane(points: np.ndarray, rng: np.random.Generator, *, iterations: int = 200,
+              inlier_distance: float = PLANE_INLIER_DISTANCE) -> tuple[np.ndarray, float]:
+    """RANSAC plane ``(a, b, c, d)`` (unit normal) and its inlier fraction, refined by least
+    squares on the inliers. points: (n, 3) m."""
+    if len(points) < 3:
+        raise ReconstructionError("fewer than 3 background points: no support plane to fit; "
+                                  "frame the camera so the floor or table is visible")
+    best, best_count = None, -1
+    for _ in range(iterations):
+        a, b, c = points[rng.choice(len(points), 3, replace=False)]
+        normal = np.cross(b - a, c - a)
+        norm = np.linalg.norm(normal)
+        if norm < 1e-9:
+            continue
+        normal /= norm
+        count = int((np.abs((points - a) @ normal) < inlier_distance).sum())
+        if count > best_count:
+            best, best_count = (normal, a), count
+    if best is None:
+        raise ReconstructionError("all sampled background points are collinear; no plane found")
+    normal, a = best
+    inliers = points[np.abs((points - a) @ normal) < inlier_distance]
+    centre = inliers.mean(axis=0)
+    _, _, vt = np.linalg.svd(inliers - centre, full_matrices=False)
+    normal = vt[2]
+    return np.concatenate([normal, [-normal @ centre]]), len(inliers) / len(points)
+
+
+def gravity_alignment(plane: np.ndarray, towards: np.ndarray) -> np.ndarray:
+    """(4, 4) transform taking the input frame to one where the plane is z = 0 with its normal
+    +z (oriented towards the point ``towards`` (3,), e.g. the camera), by the smallest rotation."""
+    normal, d = plane[:3] / np.linalg.norm(plane[:3]), plane[3] / np.linalg.norm(plane[:3])
+    if normal @ towards + d < 0:
+        normal, d = -normal, -d
+    z = np.array([0.0, 0.0, 1.0])
+    axis = np.cross(normal, z)
+    s, c = np.linalg.norm(axis), float(normal @ z)
+    if s < 1e-12:
+        rotation = np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    else:
+        k = axis / s
+        skew = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+        rotation = np.eye(3) + s * skew + (1 - c) * skew @ skew
+    transform = np.eye(4)
+    transform[:3, :3] = rotation
+    transform[:3, 3] = rotation @ (normal * d)  # a point on the plane, -d n, maps to z = 0
+    return transform
+
+
+def solid_from_points(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Watertight convex solid (vertices (n, 3) m, faces (m, 3)) of a gravity-aligned partial
+    cloud: the points plus their shadow on z = 0 (an object rests on the plane)."""
+    import trimesh
+
+    points = np.asarray(points, dtype=np.float64)
+    shadow = points.copy()
+    shadow[:, 2] = 0.0
+    hull = trimesh.convex.convex_hull(np.concatenate([points, shadow]))
+    vertices = np.asarray(hull.vertices, dtype=np.float64)
+    vertices[vertices[:, 2] < GROUND_SNAP, 2] = np.maximum(vertices[vertices[:, 2] < GROUND_SNAP, 2], 0.0)
+    hull = trimesh.convex.convex_hull(vertices)
+    return np.asarray(hull.vertices, dtype=np.float64), np.asarray(hull.faces, dtype=np.int64)
+
+
+def reconstruct(depth: np.ndarray, intrinsics: np.ndarray, masks: dict[str, np.ndarray], rng: np.random.Generator,
+                *, camera_rotation: np.ndarray | None = None, camera_position=None,
+                priors: dict[str, MaterialPrior] | None = None, min_points: int = 30) -> Reconstruction:
+    """Reconstruct a scene from one depth frame (see module doc).
+
+    depth: (H, W) float m. intrinsics: (3, 3). masks: object name -> (H, W) bool. camera_rotation
+    (3, 3) world-from-camera and camera_position (3,) m: extrinsics if known (then the result is in
+    that world frame, re-levelled by the plane fit); otherwise the camera frame is the input frame.
+    priors: per-object material priors (default MaterialPrior()).
+    """
+    if not masks:
+        raise ReconstructionError("no instance masks given; pass at least one object mask")
+    priors = priors or {}
+    rotation = np.eye(3) if camera_rotation is None else np.asarray(camera_rotation, dtype=float)
+    position = np.zeros(3) if camera_position is None else np.asarray(camera_position, dtype=float)
+    union = np.zeros(depth.shape, dtype=bool)
+    clouds = {}
+    for name, mask in masks.items():
+        cloud = back_project(depth, intrinsics, mask)
+        if len(cloud) < min_points:
+            raise ReconstructionError(f"mask '{name}' covers {len(cloud)} valid depth pixels (need {min_points}); "
+                                      "the object is too small or occluded in this frame")
+        clouds[name] = to_world(cloud, rotation, position)
+        union |= mask.astype(bool)
+    background = to_world(back_project(depth, intrinsics, ~union), rotation, position)
+    background = background[rng.choice(len(background), min(len(background), 20000), replace=False)]
+    plane, inlier_fraction = fit_plane(background, rng)
+    align = gravity_alignment(plane, position)
+    objects, bodies = {}, []
+    for name, cloud in clouds.items():
+        aligned = cloud @ align[:3, :3].T + align[:3, 3]
+        vertices, faces = solid_from_points(aligned)
+        import trimesh
+
+        solid = trimesh.Trimesh(vertices, faces, process=False)
+        centre = np.asarray(solid.center_mass if solid.is_volume else vertices.mean(0))
+        prior = priors.get(name, MaterialPrior())
+        body = Body(name, (Geom(Mesh(vertices=vertices - centre, faces=faces), material=prior.nominal(),
+                                rgba=(0.8, 0.35, 0.2, 1.0)),), pose=Pose(tuple(float(v) for v in centre)))
+        objects[name] = ReconstructedObject(name, body, aligned, np.ptp(vertices, axis=0), float(abs(solid.volume)),
+                                            prior)
+    objects = place_without_overlap(objects)
+    world = World(bodies=tuple(o.body for o in objects.values()), name="reconstruction")
+    return Reconstruction(objects=objects, plane=plane, world_from_input=align, world=world,
+                          extra={"plane_inlier_fraction": inlier_fraction})
+
+
+def place_without_overlap(objects: dict[str, ReconstructedObject], iterations: int = 50
+                          ) -> dict[str, ReconstructedObject]:
+    """Separate objects whose footprints (axis-aligned, in the plane) overlap by pushing them
+    apart along the shallower axis; returns updated objects (bodies moved, points moved)."""
+    names = list(objects)
+    centres = {n: np.array(objects[n].body.pose.position) for n in names}
+    halves = {n: 0.5 * objects[n].size for n in names}
+    for _ in range(iterations):
+        moved = False
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                gap = np.abs(centres[a][:2] - centres[b][:2]) - (halves[a][:2] + halves[b][:2]) - PLACEMENT_CLEARANCE
+                if (gap < 0).all():
+                    axis = int(np.argmax(gap))
+                    direction = np.sign(centres[b][axis] - centres[a][axis]) or 1.0
+                    shift = -gap[axis] / 2
+                    centres[a][axis] -= direction * shift
+                    centres[b][axis] += direction * shift
+                    moved = True
+        if not moved:
+            break
+    out = {}
+    for n in names:
+        obj = objects[n]
+        delta = centres[n] - np.array(obj.body.pose.position)
+        body = Body(obj.body.name, obj.body.geoms, pose=Pose(tuple(float(v) for v in centres[n])))
+        out[n] = ReconstructedObject(n, body, obj.points + delta, obj.size, obj.volume, obj.prior)
+    return out

@@ -1,0 +1,339 @@
+"""The four tasks, their demonstrations, and the perception that grounds them.
+
+Each task has a ground-truth scene (objects only, no robot: what a demonstration video shows)
+and a scripted object motion standing in for a generated video. ``render_demo`` renders that
+motion as an RGB-D video with instance masks; ``prepare_task`` runs the pipeline on it:
+reconstruct the first frame (rigid objects) and track the object through the video, and
+returns the object-centric reference motion, the scene bodies for the robot world, and the
+measured reconstruction/tracking errors against the simulator's ground truth.
+
+The drawer task uses the library's articulated chest of drawers as its scene model (a
+single-view reconstruction of an articulated object is out of scope); its motion is still
+tracked from the video.
+
+Poses are (4, 4) float64 world-from-object transforms; positions in m, world frame (robot
+base at the origin, +x forward, z up).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from physforge.world import Body, Box, Camera, Geom, Material, Pose, World
+
+TASKS = ("push", "pick_place", "stack", "open_drawer")
+#: Control period of the robot environment and frame period of demonstrations, s.
+CONTROL_DT = 0.05
+VIDEO_SIZE = 192
+
+CUBE_MATERIAL = Material(name="plastic", density=600.0, friction=(0.9, 0.005, 0.0001))
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    """name; kind: push, grasp (pick-and-place, stack) or drawer; object: the body the robot moves;
+    horizon: control steps; contact_step: step at which the base policy holds (grasp) or touches
+    (push) the object and the demonstrated motion starts; motion_steps: its duration in steps;
+    release_step: step the gripper opens (None: never)."""
+
+    name: str
+    kind: str
+    object: str
+    horizon: int
+    contact_step: int
+    motion_steps: int
+    release_step: int | None
+    camera: Camera
+
+
+def _cube_camera() -> Camera:
+    return Camera("demo", position=(1.05, 0.0, 0.62), look_at=(0.48, 0.0, 0.02), fovy=math.radians(42))
+
+
+DEFINITIONS = {
+    "push": TaskDefinition("push", "push", "cube", horizon=40, contact_step=14, motion_steps=22, release_step=None,
+                           camera=_cube_camera()),
+    "pick_place": TaskDefinition("pick_place", "grasp", "cube", horizon=48, contact_step=18, motion_steps=22,
+                                 release_step=42, camera=_cube_camera()),
+    "stack": TaskDefinition("stack", "grasp", "cube", horizon=48, contact_step=18, motion_steps=22, release_step=42,
+                            camera=_cube_camera()),
+    "open_drawer": TaskDefinition("open_drawer", "drawer", "drawer", horizon=44, contact_step=18, motion_steps=22,
+                                  release_step=None,
+                                  camera=Camera("demo", position=(0.1, -0.6, 0.8), look_at=(0.55, 0.0, 0.22),
+                                                fovy=math.radians(50))),
+}
+
+#: Opening of the demonstrated drawer motion, m.
+DRAWER_OPENING = 0.12
+
+
+def definition(task: str) -> TaskDefinition:
+    if task not in DEFINITIONS:
+        raise ValueError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    return DEFINITIONS[task]
+
+
+def min_jerk(u: np.ndarray) -> np.ndarray:
+    u = np.clip(u, 0.0, 1.0)
+    return u**3 * (10 - 15 * u + 6 * u**2)
+
+
+def _pose_matrix(position, yaw: float = 0.0) -> np.ndarray:
+    transform = np.eye(4)
+    c, s = math.cos(yaw), math.sin(yaw)
+    transform[:3, :3] = [[c, -s, 0], [s, c, 0], [0, 0, 1]]
+    transform[:3, 3] = position
+    return transform
+
+
+#: The chest of drawers used by the drawer task (library seed; two drawers, 0.3 m high) and the
+#: top drawer's opening in the demonstration's first frame, m (ajar, so the fingers fit behind
+#: its front panel).
+DRAWER_CHEST_SEED = 11
+DRAWER_START = 0.06
+
+
+@functools.lru_cache(maxsize=4)
+def drawer_chest(seed: int = DRAWER_CHEST_SEED):
+    """(chest bodies placed in front of the robot, name of the drawer to open): a library chest
+    of drawers, turned so its drawers slide towards the robot (-x); the top drawer, renamed
+    ``drawer`` and left ``DRAWER_START`` ajar, is the task's."""
+    import dataclasses
+
+    from physforge.assets import build, library
+
+    asset = build.build_asset(library.generate("drawer_chest", library.object_rng(seed, 0), seed=seed),
+                              build.BuildConfig(base="fixed"))
+    depth = asset.annotation.dimensions[1]
+    placement = Pose.from_axis_angle((0.50 + depth / 2, 0.0, 0.0), (0, 0, 1), math.pi / 2)
+    drawers = [b for b in asset.world.bodies if b.joint.type == "prismatic"]
+    top = max(drawers, key=lambda b: b.pose.position[2])
+
+    def rename(name: str | None) -> str | None:
+        return None if name is None else ("drawer" if name == top.name else "chest_" + name)
+
+    bodies = []
+    for body in asset.world.bodies:
+        joint = dataclasses.replace(body.joint, initial_position=DRAWER_START) if body.name == top.name else body.joint
+        bodies.append(Body(rename(body.name), body.geoms, pose=placement if body.parent is None else body.pose,
+                           joint=joint, inertial=body.inertial, parent=rename(body.parent)))
+    return tuple(bodies), "drawer"
+
+
+def ground_truth_scene(task: str) -> tuple[tuple[Body, ...], dict[str, np.ndarray]]:
+    """(bodies, named goal positions (3,) m) of the task's scene as the demonstration shows it."""
+    spec = definition(task)
+    if spec.name == "push":
+        cube = Body("cube", (Geom(Box((0.025, 0.025, 0.025)), material=CUBE_MATERIAL, rgba=(0.85, 0.3, 0.2, 1)),),
+                    Pose((0.5, -0.08, 0.025)))
+        return (cube,), {"goal": np.array([0.5, 0.08, 0.025])}
+    if spec.name == "pick_place":
+        cube = Body("cube", (Geom(Box((0.02, 0.02, 0.02)), material=CUBE_MATERIAL, rgba=(0.85, 0.3, 0.2, 1)),),
+                    Pose((0.5, -0.12, 0.02)))
+        return (cube,), {"goal": np.array([0.48, 0.12, 0.02])}
+    if spec.name == "stack":
+        cube = Body("cube", (Geom(Box((0.02, 0.02, 0.02)), material=CUBE_MATERIAL, rgba=(0.85, 0.3, 0.2, 1)),),
+                    Pose((0.48, -0.12, 0.02)))
+        base = Body("base_block", (Geom(Box((0.03, 0.03, 0.025)), material=Material("wood", 700.0, (0.9, 0.005, 1e-4)),
+                                         rgba=(0.3, 0.5, 0.85, 1)),), Pose((0.5, 0.1, 0.025)))
+        return (cube, base), {"goal": np.array([0.5, 0.1, 0.05 + 0.02])}
+    bodies, drawer = drawer_chest()
+    return bodies, {}
+
+
+def demo_motion(task: str, initial: np.ndarray, goal: np.ndarray | None = None) -> np.ndarray:
+    """(horizon + 1, 4, 4) world-from-object poses of the demonstrated motion from ``initial``:
+    still until ``contact_step``, then a min-jerk move (an arc for pick-and-place and stack, a
+    straight slide for push and drawer), then still."""
+    spec = definition(task)
+    steps = np.arange(spec.horizon + 1)
+    u = (steps - spec.contact_step) / spec.motion_steps
+    s = min_jerk(u)
+    p0 = initial[:3, 3]
+    poses = np.repeat(initial[None], len(steps), axis=0)
+    if spec.kind == "drawer":
+        poses[:, :3, 3] = p0 + s[:, None] * np.array([-DRAWER_OPENING, 0.0, 0.0])
+        return poses
+    delta = goal - p0
+    poses[:, :3, 3] = p0 + s[:, None] * delta
+    if spec.kind == "grasp":
+        poses[:, 2, 3] += 0.10 * np.sin(math.pi * np.clip(u, 0, 1))
+        yaw = 0.4 * s if task == "pick_place" else 0.0 * s
+        for k, angle in enumerate(yaw):
+            poses[k, :3, :3] = _pose_matrix((0, 0, 0), float(angle))[:3, :3] @ initial[:3, :3]
+    return poses
+
+
+@dataclass
+class DemoVideo:
+    """rgb: (n, H, W, 3) uint8; depth: (n, H, W) float32 m; segmentation: (n, H, W) int32 (body index
+    + 1); intrinsics (3, 3); camera_rotation (3, 3) world-from-camera; camera_position (3,) m;
+    true_poses: (n, 4, 4) the object's simulated poses; body_index: name -> segmentation id."""
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    segmentation: np.ndarray
+    intrinsics: np.ndarray
+    camera_rotation: np.ndarray
+    camera_position: np.ndarray
+    true_poses: np.ndarray
+    body_index: dict[str, int]
+    true_initial: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _matrix_of(position, quaternion) -> np.ndarray:
+    w, x, y, z = quaternion
+    transform = np.eye(4)
+    transform[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]]
+    transform[:3, 3] = position
+    return transform
+
+
+def quaternion_of(rotation: np.ndarray) -> np.ndarray:
+    from physforge.assets.robot_urdf import _quaternion
+
+    return np.array(_quaternion(rotation))
+
+
+def render_demo(task: str, *, size: int = VIDEO_SIZE, rgb: bool = True) -> DemoVideo:
+    """Render the demonstration of ``task`` (the object moving as demonstrated, no robot)."""
+    from physforge.sim import RenderConfig, SceneRenderer, Simulator
+    from physforge.sim import kinematics
+
+    spec = definition(task)
+    bodies, goals = ground_truth_scene(task)
+    world = World(bodies=bodies, cameras=(spec.camera,), name=f"demo_{task}")
+    sim = Simulator(world, check_stability=False)
+    initial = {b.name: _matrix_of(kinematics.body_pose(sim, b.name)[0], kinematics.body_quaternion(sim, b.name))
+               for b in bodies if b.parent is None or b.name == spec.object}
+    poses = demo_motion(task, initial[spec.object], goals.get("goal"))
+    frames_rgb, depths, segs, true = [], [], [], []
+    renderer = SceneRenderer(sim.compiled, RenderConfig(size, size))
+    try:
+        for pose in poses:
+            if spec.kind == "drawer":
+                opening = DRAWER_START + float(initial[spec.object][0, 3] - pose[0, 3])
+                kinematics.set_joint_positions(sim, {spec.object: opening})
+            else:
+                sim.set_body_pose(spec.object, pose[:3, 3], quaternion_of(pose[:3, :3]))
+            position, rotation = kinematics.body_pose(sim, spec.object)
+            actual = np.eye(4)
+            actual[:3, :3], actual[:3, 3] = rotation, position
+            true.append(actual)
+            depths.append(renderer.depth(sim.data, "demo"))
+            segs.append(renderer.segmentation(sim.data, "demo"))
+            if rgb:
+                frames_rgb.append(renderer.rgb(sim.data, "demo"))
+    finally:
+        renderer.close()
+    camera = spec.camera
+    return DemoVideo(rgb=np.array(frames_rgb) if rgb else np.zeros((0, size, size, 3), np.uint8),
+                     depth=np.array(depths), segmentation=np.array(segs),
+                     intrinsics=camera.intrinsics(size, size), camera_rotation=camera.rotation_matrix(),
+                     camera_position=np.array(camera.position), true_poses=np.array(true),
+                     body_index={b.name: i + 1 for i, b in enumerate(bodies)}, true_initial=initial)
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """A task grounded by perception.
+
+    scene_bodies: the bodies of the robot's world (reconstructed rigid objects, or the chest).
+    reference: (horizon + 1, 4, 4) demonstrated object motion relative to its first frame, world
+        frame (Δ[t] = T[t] T[0]^-1), from tracking (or ground truth when perception is off).
+    demo_initial: (4, 4) the object's first-frame pose as perceived (what direct retargeting uses).
+    goals: named positions (3,) m (e.g. the stack base) for success checks; sizes: object -> (3,) m.
+    priors: object -> MaterialPrior; confidence: (horizon + 1,) tracking confidence.
+    errors: measured perception errors against ground truth (m, rad).
+    """
+
+    task: TaskDefinition
+    scene_bodies: tuple[Body, ...]
+    reference: np.ndarray
+    demo_initial: np.ndarray
+    sizes: dict[str, np.ndarray]
+    priors: dict
+    confidence: np.ndarray
+    errors: dict[str, float]
+    perception: bool
+
+
+def model_points(body: Body, rng: np.random.Generator, spacing: float = 0.003) -> np.ndarray:
+    """(n, 3) m, body frame: points sampled on the surfaces of the body's colliding geoms, about
+    one per ``spacing``^2 of area (2,000 to 60,000 points)."""
+    import trimesh
+
+    from physforge.world import Mesh
+
+    meshes = []
+    for geom in body.geoms:
+        if not geom.collide:
+            continue
+        if isinstance(geom.shape, Box):
+            mesh = trimesh.creation.box(extents=2 * np.array(geom.shape.half_extents))
+        elif isinstance(geom.shape, Mesh) and geom.shape.vertices is not None:
+            mesh = trimesh.Trimesh(geom.shape.vertices * np.array(geom.shape.scale), geom.shape.faces, process=False)
+        else:
+            continue
+        mesh.apply_transform(_matrix_of(geom.pose.position, geom.pose.quaternion))
+        meshes.append(mesh)
+    combined = trimesh.util.concatenate(meshes)
+    count = int(np.clip(combined.area / spacing**2, 2000, 60000))
+    points, _ = trimesh.sample.sample_surface(combined, count, seed=int(rng.integers(2**31)))
+    return np.asarray(points, dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=16)
+def prepare_task(task: str, perception: bool = True, seed: int = 0) -> TaskContext:
+    """Ground ``task``: render its demonstration, reconstruct the first frame, track the object
+    (perception=True), or take both from the simulator (perception=False). Cached."""
+    from physforge.robot.reconstruct import MaterialPrior, reconstruct
+    from physforge.robot.tracking import rotation_angle, track_object
+
+    spec = definition(task)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, TASKS.index(task)]))
+    bodies, goals = ground_truth_scene(task)
+    demo = render_demo(task, rgb=False)
+    truth = demo.true_poses
+    true_reference = truth @ np.linalg.inv(truth[0])
+    sizes = {b.name: 2 * np.array(b.geoms[0].shape.half_extents) for b in bodies
+             if b.parent is None and isinstance(b.geoms[0].shape, Box)}
+    priors = {name: MaterialPrior() for name in sizes}
+    errors: dict[str, float] = {}
+    if not perception:
+        return TaskContext(spec, bodies, true_reference, truth[0], sizes, priors, np.ones(len(truth)), errors, False)
+    if spec.kind == "drawer":
+        scene = bodies
+        obj = next(b for b in bodies if b.name == spec.object)
+        points = model_points(obj, rng)
+        initial = truth[0]  # the articulated model is registered to the first frame as given
+    else:
+        masks = {name: demo.segmentation[0] == demo.body_index[name] for name in sizes}
+        recon = reconstruct(demo.depth[0], demo.intrinsics, masks, rng, camera_rotation=demo.camera_rotation,
+                            camera_position=demo.camera_position, priors=priors)
+        scene = tuple(o.body for o in recon.objects.values())
+        for name, o in recon.objects.items():
+            true_centre = demo.true_initial[name][:3, 3]
+            errors[f"{name}_position_error_m"] = float(np.linalg.norm(np.array(o.body.pose.position) - true_centre))
+            errors[f"{name}_size_error_m"] = float(np.abs(o.size - sizes[name]).max())
+        errors["plane_normal_error_rad"] = float(math.acos(min(1.0, abs(recon.plane[2]) / np.linalg.norm(recon.plane[:3]))))
+        obj = recon.objects[spec.object].body
+        points = model_points(obj, rng)
+        initial = _matrix_of(obj.pose.position, obj.pose.quaternion)
+        sizes = {name: o.size for name, o in recon.objects.items()}
+    track = track_object(demo.depth, demo.segmentation == demo.body_index[spec.object], demo.intrinsics,
+                         demo.camera_rotation, demo.camera_position, points, initial, rng)
+    reference = track.relative()
+    position_errors = np.linalg.norm(reference[:, :3, 3] - true_reference[:, :3, 3], axis=1)
+    rotation_errors = np.array([rotation_angle(a[:3, :3], b[:3, :3]) for a, b in zip(reference, true_reference)])
+    errors["track_position_error_mean_m"] = float(position_errors.mean())
+    errors["track_position_error_max_m"] = float(position_errors.max())
+    errors["track_rotation_error_mean_rad"] = float(rotation_errors.mean())
+    errors["track_confidence_mean"] = float(track.confidence.mean())
+    return TaskContext(spec, scene, reference, initial, sizes, priors, track.confidence, errors, True)
