@@ -70,6 +70,7 @@ def test_train_recipe_smoke_and_same_seed_same_weights(tiny_dataset, tmp_path):
         return train_encoder(config)
 
     first, again, other = run("a", 0), run("b", 0), run("c", 1)
+    assert first["final_loss"] == again["final_loss"] and other["final_loss"] != first["final_loss"]
     assert first["steps"] == 3 and math.isfinite(first["final_loss"]) and first["train_images_per_second"] > 0
     assert 0.0 <= first["val"]["accuracy"] <= 1.0 and first["val"]["questions"] == 8
     saved = json.loads((tmp_path / "a" / "config.json").read_text())
@@ -144,3 +145,29 @@ def test_load_encoder_refuses_bad_checkpoints(tiny_dataset, tmp_path):
     (tmp_path / "c" / "model.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(CheckpointError, match="cannot read the weights"):
         load_encoder(tmp_path / "c")
+
+
+def test_blind_encoder_ignores_the_images_and_the_seeing_one_does_not(tiny_dataset):
+    from physforge.reason import build_encoder
+    from physforge.reason.recipe_encoder import build_vocab
+
+    split = load_split(tiny_dataset, ["train"], image_size=64)
+    vocab, names = build_vocab(split)
+    questions = split.questions[:6]
+    for blind in (True, False):
+        model = build_encoder(EncoderConfig(vocab=vocab, names=names, blind=blind), torch.Generator().manual_seed(0))
+        inputs = model.batch(split, questions)
+        noisy = dict(inputs, clips=torch.rand(inputs["clips"].shape, generator=torch.Generator().manual_seed(1)))
+        with torch.no_grad():
+            same = torch.equal(model(**inputs)[0], model(**noisy)[0])
+        assert same == blind
+
+
+def test_reason_and_its_cli_import_without_torch_or_transformers():
+    import subprocess
+    import sys
+
+    code = ("import sys, physforge.cli.main, physforge.reason, physforge.reason.harness, physforge.reason.models; "
+            "print(sorted(m for m in ('torch', 'transformers', 'trl', 'peft', 'matplotlib') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

@@ -70,7 +70,8 @@ class EncoderConfig:
         if not 1 <= len(channels) <= 6 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
             raise ReasonConfigError("channels", f"expected 1 to 6 positive integers, got {list(channels)}")
         if self.image_size >> len(channels) < 1:
-            raise ReasonConfigError("channels", f"{len(channels)} stride-2 layers shrink {self.image_size} px to nothing")
+            raise ReasonConfigError("channels", f"{len(channels)} stride-2 layers shrink {self.image_size} px to "
+                                     "nothing")
         object.__setattr__(self, "channels", channels)
         for name in ("dim", "text_dim", "hidden"):
             _int(name, getattr(self, name), 4, 4096)

@@ -22,7 +22,7 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +176,8 @@ def score(answerer, split, questions: list[dict[str, Any]], out: Path) -> dict[s
                 handle.write(json.dumps({"question_id": q["question_id"],
                                          "prediction": predictions[q["question_id"]]}) + "\n")
     graded = grade(predictions, questions)
-    return {"name": answerer.name, "kind": answerer.kind, "grade": graded, "by_type_split": roll_up(predictions, questions),
+    return {"name": answerer.name, "kind": answerer.kind, "grade": graded,
+            "by_type_split": roll_up(predictions, questions),
             "seconds": round(seconds, 3),
             "questions_per_second": round(len(questions) / seconds, 2) if seconds > 0 else None}
 

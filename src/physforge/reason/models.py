@@ -196,7 +196,8 @@ class EndpointAnswerer:
         if not model:
             raise ReasonConfigError("endpoint_model", "name the model the endpoint should run")
         self.url = url.rstrip("/") + "/chat/completions"
-        self.model, self.blind, self.timeout_s, self.retries, self.max_tokens = model, blind, timeout_s, retries, max_tokens
+        self.model, self.blind, self.max_tokens = model, blind, max_tokens
+        self.timeout_s, self.retries = timeout_s, retries
         self.api_key = os.environ.get(api_key_env) if api_key_env else None
         if api_key_env and not self.api_key:
             raise ReasonConfigError("api_key_env", f"environment variable {api_key_env} is not set")

@@ -155,8 +155,9 @@ def train_encoder(config: TrainConfig, *, overwrite: bool = False, progress: boo
     model = build_encoder(model_config, generator)
     save_encoder(model, out / "init", step=0, train_config=config.to_dict())
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    warmup = max(1, config.steps // 20)  # linear warm-up, then cosine decay to 0
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / max(1, config.steps // 20)) * 0.5 * (1 + np.cos(np.pi * s / max(1, config.steps))))
+        optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * s / max(1, config.steps))))
     n_params = sum(p.numel() for p in model.parameters())
 
     # -- loop -------------------------------------------------------------------------------------
@@ -186,7 +187,8 @@ def train_encoder(config: TrainConfig, *, overwrite: bool = False, progress: boo
         images_seen += 0 if model_config.blind else len(chunk) * model_config.clip_frames
         if not np.isfinite(float(loss.detach())):
             raise ReasonConfigError("lr", f"the loss became {float(loss)} at step {step}; lower the learning rate")
-        record: dict[str, Any] = {"step": step, "loss": round(float(loss.detach()), 5), "qa": round(float(loss_qa.detach()), 5),
+        record: dict[str, Any] = {"step": step, "loss": round(float(loss.detach()), 5),
+                                  "qa": round(float(loss_qa.detach()), 5),
                                   **{k: round(v, 5) for k, v in parts.items()}}
         if val is not None and config.eval_every and step % config.eval_every == 0 and step != config.steps:
             record["val"] = evaluate_accuracy(model, val, val.questions)

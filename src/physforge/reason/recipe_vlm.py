@@ -33,10 +33,15 @@ log = logging.getLogger(__name__)
 #: Special tokens of the from-scratch tokenizer (Idefics3 image tokens included).
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
                   "<global-img>")
+#: Role-prefixed turns; the assistant's answer and end-of-turn token sit inside generation markers
+#: so that TRL's assistant-only loss trains exactly the answer (and stopping).
 CHAT_TEMPLATE = ("{% for message in messages %}{{ message['role'] | capitalize }}:"
-                 "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ ' ' + line['text'] }}"
+                 "{% if message['role'] == 'assistant' %}{% generation %}{% for line in message['content'] %}"
+                 "{% if line['type'] == 'text' %}{{ ' ' + line['text'] }}{% endif %}{% endfor %}"
+                 "<end_of_utterance>{% endgeneration %}\n"
+                 "{% else %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ ' ' + line['text'] }}"
                  "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
-                 "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+                 "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
 
 
 def dataset_texts(export_dir: Path) -> list[str]:
@@ -148,11 +153,15 @@ def train_vlm(config: VLMTrainConfig, *, overwrite: bool = False) -> dict[str, A
     n_params = sum(p.numel() for p in model.parameters())
 
     # -- loop -------------------------------------------------------------------------------------
-    args = SFTConfig(output_dir=str(out / "trainer"), max_steps=config.steps, per_device_train_batch_size=config.batch_size,
+    args = SFTConfig(output_dir=str(out / "trainer"), max_steps=config.steps,
+                     per_device_train_batch_size=config.batch_size,
                      learning_rate=config.lr, lr_scheduler_type="cosine", warmup_steps=max(1, config.steps // 20),
                      logging_steps=max(1, config.steps // 20), save_strategy="no", report_to=[], seed=config.seed,
                      data_seed=config.seed, max_length=None, use_cpu=True, bf16=False, fp16=False,
-                     dataloader_num_workers=0, disable_tqdm=True)
+                     dataloader_num_workers=0, disable_tqdm=True,
+                     # loss on the answers only (from scratch, the template marks them); a base model's own
+                     # template may not, so LoRA trains on whole conversations
+                     assistant_only_loss=config.base_model is None)
     trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=processor,
                          peft_config=peft_config)
     start = time.perf_counter()
