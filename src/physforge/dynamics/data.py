@@ -1,0 +1,138 @@
+"""Image-to-dynamics examples read from a ``physforge data generate`` folder (no torch import).
+
+One example per scene: the first rendered frame, the known scene (the serialized ``World``, which
+bodies are the free objects, their initial positions and sizes) and the simulator's future
+positions of those objects, resampled to the generator's step ``dt``.
+
+Arrays: image (S, S, 3) uint8; initial (max_objects, 3) float32 m, world frame; size (max_objects,)
+float32 m (the data engine's characteristic size); mask (max_objects,) bool (slot holds an object);
+target (horizon + 1, max_objects, 3) float64 m, world frame, frame 0 = the conditioning frame;
+quaternion (horizon + 1, max_objects, 4) (w, x, y, z) of the reference.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from physforge.dynamics.errors import DynamicsDataError
+
+log = logging.getLogger(__name__)
+
+#: s, how far a recorded state time may sit from a multiple of dt and still be used
+TIME_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Example:
+    scene_id: str
+    split: str
+    family: str
+    image: np.ndarray
+    bodies: tuple[str, ...]
+    initial: np.ndarray
+    size: np.ndarray
+    mask: np.ndarray
+    target: np.ndarray
+    quaternion: np.ndarray
+    world_json: str
+    gravity: np.ndarray
+
+    def world(self):
+        from physforge.world import world_from_dict
+
+        return world_from_dict(json.loads(self.world_json))
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    import imageio.v2 as imageio
+
+    return np.asarray(imageio.imread(io.BytesIO(data)))
+
+
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour resize of (H, W, 3) uint8 to (size, size, 3)."""
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image
+    rows = np.minimum((np.arange(size) + 0.5) * h / size, h - 1).astype(int)
+    cols = np.minimum((np.arange(size) + 0.5) * w / size, w - 1).astype(int)
+    return image[rows][:, cols]
+
+
+def example_from_row(row: dict, *, horizon: int, dt: float, max_objects: int, image_size: int) -> Example | None:
+    """An Example from a scenes-table row, or None when the scene has no free object, more than
+    ``max_objects`` of them, or too short a recording for ``horizon`` steps of ``dt``."""
+    world = json.loads(row["world"])
+    joints = {b["name"]: (b.get("joint") or {}).get("type") for b in world["bodies"]}
+    bodies = tuple(o["name"] for o in row["objects"] if joints.get(o["name"]) == "free")
+    if not bodies or len(bodies) > max_objects:
+        return None
+    states = row["states"]
+    times = np.asarray(states["time"])
+    wanted = np.arange(horizon + 1) * dt
+    index = np.searchsorted(times, wanted - TIME_TOLERANCE)
+    if index[-1] >= len(times) or np.any(np.abs(times[np.minimum(index, len(times) - 1)] - wanted) > TIME_TOLERANCE):
+        return None
+    names = list(states["body_names"])
+    columns = [names.index(b) for b in bodies]
+    position = np.asarray(states["position"], dtype=np.float64)[index][:, columns]
+    quaternion = np.asarray(states["quaternion"], dtype=np.float64)[index][:, columns]
+    n = len(bodies)
+    target = np.zeros((horizon + 1, max_objects, 3))
+    target[:, :n] = position
+    quats = np.zeros((horizon + 1, max_objects, 4))
+    quats[..., 0] = 1.0
+    quats[:, :n] = quaternion
+    sizes = {o["name"]: o["size"] for o in row["objects"]}
+    size = np.zeros(max_objects, np.float32)
+    size[:n] = [sizes[b] for b in bodies]
+    mask = np.zeros(max_objects, bool)
+    mask[:n] = True
+    image = resize_image(decode_png(row["frames"][0]["bytes"])[..., :3], image_size)
+    return Example(scene_id=row["scene_id"], split=row["split"], family=row["family"], image=image, bodies=bodies,
+                   initial=target[0].astype(np.float32), size=size, mask=mask, target=target, quaternion=quats,
+                   world_json=row["world"], gravity=np.asarray(world["gravity"], dtype=np.float64))
+
+
+def load_examples(dataset: str | Path, split: str, *, horizon: int, dt: float, max_objects: int, image_size: int,
+                  limit: int | None = None) -> list[Example]:
+    """Examples of one split, in scene order (see ``example_from_row`` for what is skipped)."""
+    import pyarrow.parquet as pq
+
+    folder = Path(dataset)
+    if not (folder / "meta" / "info.json").is_file():
+        raise DynamicsDataError(f"{folder}: not a physforge dataset (no meta/info.json); make one with "
+                                "`physforge data generate`")
+    files = sorted((folder / "scenes" / split).glob("*.parquet"))
+    if not files:
+        raise DynamicsDataError(f"{folder}: split {split!r} has no scenes; splits here: "
+                                f"{sorted(p.name for p in (folder / 'scenes').iterdir())}")
+    out, skipped = [], 0
+    columns = ["scene_id", "split", "family", "frames", "objects", "states", "world"]
+    for path in files:
+        for row in pq.read_table(path, columns=columns).to_pylist():
+            example = example_from_row(row, horizon=horizon, dt=dt, max_objects=max_objects, image_size=image_size)
+            if example is None:
+                skipped += 1
+                continue
+            out.append(example)
+            if limit is not None and len(out) >= limit:
+                return out
+    if skipped:
+        log.info("%s/%s: skipped %d scenes (no free object, more than %d, or shorter than %d steps of %g s)",
+                 folder, split, skipped, max_objects, horizon, dt)
+    if not out:
+        raise DynamicsDataError(f"{folder}/{split}: no usable scene for horizon {horizon} x dt {dt} s with at most "
+                                f"{max_objects} objects; generate with predict_horizon >= {horizon * dt:g} s")
+    return out
+
+
+def available_splits(dataset: str | Path) -> list[str]:
+    root = Path(dataset) / "scenes"
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.parquet"))) if root.is_dir() else []

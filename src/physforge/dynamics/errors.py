@@ -1,0 +1,26 @@
+"""Error types of ``physforge.dynamics`` (each also a ValueError, so ``except ValueError`` keeps
+working). Every message names what is wrong and what to do."""
+
+from __future__ import annotations
+
+from physforge.errors import PhysforgeError
+
+
+class DynamicsConfigError(PhysforgeError, ValueError):
+    """A dynamics config holds a bad value; ``path`` names the field."""
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+class DynamicsDataError(PhysforgeError, ValueError):
+    """A dataset, trajectory or pairs file cannot be used (missing split, wrong shape, too few frames)."""
+
+
+class DynamicsCheckpointError(PhysforgeError, ValueError):
+    """A generator checkpoint folder cannot be loaded: missing files, wrong kind, mismatched shapes."""
+
+    def __init__(self, path, message: str):
+        self.path = str(path)
+        super().__init__(f"{path}: {message}")

@@ -1,0 +1,220 @@
+"""The trajectory generator: a mixture density network over object motions, conditioned on the
+first frame (a small CNN), the PhysEncoder's physical embedding (``physforge.reason``) and the known
+initial object state. Its log-likelihood is exact, so DPO applies as written.
+
+This module imports torch at the top; ``physforge.dynamics`` loads it on first use only.
+
+Motion parameterisation. Displacements d_t = p_t - p_0 (t = 1..T, m) map to "second differences"
+x = (d_1, d_2 - 2 d_1, d_t - 2 d_{t-1} + d_{t-2} ...) / SCALE: the first step (velocity x dt) then
+per-step velocity changes (acceleration x dt^2). The map is unit lower-triangular, so
+log p(d) = log p(x) - D log SCALE exactly (D = valid dimensions). A mixture of ``components``
+diagonal Gaussians over the whole x (all objects, steps, axes jointly) gives smooth samples
+(noise enters as accelerations, integrated twice) and a closed-form likelihood.
+
+A checkpoint is a folder: ``model.safetensors`` and ``checkpoint.json`` (kind, format version,
+model arguments, PhysEncoder arguments, step, stage, training config).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from physforge.dynamics.config import GeneratorConfig
+from physforge.dynamics.errors import DynamicsCheckpointError
+
+KIND = "physforge.dynamics.TrajectoryGenerator"
+FORMAT_VERSION = 1
+#: m, second differences are divided by this before the mixture sees them
+SCALE = 0.1
+
+
+def second_differences(displacement: torch.Tensor) -> torch.Tensor:
+    """(B, T, N, 3) displacements from frame 0 -> (B, T, N, 3) (d_1, d_2 - 2 d_1, d_t - 2 d_{t-1} + d_{t-2})."""
+    padded = F.pad(displacement, (0, 0, 0, 0, 2, 0))  # d_{-1} = d_0 = 0
+    return padded[:, 2:] - 2 * padded[:, 1:-1] + padded[:, :-2]
+
+
+def integrate(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``second_differences``: (B, T, N, 3) -> displacements (B, T, N, 3)."""
+    return torch.cumsum(torch.cumsum(x, 1), 1)
+
+
+class TrajectoryGenerator(nn.Module):
+    """(image, initial state) -> mixture over future motions of up to ``max_objects`` objects.
+
+    Inputs: images (B, 3, S, S) float32 in [0, 1]; initial (B, N, 3) m; size (B, N) m; mask (B, N)
+    bool. Motions: positions (B, T + 1, N, 3) m, world frame (frame 0 = initial).
+    """
+
+    def __init__(self, config: GeneratorConfig, encoder_config: dict[str, Any] | None = None):
+        super().__init__()
+        from physforge.reason.config import EncoderConfig
+        from physforge.reason.encoder import PhysEncoder
+
+        self.config = config
+        if encoder_config is None:
+            encoder_config = EncoderConfig(image_size=config.image_size, clip_frames=1,
+                                           channels=config.encoder_channels, dim=config.encoder_dim).to_dict()
+        self.encoder = PhysEncoder(EncoderConfig.from_dict(encoder_config, where="encoder"))
+        layers: list[nn.Module] = []
+        width = 3
+        for c in config.channels:
+            layers += [nn.Conv2d(width, c, 3, stride=2, padding=1), nn.GroupNorm(1, c), nn.GELU()]
+            width = c
+        self.visual = nn.Sequential(*layers, nn.Flatten())
+        side = config.image_size >> len(config.channels)
+        n, t, k = config.max_objects, config.horizon, config.components
+        state_dim = n * 5
+        self.fuse = nn.Sequential(
+            nn.Linear(width * side * side + self.encoder.config.dim + state_dim, config.hidden), nn.GELU(),
+            nn.Linear(config.hidden, config.hidden), nn.GELU())
+        self.logits = nn.Linear(config.hidden, k)
+        self.mean = nn.Linear(config.hidden, k * t * n * 3)
+        self.log_sigma = nn.Linear(config.hidden, k * t * n * 3)
+        nn.init.zeros_(self.mean.weight)
+        nn.init.zeros_(self.mean.bias)
+        nn.init.zeros_(self.log_sigma.weight)
+        nn.init.constant_(self.log_sigma.bias, math.log(0.3))
+
+    @property
+    def dimensions(self) -> tuple[int, int, int]:
+        return self.config.components, self.config.horizon, self.config.max_objects
+
+    # -- conditioning --------------------------------------------------------------------------------
+    def physical_embedding(self, images: torch.Tensor) -> torch.Tensor:
+        """PhysEncoder z (B, dim) of the conditioning frame, shown as a clip of repeated frames."""
+        ec = self.encoder.config
+        frames = images if images.shape[-1] == ec.image_size else F.interpolate(
+            images, size=(ec.image_size, ec.image_size), mode="bilinear", align_corners=False)
+        clips = frames.unsqueeze(1).expand(-1, ec.clip_frames, -1, -1, -1)
+        return self.encoder.encode(clips)
+
+    def forward(self, images, initial, size, mask) -> dict[str, torch.Tensor]:
+        """Mixture parameters: logits (B, K); mean, sigma (B, K, T, N, 3) in second-difference units."""
+        b = images.shape[0]
+        k, t, n = self.dimensions
+        state = torch.cat([initial * mask[..., None], size[..., None], mask[..., None].float()], -1).flatten(1)
+        h = self.fuse(torch.cat([self.visual(images - 0.5), self.physical_embedding(images), state], -1))
+        sigma = self.config.min_sigma / SCALE + F.softplus(self.log_sigma(h)).reshape(b, k, t, n, 3)
+        return {"logits": self.logits(h), "mean": self.mean(h).reshape(b, k, t, n, 3), "sigma": sigma}
+
+    # -- likelihood and sampling -----------------------------------------------------------------------
+    def log_prob(self, params: dict[str, torch.Tensor], positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """log p(motion) (B,) nats of positions (B, T + 1, N, 3) m; only objects in ``mask`` count."""
+        x = second_differences(positions[:, 1:] - positions[:, :1]) / SCALE  # (B, T, N, 3)
+        valid = mask[:, None, None, :, None].float()  # (B, 1, 1, N, 1)
+        z = (x.unsqueeze(1) - params["mean"]) / params["sigma"]
+        per_dim = -0.5 * z ** 2 - torch.log(params["sigma"]) - 0.5 * math.log(2 * math.pi)
+        per_component = (per_dim * valid).flatten(2).sum(-1)  # (B, K)
+        dims = valid.flatten(1).sum(-1) * self.config.horizon * 3
+        log_weights = F.log_softmax(params["logits"], -1)
+        return torch.logsumexp(log_weights + per_component, -1) - dims * math.log(SCALE)
+
+    @torch.no_grad()
+    def sample(self, params: dict[str, torch.Tensor], initial: torch.Tensor, mask: torch.Tensor, num: int,
+               generator: torch.Generator) -> torch.Tensor:
+        """``num`` motions per condition: positions (B, num, T + 1, N, 3) m (absent objects stay put)."""
+        b = params["logits"].shape[0]
+        probs = F.softmax(params["logits"], -1)
+        pick = torch.multinomial(probs, num, replacement=True, generator=generator)  # (B, num)
+        index = pick[:, :, None, None, None].expand(-1, -1, *params["mean"].shape[2:])
+        mean = torch.gather(params["mean"], 1, index)
+        sigma = torch.gather(params["sigma"], 1, index)
+        noise = torch.randn(mean.shape, generator=generator)
+        x = (mean + sigma * noise) * SCALE
+        displacement = integrate(x.flatten(0, 1)).reshape(b, num, *x.shape[2:])
+        displacement = displacement * mask[:, None, None, :, None]
+        start = initial[:, None, None]
+        return torch.cat([start.expand(-1, num, 1, -1, -1), start + displacement], 2)
+
+
+def image_tensor(images: np.ndarray) -> torch.Tensor:
+    """(B, S, S, 3) uint8 -> (B, 3, S, S) float32 in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def batch_tensors(examples) -> dict[str, torch.Tensor]:
+    """Model inputs and targets of some ``physforge.dynamics.data.Example``s."""
+    return {"images": image_tensor(np.stack([e.image for e in examples])),
+            "initial": torch.from_numpy(np.stack([e.initial for e in examples])).float(),
+            "size": torch.from_numpy(np.stack([e.size for e in examples])).float(),
+            "mask": torch.from_numpy(np.stack([e.mask for e in examples])),
+            "target": torch.from_numpy(np.stack([e.target for e in examples])).float()}
+
+
+def build_generator(config: GeneratorConfig, generator: torch.Generator,
+                    encoder_checkpoint: str | Path | None = None) -> TrajectoryGenerator:
+    """A fresh generator (weights depend only on ``generator``'s state); the PhysEncoder comes from
+    ``encoder_checkpoint`` (a ``physforge reason train`` checkpoint folder) when given."""
+    encoder = None
+    if encoder_checkpoint:
+        from physforge.reason.encoder import load_encoder
+
+        encoder = load_encoder(encoder_checkpoint)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        model = TrajectoryGenerator(config, None if encoder is None else encoder.config.to_dict())
+    if encoder is not None:
+        model.encoder.load_state_dict(encoder.state_dict())
+    return model
+
+
+def save_generator(model: TrajectoryGenerator, folder: str | Path, step: int, stage: str,
+                   train_config: dict[str, Any] | None = None) -> Path:
+    """Write ``model.safetensors`` and ``checkpoint.json`` into ``folder`` (each atomically)."""
+    from safetensors.torch import save_file
+
+    from physforge.outputs import write_json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+    temporary = folder / f".model.safetensors.tmp-{os.getpid()}"
+    save_file(tensors, str(temporary), metadata={"kind": KIND, "step": str(step)})
+    temporary.replace(folder / "model.safetensors")
+    write_json(folder / "checkpoint.json", {
+        "kind": KIND, "format_version": FORMAT_VERSION, "step": step, "stage": stage,
+        "model": model.config.to_dict(), "encoder": model.encoder.config.to_dict(), "train_config": train_config})
+    return folder
+
+
+def load_generator(folder: str | Path) -> TrajectoryGenerator:
+    """Load a generator checkpoint folder (safetensors; no pickle), in eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    meta_path = folder / "checkpoint.json"
+    if not meta_path.is_file():
+        raise DynamicsCheckpointError(folder, "no checkpoint.json here; pass the checkpoint/ folder of a "
+                                      "`physforge dynamics train` or `dpo` run")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise DynamicsCheckpointError(meta_path, f"not valid JSON ({err.msg})") from None
+    if meta.get("kind") != KIND:
+        raise DynamicsCheckpointError(folder, f"kind is {meta.get('kind')!r}, expected {KIND!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DynamicsCheckpointError(folder, f"format_version {meta.get('format_version')!r} is not supported "
+                                      f"(expected {FORMAT_VERSION}); retrain or upgrade physforge")
+    model = TrajectoryGenerator(GeneratorConfig.from_dict(meta["model"], where=f"{meta_path}: model"), meta["encoder"])
+    try:
+        state = load_file(str(folder / "model.safetensors"))
+    except (FileNotFoundError, SafetensorError, OSError) as err:
+        raise DynamicsCheckpointError(folder / "model.safetensors", f"cannot read the weights ({err})") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise DynamicsCheckpointError(folder, f"weights do not match the model arguments: {str(err)[:300]}") from None
+    model.step = int(meta.get("step", 0))
+    model.stage = str(meta.get("stage", ""))
+    return model.eval()

@@ -1,0 +1,343 @@
+"""The three training stages and the evaluation, each reading top to bottom:
+config -> data -> model -> loop -> run folder (``config.json``, ``checkpoint/``, ``log.jsonl``).
+
+1. ``train_sft``: negative log-likelihood of the simulator's motions, generator + PhysEncoder.
+2. ``train_dpo(DPOConfig(train="generator"))``: sample K motions per training image, rank them
+   with the verifier, keep (chosen, rejected) pairs with a clear margin, and minimise the DPO loss
+   against the frozen starting checkpoint; every weight except the PhysEncoder moves.
+3. ``train_dpo(DPOConfig(train="encoder"))``: the same with the PhysEncoder alone trainable.
+``evaluate``: samples per image on held-out and OOD splits, scored by the verifier.
+
+This module imports torch at the top; ``physforge.dynamics`` loads it on first use only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from physforge.dynamics.config import DPOConfig, EvalConfig, GeneratorConfig, PairConfig, ScoreConfig, TrainConfig
+from physforge.dynamics.data import Example, available_splits, load_examples
+from physforge.dynamics.errors import DynamicsConfigError, DynamicsDataError
+from physforge.dynamics.model import (TrajectoryGenerator, batch_tensors, build_generator, load_generator,
+                                      save_generator)
+from physforge.dynamics.verify import Verifier
+
+log = logging.getLogger(__name__)
+
+
+def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
+             reference_rejected: torch.Tensor, beta: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Rafailov et al.'s DPO loss (the sigmoid loss of TRL's DPOTrainer): mean over pairs of
+    -log sigmoid(beta [(log pi(w) - log ref(w)) - (log pi(l) - log ref(l))]). Inputs (B,) log-likelihoods
+    in nats. Also returns the implicit rewards beta (log pi - log ref) of chosen and rejected."""
+    chosen_reward = beta * (policy_chosen - reference_chosen)
+    rejected_reward = beta * (policy_rejected - reference_rejected)
+    loss = -torch.nn.functional.logsigmoid(chosen_reward - rejected_reward).mean()
+    return loss, {"rewards_chosen": chosen_reward.detach(), "rewards_rejected": rejected_reward.detach()}
+
+
+def _run_folder(out_dir: str | Path, config) -> Path:
+    from physforge.outputs import write_json
+
+    out = Path(out_dir)
+    if (out / "checkpoint" / "checkpoint.json").exists():
+        raise DynamicsConfigError("out_dir", f"{out} already holds a finished run; choose a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", config.to_dict())
+    return out
+
+
+def _log(handle, record: dict) -> None:
+    handle.write(json.dumps(record) + "\n")
+    handle.flush()
+
+
+def _data(dataset: str, split: str, model: GeneratorConfig, limit: int | None = None) -> list[Example]:
+    return load_examples(dataset, split, horizon=model.horizon, dt=model.dt, max_objects=model.max_objects,
+                         image_size=model.image_size, limit=limit)
+
+
+# -- stage 1 ----------------------------------------------------------------------------------------
+def train_sft(config: TrainConfig, out_dir: str | Path, progress: bool = False) -> Path:
+    """Stage 1: supervised NLL training of generator + PhysEncoder. Returns the checkpoint folder."""
+    out = _run_folder(out_dir, config)
+    model_config = config.generator
+    train = _data(config.dataset, "train", model_config)
+    val = _data(config.dataset, "val", model_config) if "val" in available_splits(config.dataset) else []
+    generator = torch.Generator().manual_seed(config.seed)
+    model = build_generator(model_config, generator, config.encoder_checkpoint or None)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=config.steps,
+                                                   pct_start=0.05)
+    data = batch_tensors(train)
+    val_data = batch_tensors(val) if val else None
+    started = time.perf_counter()
+    with open(out / "log.jsonl", "w") as handle:
+        order = torch.randperm(len(train), generator=generator)
+        cursor = 0
+        for step in range(1, config.steps + 1):
+            if cursor + config.batch_size > len(order):
+                order, cursor = torch.randperm(len(train), generator=generator), 0
+            index = order[cursor:cursor + config.batch_size]
+            cursor += config.batch_size
+            batch = {k: v[index] for k, v in data.items()}
+            model.train()
+            params = model(batch["images"], batch["initial"], batch["size"], batch["mask"])
+            dims = batch["mask"].sum(-1).float() * model_config.horizon * 3
+            loss = -(model.log_prob(params, batch["target"], batch["mask"]) / dims).mean()
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            optimiser.step()
+            schedule.step()
+            if step % 50 == 0 or step == config.steps:
+                record = {"step": step, "nll_per_dim": float(loss.detach()), "elapsed_s": time.perf_counter() - started}
+                if val_data is not None:
+                    record["val_nll_per_dim"] = _nll(model, val_data)
+                _log(handle, record)
+                if progress:
+                    log.info("sft %s", record)
+    return save_generator(model.eval(), out / "checkpoint", config.steps, "sft", config.to_dict())
+
+
+@torch.no_grad()
+def _nll(model: TrajectoryGenerator, data: dict[str, torch.Tensor]) -> float:
+    model.eval()
+    params = model(data["images"], data["initial"], data["size"], data["mask"])
+    dims = data["mask"].sum(-1).float() * model.config.horizon * 3
+    return float(-(model.log_prob(params, data["target"], data["mask"]) / dims).mean())
+
+
+# -- sampling and scoring ------------------------------------------------------------------------
+@torch.no_grad()
+def sample_motions(model: TrajectoryGenerator, examples: list[Example], num: int, generator: torch.Generator,
+                   batch_size: int = 256) -> np.ndarray:
+    """(n_examples, num, T + 1, max_objects, 3) float64 m sampled motions."""
+    model.eval()
+    out = []
+    for start in range(0, len(examples), batch_size):
+        batch = batch_tensors(examples[start:start + batch_size])
+        params = model(batch["images"], batch["initial"], batch["size"], batch["mask"])
+        out.append(model.sample(params, batch["initial"], batch["mask"], num, generator).double().numpy())
+    return np.concatenate(out)
+
+
+class VerifierCache:
+    """One Verifier per scene, built on first use with the dataset's recorded rollout as reference."""
+
+    def __init__(self, config: ScoreConfig, horizon: int, dt: float):
+        self.config, self.horizon, self.dt = config, horizon, dt
+        self._cache: dict[str, Verifier] = {}
+
+    def __call__(self, example: Example) -> Verifier:
+        verifier = self._cache.get(example.scene_id)
+        if verifier is None:
+            n = len(example.bodies)
+            verifier = Verifier(example.world(), example.bodies, self.horizon, self.dt, self.config,
+                                reference=example.target[:, :n], reference_quaternion=example.quaternion[:, :n])
+            self._cache[example.scene_id] = verifier
+        return verifier
+
+
+def score_samples(verifiers: VerifierCache, example: Example, motions: np.ndarray, iou: bool = False) -> list[dict]:
+    """Verifier reports of motions (K, T + 1, max_objects, 3) of one example."""
+    verifier = verifiers(example)
+    n = len(example.bodies)
+    return [verifier.score(m[:, :n], iou=iou) for m in motions]
+
+
+# -- preference pairs ------------------------------------------------------------------------------
+def select_pairs(costs: list[float], config: PairConfig) -> list[tuple[int, int]]:
+    """(chosen, rejected) sample indices: best with worst, second best with second worst ...;
+    pairs closer than the margins are ties and dropped."""
+    order = np.argsort(np.asarray(costs), kind="stable")
+    pairs = []
+    for j in range(config.pairs_per_image):
+        best, worst = int(order[j]), int(order[-1 - j])
+        gap = costs[worst] - costs[best]
+        if gap > config.margin and gap > config.relative_margin * costs[worst]:
+            pairs.append((best, worst))
+    return pairs
+
+
+def build_pairs(model: TrajectoryGenerator, examples: list[Example], pairs: PairConfig, verifiers: VerifierCache,
+                generator: torch.Generator) -> list[dict[str, Any]]:
+    """Sample ``pairs.samples_per_image`` motions per example, score them, keep clear pairs.
+
+    Each record: scene_id, split, family, example index, chosen / rejected motions
+    (T + 1, max_objects, 3) m, their verifier reports, and the number of tied candidates dropped."""
+    motions = sample_motions(model, examples, pairs.samples_per_image, generator)
+    records = []
+    for i, example in enumerate(examples):
+        reports = score_samples(verifiers, example, motions[i])
+        costs = [r["cost"] for r in reports]
+        for best, worst in select_pairs(costs, pairs):
+            records.append({"index": i, "scene_id": example.scene_id, "split": example.split,
+                            "family": example.family, "chosen": motions[i, best], "rejected": motions[i, worst],
+                            "chosen_report": reports[best], "rejected_report": reports[worst]})
+    return records
+
+
+def write_pairs(records: list[dict[str, Any]], examples: list[Example], path: str | Path) -> Path:
+    """The pairs as a Parquet dataset: condition (scene_id, image PNG, initial state, mask), chosen,
+    rejected (flattened (T + 1) x max_objects x 3 m, with ``shape``), and the verifier scores."""
+    import imageio.v2 as imageio
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows: dict[str, list] = {k: [] for k in (
+        "scene_id", "split", "family", "image", "initial", "size", "mask", "shape", "chosen", "rejected",
+        "chosen_cost", "rejected_cost", "chosen_l2", "rejected_l2", "chosen_scores", "rejected_scores")}
+    for r in records:
+        e = examples[r["index"]]
+        buffer = io.BytesIO()
+        imageio.imwrite(buffer, e.image, format="png")
+        rows["scene_id"].append(r["scene_id"])
+        rows["split"].append(r["split"])
+        rows["family"].append(r["family"])
+        rows["image"].append({"bytes": buffer.getvalue(), "path": None})
+        rows["initial"].append(e.initial.astype(float).ravel().tolist())
+        rows["size"].append(e.size.astype(float).tolist())
+        rows["mask"].append(e.mask.tolist())
+        rows["shape"].append(list(r["chosen"].shape))
+        rows["chosen"].append(r["chosen"].ravel().tolist())
+        rows["rejected"].append(r["rejected"].ravel().tolist())
+        for side in ("chosen", "rejected"):
+            report = r[f"{side}_report"]
+            rows[f"{side}_cost"].append(float(report["cost"]))
+            rows[f"{side}_l2"].append(float(report["l2"]))
+            rows[f"{side}_scores"].append(json.dumps({k: v for k, v in report.items() if k != "iou"}))
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    pq.write_table(pa.table(rows), temporary)
+    temporary.replace(path)
+    return path
+
+
+# -- stages 2 and 3 --------------------------------------------------------------------------------
+def trainable_parameters(model: TrajectoryGenerator, train: str) -> list[torch.nn.Parameter]:
+    """Stage 2 ("generator"): every weight outside the PhysEncoder; stage 3 ("encoder"): the
+    PhysEncoder alone. The rest is frozen (requires_grad False)."""
+    chosen = []
+    for name, parameter in model.named_parameters():
+        in_encoder = name.startswith("encoder.")
+        parameter.requires_grad_(in_encoder == (train == "encoder"))
+        if parameter.requires_grad:
+            chosen.append(parameter)
+    return chosen
+
+
+def train_dpo(config: DPOConfig, out_dir: str | Path, progress: bool = False) -> Path:
+    """Stages 2/3: on-policy DPO against the frozen starting checkpoint. Returns the checkpoint folder.
+
+    Each round samples pairs with the current policy from ``max_images`` training images, saves them
+    to ``pairs-round{r}.parquet``, then takes ``steps`` optimiser steps on them."""
+    out = _run_folder(out_dir, config)
+    policy = load_generator(config.checkpoint)
+    reference = load_generator(config.checkpoint)
+    for parameter in reference.parameters():
+        parameter.requires_grad_(False)
+    model_config = policy.config
+    train = _data(config.dataset, "train", model_config)
+    generator = torch.Generator().manual_seed(config.seed)
+    parameters = trainable_parameters(policy, config.train)
+    optimiser = torch.optim.Adam(parameters, lr=config.lr)
+    verifiers = VerifierCache(config.score_config, model_config.horizon, model_config.dt)
+    pair_config = config.pair_config
+    step = 0
+    started = time.perf_counter()
+    with open(out / "log.jsonl", "w") as handle:
+        for round_index in range(config.rounds):
+            pick = torch.randperm(len(train), generator=generator)[:config.max_images].tolist()
+            images = [train[i] for i in pick]
+            records = build_pairs(policy, images, pair_config, verifiers, generator)
+            write_pairs(records, images, out / f"pairs-round{round_index}.parquet")
+            if not records:
+                raise DynamicsDataError(f"round {round_index}: every candidate pair was a tie; lower pairs.margin "
+                                        f"({pair_config.margin}) or raise pairs.samples_per_image")
+            conditions = batch_tensors([images[r["index"]] for r in records])
+            chosen = torch.from_numpy(np.stack([r["chosen"] for r in records])).float()
+            rejected = torch.from_numpy(np.stack([r["rejected"] for r in records])).float()
+            with torch.no_grad():
+                ref_params = reference(conditions["images"], conditions["initial"], conditions["size"],
+                                       conditions["mask"])
+                ref_chosen = reference.log_prob(ref_params, chosen, conditions["mask"])
+                ref_rejected = reference.log_prob(ref_params, rejected, conditions["mask"])
+            _log(handle, {"round": round_index, "pairs": len(records), "images": len(images),
+                          "chosen_cost": float(np.mean([r["chosen_report"]["cost"] for r in records])),
+                          "rejected_cost": float(np.mean([r["rejected_report"]["cost"] for r in records]))})
+            for _ in range(config.steps):
+                step += 1
+                index = torch.randint(0, len(records), (min(config.batch_size, len(records)),), generator=generator)
+                policy.train()
+                params = policy(conditions["images"][index], conditions["initial"][index],
+                                conditions["size"][index], conditions["mask"][index])
+                lp_chosen = policy.log_prob(params, chosen[index], conditions["mask"][index])
+                lp_rejected = policy.log_prob(params, rejected[index], conditions["mask"][index])
+                loss, rewards = dpo_loss(lp_chosen, lp_rejected, ref_chosen[index], ref_rejected[index], config.beta)
+                if config.sft_weight > 0:
+                    dims = conditions["mask"][index].sum(-1).float() * model_config.horizon * 3
+                    loss = loss + config.sft_weight * (-(lp_chosen / dims).mean())
+                optimiser.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(parameters, 5.0)
+                optimiser.step()
+                if step % 25 == 0:
+                    margin = rewards["rewards_chosen"] - rewards["rewards_rejected"]
+                    record = {"step": step, "loss": float(loss.detach()), "reward_accuracy": float((margin > 0).float().mean()),
+                              "reward_margin": float(margin.mean()), "elapsed_s": time.perf_counter() - started}
+                    _log(handle, record)
+                    if progress:
+                        log.info("dpo %s", record)
+    stage = "dpo_generator" if config.train == "generator" else "dpo_encoder"
+    return save_generator(policy.eval(), out / "checkpoint", step, stage, config.to_dict())
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+def evaluate(checkpoints: dict[str, str | Path], config: EvalConfig, out_dir: str | Path | None = None) -> dict:
+    """Mean verifier metrics per model and split: ``config.samples`` motions per image (same
+    sampling seed for every model), per-image means, then mean over images. Writes
+    ``metrics.json`` (and ``config.json``) to ``out_dir`` when given."""
+    from physforge.outputs import write_json
+
+    models = {name: load_generator(path) for name, path in checkpoints.items()}
+    first = next(iter(models.values())).config
+    present = available_splits(config.dataset)
+    splits = [s for s in config.splits if s in present]
+    if not splits:
+        raise DynamicsDataError(f"{config.dataset}: none of the splits {list(config.splits)} is present "
+                                f"(present: {present})")
+    verifiers = VerifierCache(config.score_config, first.horizon, first.dt)
+    metrics = ("l2", "chamfer", "iou", "gravity_residual", "penetration", "energy_created", "cost")
+    results: dict[str, Any] = {"models": {}, "scenes": {}}
+    for split in splits:
+        examples = _data(config.dataset, split, first, limit=config.max_scenes)
+        results["scenes"][split] = len(examples)
+        for name, model in models.items():
+            generator = torch.Generator().manual_seed(config.seed)
+            motions = sample_motions(model, examples, config.samples, generator)
+            per_image = {m: [] for m in metrics}
+            violations = []
+            for i, example in enumerate(examples):
+                reports = score_samples(verifiers, example, motions[i], iou=config.iou)
+                for m in metrics:
+                    per_image[m].append(float(np.nanmean([r[m] for r in reports])) if config.iou or m != "iou"
+                                        else float("nan"))
+                violations.append(np.mean([bool(r["violations"]) for r in reports]))
+            summary = {m: (float(np.nanmean(v)) if not np.all(np.isnan(v)) else None) for m, v in per_image.items()}
+            summary["violation_rate"] = float(np.mean(violations))
+            results["models"].setdefault(name, {})[split] = summary
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", {**config.to_dict(), "checkpoints": {k: str(v) for k, v in checkpoints.items()}})
+        write_json(out / "metrics.json", results)
+    return results

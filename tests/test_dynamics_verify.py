@@ -1,0 +1,105 @@
+"""The physics verifier against oracles: the simulator's own rollout, closed-form free fall, and
+hand-made violations (wrong gravity, created energy, interpenetration)."""
+
+import numpy as np
+import pytest
+
+from physforge.dynamics.config import ScoreConfig
+from physforge.dynamics.errors import DynamicsConfigError, DynamicsDataError
+from physforge.dynamics.verify import Verifier, chamfer, reference_rollout
+from physforge.world import Body, Camera, Geom, Pose, Sphere, World
+
+G = 9.81
+DT = 0.1
+HORIZON = 8
+RADIUS = 0.05
+
+
+def drop_world(gravity: float = G) -> World:
+    """A ball thrown sideways from 4 m: 0.8 s of free flight, clear of the floor."""
+    ball = Body("ball", (Geom(Sphere(RADIUS)),), Pose((0.0, 0.0, 4.0)), velocity=(0.5, 0.0, 0.0))
+    camera = Camera("main", position=(0.2, -6.0, 2.5), look_at=(0.2, 0.0, 2.5))
+    return World(bodies=(ball,), gravity=(0.0, 0.0, -gravity), timestep=0.004, cameras=(camera,))
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    return Verifier(drop_world(), ("ball",), HORIZON, DT)
+
+
+def closed_form(gravity: float) -> np.ndarray:
+    t = np.arange(HORIZON + 1) * DT
+    return np.stack([0.5 * t, 0 * t, 4.0 - 0.5 * gravity * t ** 2], -1)[:, None, :]
+
+
+def test_simulator_rollout_scores_zero(verifier):
+    report = verifier.score(verifier.reference, quaternions=verifier.reference_quaternion, iou=True)
+    assert report["l2"] == 0.0 and report["chamfer"] == 0.0
+    assert report["iou"] == pytest.approx(1.0)
+    assert report["flight_frames"] >= 5
+    assert report["gravity_residual"] < 1e-6
+    assert report["penetration"] == 0.0 and report["energy_created"] < 1e-6
+    assert report["violations"] == []
+
+
+def test_reference_is_closed_form_free_fall(verifier):
+    # MuJoCo's semi-implicit Euler at h = 4 ms falls g h^2 n (n + 1) / 2 after n steps
+    n = np.round(np.arange(HORIZON + 1) * DT / 0.004)
+    assert verifier.reference[:, 0, 2] == pytest.approx(4.0 - G * 0.004 ** 2 * n * (n + 1) / 2, abs=1e-9)
+    assert verifier.reference[:, 0, 0] == pytest.approx(0.5 * n * 0.004, abs=1e-9)
+    report = verifier.score(closed_form(G))
+    assert report["gravity_residual"] < 1e-6 and report["violations"] == []
+
+
+def test_wrong_gravity_is_flagged(verifier):
+    report = verifier.score(closed_form(1.5 * G))
+    assert report["gravity_residual"] == pytest.approx(0.5 * G, rel=1e-6)
+    assert "gravity" in report["violations"]
+    assert report["l2"] > 0.1
+
+
+def test_wrong_gravity_from_the_simulator_is_flagged():
+    heavy, _ = reference_rollout(drop_world(1.5 * G), ("ball",), HORIZON, DT)
+    report = Verifier(drop_world(), ("ball",), HORIZON, DT).score(heavy)
+    assert report["gravity_residual"] == pytest.approx(0.5 * G, rel=0.01)
+    assert "gravity" in report["violations"]
+
+
+def test_created_energy_is_flagged(verifier):
+    boosted = verifier.reference.copy()
+    t = np.arange(HORIZON + 1) * DT
+    boosted[4:, 0, 0] += (t[4:] - t[3]) * 2.0  # a 2 m/s sideways kick out of nowhere at frame 3
+    report = verifier.score(boosted)
+    assert report["energy_created"] > 1.0
+    assert "energy_created" in report["violations"]
+
+
+def test_interpenetration_is_flagged(verifier):
+    sunk = verifier.reference.copy()
+    sunk[-1, 0, 2] = 0.0  # centre on the floor: half the ball under it
+    report = verifier.score(sunk)
+    assert report["penetration"] == pytest.approx(RADIUS, abs=1e-3)
+    assert "interpenetration" in report["violations"]
+
+
+def test_cost_ranks_the_truth_first(verifier):
+    truth = verifier.score(verifier.reference)["cost"]
+    assert truth < verifier.score(closed_form(1.5 * G))["cost"]
+    shifted = verifier.reference + np.array([0.1, 0.0, 0.0])
+    assert verifier.score(shifted)["l2"] == pytest.approx(np.linalg.norm([0.1, 0, 0]) * 1.0, rel=1e-6)
+
+
+def test_chamfer_hand_value():
+    a = np.array([[0.0, 0, 0], [1.0, 0, 0]])
+    b = np.array([[0.0, 0, 0.5]])
+    # a -> b: (0.5 + sqrt(1.25)) / 2; b -> a: 0.5
+    assert chamfer(a, b) == pytest.approx(0.5 * ((0.5 + np.sqrt(1.25)) / 2 + 0.5))
+
+
+def test_bad_input_says_what_is_wrong(verifier):
+    with pytest.raises(DynamicsDataError, match=r"expected shape \(9, 1, 3\)"):
+        verifier.score(np.zeros((3, 1, 3)))
+    with pytest.raises(DynamicsDataError, match="NaN"):
+        verifier.score(np.full((9, 1, 3), np.nan))
+    with pytest.raises(DynamicsConfigError, match="gravity_tolerance"):
+        ScoreConfig(gravity_tolerance=-1.0)
