@@ -18,15 +18,10 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
-from physforge.sim.compile import GROUND_GEOM_NAME, CompiledWorld
+from physforge.sim.compile import CompiledWorld
 from physforge.sim.render import MAX_RENDER_SIZE, free_camera
 from physforge.sim.simulator import HIDDEN_GEOM_GROUP
 from physforge.world import Camera
-
-#: MuJoCo draws a plane as a grid of quads this many metres apart (its third size); the
-#: compiled 5 cm grid costs half the RGB time in software GL. Rendering uses a coarser grid;
-#: physics never reads the value.
-GROUND_RENDER_GRID = 1.0
 
 _CONTEXTS: dict[tuple[int, int], object] = {}
 
@@ -73,9 +68,6 @@ class FrameRenderer:
         model.vis.quality.shadowsize = 0
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.width)
         model.vis.global_.offheight = max(model.vis.global_.offheight, self.height)
-        ground = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, GROUND_GEOM_NAME)
-        if ground >= 0:
-            model.geom_size[ground, 2] = max(model.geom_size[ground, 2], GROUND_RENDER_GRID)
         self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_50)
         mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
         self._context.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
