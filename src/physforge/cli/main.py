@@ -21,6 +21,8 @@ app.add_typer(sim_app, name="sim")
 from physforge.cli.asset import asset_app; app.add_typer(asset_app, name="asset")  # noqa: E402,E702
 from physforge.cli.data import app as data_app; app.add_typer(data_app, name="data")  # noqa: E402,E702
 from physforge.cli.reason import app as reason_app; app.add_typer(reason_app, name="reason")  # noqa: E402,E702
+from physforge.cli.dynamics import app as dynamics_app; app.add_typer(dynamics_app, name="dynamics")  # noqa: E402,E702
+from physforge.cli.robot import app as robot_app; app.add_typer(robot_app, name="robot")  # noqa: E402,E702
 console = Console(stderr=True)
 
 

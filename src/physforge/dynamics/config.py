@@ -151,7 +151,8 @@ class TrainConfig(_Config):
     """Stage 1: supervised training (negative log-likelihood) of generator and PhysEncoder.
 
     dataset: a ``physforge data generate`` folder. seed: weights, batch order. steps, batch_size,
-    lr (1/step), weight_decay. encoder_checkpoint: optional ``physforge reason train`` checkpoint
+    lr (1/step), weight_decay. threads: torch CPU threads (1 is fastest on a shared machine:
+    more threads than free cores slows small models ~10x). encoder_checkpoint: optional ``physforge reason train`` checkpoint
     folder to start the PhysEncoder from (else it starts from scratch). model: GeneratorConfig fields.
     """
 
@@ -162,6 +163,7 @@ class TrainConfig(_Config):
     lr: float = 2e-3
     weight_decay: float = 1e-4
     encoder_checkpoint: str = ""
+    threads: int = 1
     model: dict = None  # type: ignore[assignment]
 
     def __post_init__(self):
@@ -172,6 +174,7 @@ class TrainConfig(_Config):
         _int("batch_size", self.batch_size, 1, 65536)
         _float("lr", self.lr, 1e-8, 1.0)
         _float("weight_decay", self.weight_decay, 0.0, 1.0)
+        _int("threads", self.threads, 1, 1024)
         model = self.model if self.model is not None else {}
         if isinstance(model, GeneratorConfig):
             model = model.to_dict()
@@ -221,6 +224,7 @@ class DPOConfig(_Config):
     trajectories are O(100) nats, so beta is small). sft_weight: weight of an added NLL term on
     the chosen sample (0 = plain DPO). lr, batch_size. pairs: PairConfig fields. score:
     ScoreConfig fields. max_images: conditioning images (training split) used per round.
+    threads: torch CPU threads.
     """
 
     checkpoint: str = ""
@@ -234,6 +238,7 @@ class DPOConfig(_Config):
     lr: float = 3e-4
     batch_size: int = 32
     max_images: int = 400
+    threads: int = 1
     pairs: dict = None  # type: ignore[assignment]
     score: dict = None  # type: ignore[assignment]
 
@@ -251,6 +256,7 @@ class DPOConfig(_Config):
         _float("lr", self.lr, 1e-8, 1.0)
         _int("batch_size", self.batch_size, 1, 65536)
         _int("max_images", self.max_images, 1, 10_000_000)
+        _int("threads", self.threads, 1, 1024)
         for name, cls in (("pairs", PairConfig), ("score", ScoreConfig)):
             value = getattr(self, name) if getattr(self, name) is not None else {}
             if isinstance(value, cls):
@@ -271,7 +277,7 @@ class DPOConfig(_Config):
 class EvalConfig(_Config):
     """Evaluation: ``samples`` motions per image on each split in ``splits`` (those absent from the
     dataset are skipped), scored by the verifier. seed: sampling. max_scenes: per split.
-    iou: also render masks for IoU (slower). score: ScoreConfig fields."""
+    iou: also render masks for IoU (slower). threads: torch CPU threads. score: ScoreConfig fields."""
 
     dataset: str = ""
     seed: int = 0
@@ -279,6 +285,7 @@ class EvalConfig(_Config):
     splits: tuple[str, ...] = IID_EVAL_SPLITS + OOD_EVAL_SPLITS
     max_scenes: int = 200
     iou: bool = True
+    threads: int = 1
     score: dict = None  # type: ignore[assignment]
 
     def __post_init__(self):
@@ -287,6 +294,7 @@ class EvalConfig(_Config):
         _int("seed", self.seed, 0, 2**31 - 1)
         _int("samples", self.samples, 1, 10_000)
         _int("max_scenes", self.max_scenes, 1, 10_000_000)
+        _int("threads", self.threads, 1, 1024)
         object.__setattr__(self, "splits", tuple(self.splits))
         if not self.splits:
             raise DynamicsConfigError("splits", "expected at least one split")

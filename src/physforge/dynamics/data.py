@@ -100,6 +100,50 @@ def example_from_row(row: dict, *, horizon: int, dt: float, max_objects: int, im
                    world_json=row["world"], gravity=np.asarray(world["gravity"], dtype=np.float64))
 
 
+def object_size(body) -> float:
+    """m, a free body's characteristic size as the data engine reports it: sphere radius, box half
+    extent, cylinder / capsule radius or half length (the largest over the colliding geoms)."""
+    sizes = []
+    for geom in body.geoms:
+        shape = geom.shape
+        for attribute in ("radius", "half_length"):
+            if hasattr(shape, attribute):
+                sizes.append(float(getattr(shape, attribute)))
+        if hasattr(shape, "half_extents"):
+            sizes.append(float(max(shape.half_extents)))
+    return max(sizes) if sizes else 0.0
+
+
+def example_from_world(world, image: np.ndarray, *, max_objects: int, image_size: int, horizon: int) -> Example:
+    """A condition (no known future: ``target`` repeats the initial positions) from a known scene and
+    its image: every top-level free body of ``world`` is an object, at its initial pose."""
+    from physforge.world import world_to_dict
+
+    bodies = tuple(b.name for b in world.bodies if b.joint.type == "free" and b.parent is None)
+    if not bodies:
+        raise DynamicsDataError(f"world {world.name!r} has no free body to predict; objects need a free joint")
+    if len(bodies) > max_objects:
+        raise DynamicsDataError(f"world {world.name!r} has {len(bodies)} free bodies; the generator has "
+                                f"{max_objects} object slots")
+    n = len(bodies)
+    initial = np.zeros((max_objects, 3), np.float32)
+    initial[:n] = [world.body(b).pose.position for b in bodies]
+    size = np.zeros(max_objects, np.float32)
+    size[:n] = [object_size(world.body(b)) for b in bodies]
+    mask = np.zeros(max_objects, bool)
+    mask[:n] = True
+    quats = np.zeros((horizon + 1, max_objects, 4))
+    quats[..., 0] = 1.0
+    quats[:, :n] = [world.body(b).pose.quaternion for b in bodies]
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] < 3:
+        raise DynamicsDataError(f"image: expected an RGB image (H, W, 3), got shape {image.shape}")
+    return Example(scene_id=world.name, split="", family="", image=resize_image(image[..., :3], image_size),
+                   bodies=bodies, initial=initial, size=size, mask=mask,
+                   target=np.repeat(initial[None].astype(np.float64), horizon + 1, 0), quaternion=quats,
+                   world_json=json.dumps(world_to_dict(world)), gravity=np.asarray(world.gravity, dtype=np.float64))
+
+
 def load_examples(dataset: str | Path, split: str, *, horizon: int, dt: float, max_objects: int, image_size: int,
                   limit: int | None = None) -> list[Example]:
     """Examples of one split, in scene order (see ``example_from_row`` for what is skipped)."""

@@ -148,7 +148,7 @@ def batch_tensors(examples) -> dict[str, torch.Tensor]:
             "initial": torch.from_numpy(np.stack([e.initial for e in examples])).float(),
             "size": torch.from_numpy(np.stack([e.size for e in examples])).float(),
             "mask": torch.from_numpy(np.stack([e.mask for e in examples])),
-            "target": torch.from_numpy(np.stack([e.target for e in examples])).float()}
+            "target": torch.from_numpy(np.stack([e.target for e in examples])).float()}  # (B, T + 1, N, 3) m
 
 
 def build_generator(config: GeneratorConfig, generator: torch.Generator,

@@ -68,6 +68,7 @@ def _data(dataset: str, split: str, model: GeneratorConfig, limit: int | None = 
 # -- stage 1 ----------------------------------------------------------------------------------------
 def train_sft(config: TrainConfig, out_dir: str | Path, progress: bool = False) -> Path:
     """Stage 1: supervised NLL training of generator + PhysEncoder. Returns the checkpoint folder."""
+    torch.set_num_threads(config.threads)
     out = _run_folder(out_dir, config)
     model_config = config.generator
     train = _data(config.dataset, "train", model_config)
@@ -240,6 +241,7 @@ def train_dpo(config: DPOConfig, out_dir: str | Path, progress: bool = False) ->
 
     Each round samples pairs with the current policy from ``max_images`` training images, saves them
     to ``pairs-round{r}.parquet``, then takes ``steps`` optimiser steps on them."""
+    torch.set_num_threads(config.threads)
     out = _run_folder(out_dir, config)
     policy = load_generator(config.checkpoint)
     reference = load_generator(config.checkpoint)
@@ -308,6 +310,7 @@ def evaluate(checkpoints: dict[str, str | Path], config: EvalConfig, out_dir: st
     ``metrics.json`` (and ``config.json``) to ``out_dir`` when given."""
     from physforge.outputs import write_json
 
+    torch.set_num_threads(config.threads)
     models = {name: load_generator(path) for name, path in checkpoints.items()}
     first = next(iter(models.values())).config
     present = available_splits(config.dataset)
