@@ -132,12 +132,7 @@ def train(config: LearnConfig, run_dir: str | Path | None = None) -> TrainResult
                             "episodes": len(self.outcomes),
                             "success_rate": float(np.mean(recent)) if recent else math.nan})
 
-    model = sb3.PPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.epochs,
-                    learning_rate=config.learning_rate, gamma=config.gamma, seed=config.seed, verbose=0,
-                    policy_kwargs={"log_std_init": config.initial_log_std(), "net_arch": [128, 128]}, device="cpu")
-    if config.method == "residual":  # zero-initialised residual: the policy's mean action starts at 0
-        model.policy.action_net.weight.data.zero_()
-        model.policy.action_net.bias.data.zero_()
+    model = build_model(config, env)
     model.learn(total_timesteps=config.total_steps, callback=SuccessLog())
     result = TrainResult(model=model, history=history, wall_s=time.perf_counter() - start,
                          env_steps=int(model.num_timesteps))
@@ -152,6 +147,19 @@ def train(config: LearnConfig, run_dir: str | Path | None = None) -> TrainResult
         write_json(run_dir / "history.json", {"history": _finite(history), "wall_s": result.wall_s,
                                               "env_steps": result.env_steps})
     return result
+
+
+def build_model(config: LearnConfig, env):
+    """The PPO model; for the residual method its mean action is exactly zero at the start
+    (zero-initialised output layer), so training begins at the base policy."""
+    sb3 = _sb3()
+    model = sb3.PPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.epochs,
+                    learning_rate=config.learning_rate, gamma=config.gamma, seed=config.seed, verbose=0,
+                    policy_kwargs={"log_std_init": config.initial_log_std(), "net_arch": [128, 128]}, device="cpu")
+    if config.method == "residual":
+        model.policy.action_net.weight.data.zero_()
+        model.policy.action_net.bias.data.zero_()
+    return model
 
 
 def load_policy(path: str | Path):
@@ -198,7 +206,8 @@ def evaluate(task: str, method: str, episodes: int = 50, *, policy=None, seed: i
              recorder=None, train_steps: int = 0, env_kwargs: dict | None = None) -> EvalResult:
     """Run ``episodes`` seeded episodes (seeds seed, seed + 1, ...; the same physics for every
     method). ``policy``: an SB3 model (deterministic actions) for scratch/residual; None = zero
-    action (retarget, base). ``recorder(env, episode_index, seed, steps)`` sees each episode."""
+    action (retarget, base). ``recorder(env, episode_index, seed, steps, summary, frames)`` sees each
+    episode (frames: (H, W, 3) uint8 per step when the env renders, else None)."""
     mode = {"retarget": "retarget", "base": "residual", "residual": "residual", "scratch": "scratch"}[method]
     if method in ("scratch", "residual") and policy is None:
         raise ValueError(f"method {method!r} needs a trained policy; train one with robot.learn.train")
@@ -207,7 +216,10 @@ def evaluate(task: str, method: str, episodes: int = 50, *, policy=None, seed: i
     for index in range(episodes):
         observation, _ = env.reset(seed=seed + index)
         steps, done = [], False
+        frames = [] if env.render_mode == "rgb_array" else None
         while not done:
+            if frames is not None:
+                frames.append(env.render())
             if policy is None:
                 action = np.zeros(env.action_space.shape, dtype=np.float32)
             else:
@@ -221,7 +233,7 @@ def evaluate(task: str, method: str, episodes: int = 50, *, policy=None, seed: i
         records.append({"seed": seed + index, **{k: v for k, v in summary.items() if k != "physics"},
                         "physics": summary["physics"]})
         if recorder is not None:
-            recorder(env, index, seed + index, steps, summary)
+            recorder(env, index, seed + index, steps, summary, frames)
     env.close()
     successes = sum(r["success"] for r in records)
     failures = [r["grasp_failure"] for r in records if r["grasp_failure"] is not None]

@@ -264,9 +264,9 @@ class TaskContext:
     perception: bool
 
 
-def model_points(body: Body, rng: np.random.Generator, spacing: float = 0.003) -> np.ndarray:
-    """(n, 3) m, body frame: points sampled on the surfaces of the body's colliding geoms, about
-    one per ``spacing``^2 of area (2,000 to 60,000 points)."""
+def model_points(body: Body, rng: np.random.Generator, spacing: float = 0.003) -> tuple[np.ndarray, np.ndarray]:
+    """(points (n, 3) m, outward normals (n, 3)), body frame: samples of the surfaces of the body's
+    colliding geoms, about one per ``spacing``^2 of area (2,000 to 60,000 points)."""
     import trimesh
 
     from physforge.world import Mesh
@@ -285,8 +285,8 @@ def model_points(body: Body, rng: np.random.Generator, spacing: float = 0.003) -
         meshes.append(mesh)
     combined = trimesh.util.concatenate(meshes)
     count = int(np.clip(combined.area / spacing**2, 2000, 60000))
-    points, _ = trimesh.sample.sample_surface(combined, count, seed=int(rng.integers(2**31)))
-    return np.asarray(points, dtype=np.float64)
+    points, faces = trimesh.sample.sample_surface(combined, count, seed=int(rng.integers(2**31)))
+    return np.asarray(points, dtype=np.float64), np.asarray(combined.face_normals[faces], dtype=np.float64)
 
 
 @functools.lru_cache(maxsize=16)
@@ -311,7 +311,7 @@ def prepare_task(task: str, perception: bool = True, seed: int = 0) -> TaskConte
     if spec.kind == "drawer":
         scene = bodies
         obj = next(b for b in bodies if b.name == spec.object)
-        points = model_points(obj, rng)
+        points, _ = model_points(obj, rng)
         initial = truth[0]  # the articulated model is registered to the first frame as given
     else:
         masks = {name: demo.segmentation[0] == demo.body_index[name] for name in sizes}
@@ -324,7 +324,7 @@ def prepare_task(task: str, perception: bool = True, seed: int = 0) -> TaskConte
             errors[f"{name}_size_error_m"] = float(np.abs(o.size - sizes[name]).max())
         errors["plane_normal_error_rad"] = float(math.acos(min(1.0, abs(recon.plane[2]) / np.linalg.norm(recon.plane[:3]))))
         obj = recon.objects[spec.object].body
-        points = model_points(obj, rng)
+        points, _ = model_points(obj, rng)
         initial = _matrix_of(obj.pose.position, obj.pose.quaternion)
         sizes = {name: o.size for name, o in recon.objects.items()}
     track = track_object(demo.depth, demo.segmentation == demo.body_index[spec.object], demo.intrinsics,
@@ -337,3 +337,30 @@ def prepare_task(task: str, perception: bool = True, seed: int = 0) -> TaskConte
     errors["track_rotation_error_mean_rad"] = float(rotation_errors.mean())
     errors["track_confidence_mean"] = float(track.confidence.mean())
     return TaskContext(spec, scene, reference, initial, sizes, priors, track.confidence, errors, True)
+
+
+def reconstruct_to_folder(task: str, out_dir, *, overwrite: bool = False) -> dict:
+    """Render ``task``'s demonstration, reconstruct its first frame and track the object; write
+    first_frame.png, depth.npy, masks.npz, demo.mp4, world.json (the reconstructed scene),
+    track.json (poses, confidence, ground truth) and errors.json. Returns the errors."""
+    from physforge.outputs import staged_directory, write_json
+    from physforge.sim import write_png, write_video
+    from physforge.world import save_world
+
+    context = prepare_task(task, True)
+    demo = render_demo(task)
+    with staged_directory(out_dir, overwrite=overwrite) as staging:
+        write_png(demo.rgb[0], staging / "first_frame.png")
+        np.save(staging / "depth.npy", demo.depth[0])
+        np.savez_compressed(staging / "masks.npz", **{name: demo.segmentation[0] == index
+                                                      for name, index in demo.body_index.items()})
+        write_video(demo.rgb, staging / "demo.mp4", fps=1.0 / CONTROL_DT)
+        save_world(World(bodies=context.scene_bodies, name=f"reconstruction_{task}"), staging / "world.json")
+        write_json(staging / "track.json", {"reference_relative_poses": context.reference.tolist(),
+                                            "confidence": context.confidence.tolist(),
+                                            "true_poses": demo.true_poses.tolist(),
+                                            "intrinsics": demo.intrinsics.tolist(),
+                                            "camera_rotation": demo.camera_rotation.tolist(),
+                                            "camera_position": demo.camera_position.tolist()})
+        write_json(staging / "errors.json", context.errors)
+    return context.errors

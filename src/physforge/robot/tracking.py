@@ -21,6 +21,9 @@ from physforge.robot.reconstruct import back_project, to_world
 
 #: Observed points within this distance (m) of the model after registration are inliers.
 INLIER_DISTANCE = 0.005
+#: Model points count as facing the camera when the cosine between their normal and the line of
+#: sight exceeds this (grazing faces are seen by few pixels and would bias the fit).
+FACING_COSINE = 0.3
 
 
 @dataclass(frozen=True)
@@ -74,9 +77,17 @@ def kabsch(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = 
 
 
 def register(observed: np.ndarray, model_tree, model_points: np.ndarray, initial: np.ndarray,
-             config: TrackingConfig) -> tuple[np.ndarray, float]:
+             config: TrackingConfig, model_normals: np.ndarray | None = None, viewpoint=None) -> tuple[np.ndarray, float]:
     """ICP: world-from-object pose aligning ``model_points`` (object frame) to ``observed`` (world),
-    from ``initial``; returns the pose and the inlier fraction."""
+    from ``initial``; returns the pose and the inlier fraction.
+
+    With ``model_normals`` (n, 3) and the camera ``viewpoint`` (3,) m, the model points facing the
+    camera are also matched to their nearest observed points (symmetric ICP): a partial view can
+    then not slide the model along a face it shows.
+    """
+    from scipy.spatial import cKDTree
+
+    observed_tree = cKDTree(observed) if model_normals is not None else None
     pose = initial.copy()
     for _ in range(config.iterations):
         inverse = np.linalg.inv(pose)
@@ -85,8 +96,18 @@ def register(observed: np.ndarray, model_tree, model_points: np.ndarray, initial
         keep = distance < config.max_correspondence
         if keep.sum() < 3:
             break
+        source, target = [model_points[index[keep]]], [observed[keep]]
+        if observed_tree is not None:
+            world_points = model_points @ pose[:3, :3].T + pose[:3, 3]
+            sight = np.asarray(viewpoint) - world_points
+            sight /= np.linalg.norm(sight, axis=1, keepdims=True)
+            facing = (sight * (model_normals @ pose[:3, :3].T)).sum(axis=1) > FACING_COSINE
+            back, nearest = observed_tree.query(world_points[facing])
+            close = back < 2 * INLIER_DISTANCE
+            source.append(model_points[facing][close])
+            target.append(observed[nearest[close]])
         # observed (world) <- model (object): solve for the pose mapping model points to observed
-        update = kabsch(model_points[index[keep]], observed[keep])
+        update = kabsch(np.concatenate(source), np.concatenate(target))
         change = np.linalg.norm(update[:3, 3] - pose[:3, 3]) + np.linalg.norm(update[:3, :3] - pose[:3, :3])
         pose = update
         if change < 1e-7:
@@ -98,12 +119,14 @@ def register(observed: np.ndarray, model_tree, model_points: np.ndarray, initial
 
 def track_object(depths: np.ndarray, masks: np.ndarray, intrinsics: np.ndarray, camera_rotation: np.ndarray,
                  camera_position, model_points: np.ndarray, initial_pose: np.ndarray,
-                 rng: np.random.Generator, config: TrackingConfig = TrackingConfig()) -> Track:
+                 rng: np.random.Generator, config: TrackingConfig = TrackingConfig(),
+                 model_normals: np.ndarray | None = None) -> Track:
     """Track one object through a video.
 
     depths: (n_frames, H, W) float m; masks: (n_frames, H, W) bool, the object's pixels;
     model_points: (n, 3) m, object frame (e.g. samples of the reconstructed surface);
-    initial_pose: (4, 4) world-from-object at frame 0 (from the reconstruction).
+    initial_pose: (4, 4) world-from-object at frame 0 (from the reconstruction);
+    model_normals: (n, 3) outward unit normals of the model points (enables symmetric ICP).
     """
     from scipy.spatial import cKDTree
 
@@ -123,7 +146,7 @@ def track_object(depths: np.ndarray, masks: np.ndarray, intrinsics: np.ndarray, 
             continue
         if count > config.max_points:
             observed = observed[rng.choice(count, config.max_points, replace=False)]
-        pose, inliers = register(observed, tree, model_points, pose, config)
+        pose, inliers = register(observed, tree, model_points, pose, config, model_normals, camera_position)
         raw[t] = pose
         confidence[t] = inliers * min(1.0, count / first_count)
     return Track(poses=smooth_poses(raw, confidence, config), raw_poses=raw, confidence=confidence)

@@ -1,0 +1,103 @@
+"""PPO smoke runs, the zero-initialised residual, evaluation metrics, the LeRobot-style dataset
+round trip and the CLI."""
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from physforge.robot.dataset import DatasetWriter, validate_dataset
+from physforge.robot.learn import LearnConfig, evaluate, load_policy, steps_to_reach, train, wilson
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="method must be"):
+        LearnConfig(method="retarget")
+    with pytest.raises(ValueError, match="multiple of batch_size"):
+        LearnConfig(n_envs=1, n_steps=100, batch_size=64)
+    with pytest.raises(ValueError, match="task must be one of"):
+        LearnConfig(task="juggle")
+
+
+def test_residual_ppo_starts_at_zero_and_saves_a_loadable_checkpoint(tmp_path):
+    config = LearnConfig(task="push", method="residual", total_steps=128, n_envs=1, n_steps=64, batch_size=32)
+    result = train(config, tmp_path / "run")
+    assert result.env_steps >= 128
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["method"] == "residual"
+    model = load_policy(tmp_path / "run" / "policy.zip")
+    weights = model.policy.action_net.weight.detach().numpy()
+    assert np.abs(weights).max() < 0.05  # zero-initialised, moved only by 2 small updates
+    from physforge.robot.env import PhysWorldEnv
+    from physforge.robot.learn import build_model
+
+    fresh = build_model(config, PhysWorldEnv("push"))
+    observations = np.random.default_rng(0).normal(size=(5,) + fresh.observation_space.shape).astype(np.float32)
+    actions, _ = fresh.predict(observations, deterministic=True)
+    assert np.array_equal(actions, np.zeros((5, 4), np.float32))  # the residual starts at exactly zero
+    scratch = build_model(LearnConfig(task="push", method="scratch"), PhysWorldEnv("push", mode="scratch"))
+    assert np.abs(scratch.predict(observations, deterministic=True)[0]).max() > 0
+    with pytest.raises(FileNotFoundError, match="physforge robot learn"):
+        load_policy(tmp_path / "missing.zip")
+
+
+def test_evaluation_metrics_and_dataset_round_trip(tmp_path):
+    writer = DatasetWriter(tmp_path / "dataset", video=True)
+
+    def record(env, index, seed, steps, summary, frames):
+        if summary["success"]:
+            writer.add("pick_place", seed, steps, summary, frames)
+
+    result = evaluate("pick_place", "base", 2, recorder=record, env_kwargs={"render_mode": "rgb_array",
+                                                                             "render_size": 64})
+    assert result.success_rate == 1.0 and result.grasp_failure_rate == 0.0
+    assert 0 < result.tracking_error_m < 0.03
+    writer.finish()
+    info = validate_dataset(tmp_path / "dataset")
+    assert info["total_episodes"] == 2
+    table = pq.read_table(tmp_path / "dataset" / "data" / "chunk-000" / "episode_000001.parquet")
+    assert table.num_rows == 48 and len(table.column("action")[0]) == 8
+    assert table.column("index").to_pylist()[0] == 48
+    assert (tmp_path / "dataset" / "videos" / "chunk-000" / "observation.images.view" / "episode_000000.mp4").is_file()
+    (tmp_path / "dataset" / "data" / "chunk-000" / "episode_000001.parquet").unlink()
+    with pytest.raises(ValueError, match="episode 1"):
+        validate_dataset(tmp_path / "dataset")
+
+
+def test_wilson_interval_and_steps_to_reach():
+    low, high = wilson(45, 50)
+    assert low < 0.9 < high and 0 <= low and high <= 1
+    history = [{"steps": 100, "success_rate": 0.2}, {"steps": 200, "success_rate": 0.7}]
+    assert steps_to_reach(history, 0.6) == 200 and steps_to_reach(history, 0.9) is None
+
+
+def test_cli_reconstruct_writes_the_scene_and_errors(tmp_path):
+    from physforge.cli.main import app
+
+    result = CliRunner().invoke(app, ["robot", "reconstruct", "stack", "--out", str(tmp_path / "recon")])
+    assert result.exit_code == 0, result.output
+    errors = json.loads((tmp_path / "recon" / "errors.json").read_text())
+    assert errors["cube_position_error_m"] < 0.005 and errors["base_block_size_error_m"] < 0.006
+    for name in ("first_frame.png", "depth.npy", "masks.npz", "demo.mp4", "world.json", "track.json"):
+        assert (tmp_path / "recon" / name).is_file()
+    from physforge.world import load_world
+
+    assert {b.name for b in load_world(tmp_path / "recon" / "world.json").bodies} == {"cube", "base_block"}
+    bad = CliRunner().invoke(app, ["robot", "reconstruct", "juggle", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "unknown task" in bad.output
+
+
+@pytest.mark.slow
+def test_cli_eval_end_to_end(tmp_path):
+    from physforge.cli.main import app
+
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(app, ["robot", "eval", "--out", str(out), "--task", "push", "--episodes", "2",
+                                      "--train-steps", "256", "--no-video"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads((out / "results.json").read_text())
+    methods = {row["method"] for row in payload["results"]}
+    assert methods == {"retarget", "base", "scratch", "residual"}
+    assert (out / "runs" / "push_residual" / "policy.zip").is_file()
+    validate_dataset(out / "dataset")
