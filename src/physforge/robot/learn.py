@@ -34,7 +34,7 @@ def _sb3():
         import stable_baselines3
         import torch
     except ImportError:
-        raise MissingDependencyError("stable-baselines3", "robot") from None
+        raise MissingDependencyError("stable-baselines3 and torch", "rl") from None
     # a 128x128 MLP is far too small for intra-op threads; on a shared 2-core machine they make
     # every forward pass ~100x slower
     torch.set_num_threads(1)

@@ -35,7 +35,7 @@ def panda_urdf_path() -> Path:
     try:
         import pybullet_data
     except ImportError:
-        raise MissingDependencyError("pybullet (for pybullet_data's Franka Panda URDF)", "robot") from None
+        raise MissingDependencyError("pybullet (for pybullet_data's Franka Panda URDF)", "assets") from None
     path = Path(pybullet_data.getDataPath()) / "franka_panda" / "panda.urdf"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from pybullet_data; reinstall pybullet")
