@@ -10,7 +10,7 @@ from physforge.robot.reconstruct import (ReconstructionError, back_project, fit_
 from physforge.robot.tasks import prepare_task, render_demo
 from physforge.robot.tracking import TrackingConfig, kabsch, rotation_angle, smooth_poses
 from physforge.sim import RenderConfig, SceneRenderer, Simulator
-from physforge.world import Body, Box, Camera, Geom, Pose, World
+from physforge.world import Body, Box, Camera, Geom, Mesh, Pose, World
 
 SIZE = 160
 #: Tolerances (m, rad) of the perception pipeline on 160-192 px renders.
@@ -160,3 +160,25 @@ def test_registration_of_one_frame_against_simulator_pose(symmetric):
     assert np.linalg.norm(pose[:3, 3] - demo.true_poses[frame][:3, 3]) < POSE_TOLERANCE
     assert rotation_angle(pose[:3, :3], demo.true_poses[frame][:3, :3]) < 0.03
     assert inliers > 0.9
+
+
+def test_overlapping_reconstructions_are_pushed_apart():
+    from physforge.robot.reconstruct import MaterialPrior, ReconstructedObject, place_without_overlap, solid_from_points
+
+    rng = np.random.default_rng(5)
+    objects = {}
+    for name, centre in (("left", (0.0, 0.0)), ("right", (0.03, 0.01))):  # 5 cm cubes, 3 cm apart: overlapping
+        points = rng.uniform(-0.025, 0.025, (400, 3)) + np.array([centre[0], centre[1], 0.025])
+        vertices, faces = solid_from_points(points)
+        body = Body(name, (Geom(Mesh(vertices=vertices - vertices.mean(0),
+                                         faces=faces)),),
+                    Pose(tuple(vertices.mean(0))))
+        objects[name] = ReconstructedObject(name, body, points, np.ptp(vertices, axis=0), 1.25e-4, MaterialPrior())
+    placed = place_without_overlap(objects)
+    a, b = (np.array(placed[n].body.pose.position) for n in ("left", "right"))
+    gap = np.abs(a - b)[:2] - 0.5 * (placed["left"].size + placed["right"].size)[:2]
+    assert gap.max() >= 0.0  # separated along at least one axis
+    assert np.linalg.norm((a + b) / 2 - (np.array(objects["left"].body.pose.position)
+                                         + np.array(objects["right"].body.pose.position)) / 2) < 1e-9
+    sim = Simulator(World(bodies=tuple(o.body for o in placed.values())))
+    sim.step(100)  # no deep initial penetration
