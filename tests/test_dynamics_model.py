@@ -3,18 +3,16 @@ the checkpoint round trip, the DPO loss against a hand-computed value, and pair 
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from physforge.dynamics.config import DPOConfig, GeneratorConfig, PairConfig, TrainConfig
 from physforge.dynamics.errors import DynamicsCheckpointError, DynamicsConfigError
-from physforge.dynamics.model import (SCALE, build_generator, integrate, load_generator, save_generator,
-                                      second_differences)
+from physforge.dynamics.model import SCALE, build_generator, load_generator, save_generator
 from physforge.dynamics.recipe import dpo_loss, select_pairs, trainable_parameters
 
 TINY = GeneratorConfig(max_objects=2, horizon=5, image_size=32, channels=(8, 8), encoder_dim=8,
-                       encoder_channels=(8, 8), hidden=16, components=1)
+                       encoder_channels=(8, 8), hidden=16, components=1, use_velocity=False)
 
 
 def inputs(b=3, seed=0):
@@ -23,37 +21,38 @@ def inputs(b=3, seed=0):
             torch.tensor([[True, True], [True, False], [True, True]])[:b])
 
 
-def test_second_differences_invert():
-    d = torch.randn(2, 6, 3, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    x = second_differences(d)
-    assert torch.allclose(integrate(x), d)
-    assert torch.allclose(x[:, 0], d[:, 0]) and torch.allclose(x[:, 2], d[:, 2] - 2 * d[:, 1] + d[:, 0])
-
-
-def test_log_prob_matches_multivariate_normal_of_positions():
+def test_log_prob_matches_full_covariance_normal_of_present_objects():
+    """Oracle: for one component, the density of the displacements of the present objects is a
+    full-covariance normal (factor factor^T + diag) in metres, built here without Woodbury."""
     model = build_generator(TINY, torch.Generator().manual_seed(0)).double()
     images, initial, size, mask = inputs()
+    g = torch.Generator().manual_seed(2)
     with torch.no_grad():
         params = model(images.double(), initial.double(), size.double(), mask)
-        params["mean"] += 0.3 * torch.randn(params["mean"].shape, generator=torch.Generator().manual_seed(2),
-                                            dtype=torch.float64)
+        params["mean"] += 0.3 * torch.randn(params["mean"].shape, generator=g, dtype=torch.float64)
+        params["factor"] += 0.2 * torch.randn(params["factor"].shape, generator=g, dtype=torch.float64)
         positions = model.sample(params, initial.double(), mask, 1, torch.Generator().manual_seed(3))[:, 0]
         ours = model.log_prob(params, positions, mask)
-    t = TINY.horizon
-    cumsum = torch.tril(torch.ones(t, t, dtype=torch.float64))
-    b_matrix = cumsum @ cumsum  # second differences -> displacements, per (object, axis)
     for i in range(3):
-        total = 0.0
-        for n in range(2):
-            if not mask[i, n]:
-                continue
-            for axis in range(3):
-                mean = b_matrix @ params["mean"][i, 0, :, n, axis] * SCALE
-                std = params["sigma"][i, 0, :, n, axis] * SCALE
-                cov = b_matrix @ torch.diag(std ** 2) @ b_matrix.T
-                d = positions[i, 1:, n, axis] - positions[i, 0, n, axis]
-                total += float(torch.distributions.MultivariateNormal(mean, cov).log_prob(d))
-        assert float(ours[i]) == pytest.approx(total, rel=1e-9, abs=1e-6)
+        valid = mask[i][None, :, None].expand(TINY.horizon, -1, 3).reshape(-1)
+        mean = params["mean"][i, 0][valid] * SCALE
+        factor = params["factor"][i, 0][valid] * SCALE
+        cov = factor @ factor.T + torch.diag((params["sigma"][i, 0][valid] * SCALE) ** 2)
+        d = (positions[i, 1:] - positions[i, :1]).reshape(-1)[valid]
+        expected = float(torch.distributions.MultivariateNormal(mean, cov).log_prob(d))
+        assert float(ours[i]) == pytest.approx(expected, rel=1e-9, abs=1e-6)
+
+
+def test_more_likely_near_the_mean():
+    model = build_generator(TINY, torch.Generator().manual_seed(0))
+    images, initial, size, mask = inputs()
+    with torch.no_grad():
+        params = model(images, initial, size, mask)
+        mean_motion = torch.cat([initial[:, None], initial[:, None] + params["mean"][:, 0].reshape(
+            3, TINY.horizon, 2, 3) * SCALE], 1)
+        far = mean_motion.clone()
+        far[:, 1:] += 0.05
+        assert bool((model.log_prob(params, mean_motion, mask) > model.log_prob(params, far, mask)).all())
 
 
 def test_sampling_is_seeded():
@@ -116,6 +115,19 @@ def test_stage_parameters_are_disjoint():
     assert encoder and generator and not encoder & generator
     assert encoder == {id(p) for p in model.encoder.parameters()}
     assert not any(p.requires_grad for p in model.encoder.parameters())  # the last call froze the encoder
+
+
+def test_velocity_conditioning_is_required_when_configured():
+    from dataclasses import replace
+
+    model = build_generator(replace(TINY, use_velocity=True), torch.Generator().manual_seed(0))
+    images, initial, size, mask = inputs()
+    with pytest.raises(ValueError, match="pass velocity"):
+        model(images, initial, size, mask)
+    with torch.no_grad():
+        slow = model(images, initial, size, mask, torch.zeros(3, 2, 3))
+        fast = model(images, initial, size, mask, torch.ones(3, 2, 3))
+    assert not torch.equal(slow["mean"], fast["mean"]) or not torch.equal(slow["logits"], fast["logits"])
 
 
 def test_configs_name_the_bad_field():

@@ -74,7 +74,10 @@ class GeneratorConfig(_Config):
     (square) conditioning frame. channels: conv widths of the visual branch (stride 2 each).
     encoder_dim, encoder_channels: the PhysEncoder (``physforge.reason``, one-frame clips) built
     inside the generator. hidden: width of the fused MLP. components: mixture components of the
-    mixture density head. min_sigma: m, floor of each component's standard deviation per step.
+    mixture density head. rank: low-rank factors per component (whole-motion variation).
+    min_sigma: m, floor of each component's independent standard deviation per coordinate.
+    use_velocity: condition on the known initial velocities of the objects (part of the scene's
+    state; one frame does not show them, so without them launch speed is a guess).
     """
 
     max_objects: int = 4
@@ -86,7 +89,9 @@ class GeneratorConfig(_Config):
     encoder_channels: tuple[int, ...] = (16, 32, 48, 64)
     hidden: int = 256
     components: int = 4
-    min_sigma: float = 1e-3
+    rank: int = 6
+    use_velocity: bool = True
+    min_sigma: float = 2e-4
 
     def __post_init__(self):
         _int("max_objects", self.max_objects, 1, 16)
@@ -105,6 +110,9 @@ class GeneratorConfig(_Config):
         _int("encoder_dim", self.encoder_dim, 4, 4096)
         _int("hidden", self.hidden, 8, 8192)
         _int("components", self.components, 1, 64)
+        _int("rank", self.rank, 1, 64)
+        if not isinstance(self.use_velocity, bool):
+            raise DynamicsConfigError("use_velocity", f"expected true or false, got {self.use_velocity!r}")
         _float("min_sigma", self.min_sigma, 1e-6, 1.0)
 
 
@@ -152,7 +160,8 @@ class TrainConfig(_Config):
 
     dataset: a ``physforge data generate`` folder. seed: weights, batch order. steps, batch_size,
     lr (1/step), weight_decay. threads: torch CPU threads (1 is fastest on a shared machine:
-    more threads than free cores slows small models ~10x). encoder_checkpoint: optional ``physforge reason train`` checkpoint
+    more threads than free cores slows small models ~10x). encoder_checkpoint: optional
+    ``physforge reason train`` checkpoint
     folder to start the PhysEncoder from (else it starts from scratch). model: GeneratorConfig fields.
     """
 
@@ -247,7 +256,8 @@ class DPOConfig(_Config):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise DynamicsConfigError(name, "expected a folder path")
         if self.train not in ("generator", "encoder"):
-            raise DynamicsConfigError("train", f"expected 'generator' (stage 2) or 'encoder' (stage 3), got {self.train!r}")
+            raise DynamicsConfigError("train", f"expected 'generator' (stage 2) or 'encoder' (stage 3), "
+                                      f"got {self.train!r}")
         _int("seed", self.seed, 0, 2**31 - 1)
         _int("rounds", self.rounds, 1, 1000)
         _int("steps", self.steps, 1, 10_000_000)

@@ -5,7 +5,9 @@ bodies are the free objects, their initial positions and sizes) and the simulato
 positions of those objects, resampled to the generator's step ``dt``.
 
 Arrays: image (S, S, 3) uint8; initial (max_objects, 3) float32 m, world frame; size (max_objects,)
-float32 m (the data engine's characteristic size); mask (max_objects,) bool (slot holds an object);
+float32 m (the data engine's characteristic size); velocity (max_objects, 3) float32 m/s, world
+frame, the known initial velocity (part of the scene's state, not visible in one frame); mask
+(max_objects,) bool (slot holds an object);
 target (horizon + 1, max_objects, 3) float64 m, world frame, frame 0 = the conditioning frame;
 quaternion (horizon + 1, max_objects, 4) (w, x, y, z) of the reference.
 """
@@ -36,6 +38,7 @@ class Example:
     image: np.ndarray
     bodies: tuple[str, ...]
     initial: np.ndarray
+    velocity: np.ndarray
     size: np.ndarray
     mask: np.ndarray
     target: np.ndarray
@@ -84,6 +87,8 @@ def example_from_row(row: dict, *, horizon: int, dt: float, max_objects: int, im
     position = np.asarray(states["position"], dtype=np.float64)[index][:, columns]
     quaternion = np.asarray(states["quaternion"], dtype=np.float64)[index][:, columns]
     n = len(bodies)
+    velocity = np.zeros((max_objects, 3), np.float32)
+    velocity[:n] = np.asarray(states["linear_velocity"], dtype=np.float64)[0][columns]
     target = np.zeros((horizon + 1, max_objects, 3))
     target[:, :n] = position
     quats = np.zeros((horizon + 1, max_objects, 4))
@@ -96,7 +101,8 @@ def example_from_row(row: dict, *, horizon: int, dt: float, max_objects: int, im
     mask[:n] = True
     image = resize_image(decode_png(row["frames"][0]["bytes"])[..., :3], image_size)
     return Example(scene_id=row["scene_id"], split=row["split"], family=row["family"], image=image, bodies=bodies,
-                   initial=target[0].astype(np.float32), size=size, mask=mask, target=target, quaternion=quats,
+                   initial=target[0].astype(np.float32), velocity=velocity, size=size, mask=mask, target=target,
+                   quaternion=quats,
                    world_json=row["world"], gravity=np.asarray(world["gravity"], dtype=np.float64))
 
 
@@ -116,7 +122,7 @@ def object_size(body) -> float:
 
 def example_from_world(world, image: np.ndarray, *, max_objects: int, image_size: int, horizon: int) -> Example:
     """A condition (no known future: ``target`` repeats the initial positions) from a known scene and
-    its image: every top-level free body of ``world`` is an object, at its initial pose."""
+    its image: every top-level free body of ``world`` is an object, at its initial pose and velocity."""
     from physforge.world import world_to_dict
 
     bodies = tuple(b.name for b in world.bodies if b.joint.type == "free" and b.parent is None)
@@ -130,6 +136,8 @@ def example_from_world(world, image: np.ndarray, *, max_objects: int, image_size
     initial[:n] = [world.body(b).pose.position for b in bodies]
     size = np.zeros(max_objects, np.float32)
     size[:n] = [object_size(world.body(b)) for b in bodies]
+    velocity = np.zeros((max_objects, 3), np.float32)
+    velocity[:n] = [world.body(b).velocity for b in bodies]
     mask = np.zeros(max_objects, bool)
     mask[:n] = True
     quats = np.zeros((horizon + 1, max_objects, 4))
@@ -139,7 +147,7 @@ def example_from_world(world, image: np.ndarray, *, max_objects: int, image_size
     if image.ndim != 3 or image.shape[-1] < 3:
         raise DynamicsDataError(f"image: expected an RGB image (H, W, 3), got shape {image.shape}")
     return Example(scene_id=world.name, split="", family="", image=resize_image(image[..., :3], image_size),
-                   bodies=bodies, initial=initial, size=size, mask=mask,
+                   bodies=bodies, initial=initial, velocity=velocity, size=size, mask=mask,
                    target=np.repeat(initial[None].astype(np.float64), horizon + 1, 0), quaternion=quats,
                    world_json=json.dumps(world_to_dict(world)), gravity=np.asarray(world.gravity, dtype=np.float64))
 

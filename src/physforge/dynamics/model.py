@@ -1,15 +1,18 @@
 """The trajectory generator: a mixture density network over object motions, conditioned on the
 first frame (a small CNN), the PhysEncoder's physical embedding (``physforge.reason``) and the known
-initial object state. Its log-likelihood is exact, so DPO applies as written.
+initial object state (positions, sizes and, with ``use_velocity``, velocities). Its log-likelihood
+is exact, so DPO applies as written.
 
 This module imports torch at the top; ``physforge.dynamics`` loads it on first use only.
 
-Motion parameterisation. Displacements d_t = p_t - p_0 (t = 1..T, m) map to "second differences"
-x = (d_1, d_2 - 2 d_1, d_t - 2 d_{t-1} + d_{t-2} ...) / SCALE: the first step (velocity x dt) then
-per-step velocity changes (acceleration x dt^2). The map is unit lower-triangular, so
-log p(d) = log p(x) - D log SCALE exactly (D = valid dimensions). A mixture of ``components``
-diagonal Gaussians over the whole x (all objects, steps, axes jointly) gives smooth samples
-(noise enters as accelerations, integrated twice) and a closed-form likelihood.
+Motion model. The displacements d = (p_t - p_0, t = 1..T) of all objects, divided by SCALE, form
+one vector x of D = T x N x 3 dimensions. Each of ``components`` mixture components is a low-rank
+Gaussian N(mean, W W^T + diag(sigma^2)) with W of rank ``rank``: the factors carry whole-motion
+variation (a faster launch, a later bounce) so samples are smooth curves, and sigma (floored at
+``min_sigma``) the small independent rest. With ``use_velocity`` each mean is a learned residual
+over constant-velocity motion from the known initial velocities (gravity, contacts and friction
+are left to the network). Absent object slots are left out of the density exactly.
+log p(motion) = log p(x) - D_valid log SCALE.
 
 A checkpoint is a folder: ``model.safetensors`` and ``checkpoint.json`` (kind, format version,
 model arguments, PhysEncoder arguments, step, stage, training config).
@@ -37,22 +40,12 @@ FORMAT_VERSION = 1
 SCALE = 0.1
 
 
-def second_differences(displacement: torch.Tensor) -> torch.Tensor:
-    """(B, T, N, 3) displacements from frame 0 -> (B, T, N, 3) (d_1, d_2 - 2 d_1, d_t - 2 d_{t-1} + d_{t-2})."""
-    padded = F.pad(displacement, (0, 0, 0, 0, 2, 0))  # d_{-1} = d_0 = 0
-    return padded[:, 2:] - 2 * padded[:, 1:-1] + padded[:, :-2]
-
-
-def integrate(x: torch.Tensor) -> torch.Tensor:
-    """Inverse of ``second_differences``: (B, T, N, 3) -> displacements (B, T, N, 3)."""
-    return torch.cumsum(torch.cumsum(x, 1), 1)
-
-
 class TrajectoryGenerator(nn.Module):
     """(image, initial state) -> mixture over future motions of up to ``max_objects`` objects.
 
     Inputs: images (B, 3, S, S) float32 in [0, 1]; initial (B, N, 3) m; size (B, N) m; mask (B, N)
-    bool. Motions: positions (B, T + 1, N, 3) m, world frame (frame 0 = initial).
+    bool; velocity (B, N, 3) m/s, the known initial velocities (used when ``config.use_velocity``).
+    Motions: positions (B, T + 1, N, 3) m, world frame (frame 0 = initial).
     """
 
     def __init__(self, config: GeneratorConfig, encoder_config: dict[str, Any] | None = None):
@@ -73,17 +66,21 @@ class TrajectoryGenerator(nn.Module):
         self.visual = nn.Sequential(*layers, nn.Flatten())
         side = config.image_size >> len(config.channels)
         n, t, k = config.max_objects, config.horizon, config.components
-        state_dim = n * 5
+        self.dim = t * n * 3
+        state_dim = n * (8 if config.use_velocity else 5)
         self.fuse = nn.Sequential(
             nn.Linear(width * side * side + self.encoder.config.dim + state_dim, config.hidden), nn.GELU(),
             nn.Linear(config.hidden, config.hidden), nn.GELU())
         self.logits = nn.Linear(config.hidden, k)
-        self.mean = nn.Linear(config.hidden, k * t * n * 3)
-        self.log_sigma = nn.Linear(config.hidden, k * t * n * 3)
+        self.mean = nn.Linear(config.hidden, k * self.dim)
+        self.factor = nn.Linear(config.hidden, k * self.dim * config.rank)
+        self.log_sigma = nn.Linear(config.hidden, k * self.dim)
         nn.init.zeros_(self.mean.weight)
         nn.init.zeros_(self.mean.bias)
+        nn.init.normal_(self.factor.weight, std=1e-3)
+        nn.init.zeros_(self.factor.bias)
         nn.init.zeros_(self.log_sigma.weight)
-        nn.init.constant_(self.log_sigma.bias, math.log(0.3))
+        nn.init.constant_(self.log_sigma.bias, math.log(0.1))
 
     @property
     def dimensions(self) -> tuple[int, int, int]:
@@ -98,26 +95,49 @@ class TrajectoryGenerator(nn.Module):
         clips = frames.unsqueeze(1).expand(-1, ec.clip_frames, -1, -1, -1)
         return self.encoder.encode(clips)
 
-    def forward(self, images, initial, size, mask) -> dict[str, torch.Tensor]:
-        """Mixture parameters: logits (B, K); mean, sigma (B, K, T, N, 3) in second-difference units."""
+    def forward(self, images, initial, size, mask, velocity=None) -> dict[str, torch.Tensor]:
+        """Mixture parameters in units of SCALE: logits (B, K); mean (B, K, D); factor (B, K, D, rank);
+        sigma (B, K, D), with D = T x N x 3 in (step, object, axis) order."""
         b = images.shape[0]
-        k, t, n = self.dimensions
-        state = torch.cat([initial * mask[..., None], size[..., None], mask[..., None].float()], -1).flatten(1)
+        k = self.config.components
+        parts = [initial * mask[..., None], size[..., None], mask[..., None].float()]
+        if self.config.use_velocity:
+            if velocity is None:
+                raise ValueError("this generator is conditioned on the initial velocities; pass velocity (B, N, 3) m/s")
+            parts.append(velocity * mask[..., None])
+        state = torch.cat(parts, -1).flatten(1)
         h = self.fuse(torch.cat([self.visual(images - 0.5), self.physical_embedding(images), state], -1))
-        sigma = self.config.min_sigma / SCALE + F.softplus(self.log_sigma(h)).reshape(b, k, t, n, 3)
-        return {"logits": self.logits(h), "mean": self.mean(h).reshape(b, k, t, n, 3), "sigma": sigma}
+        sigma = self.config.min_sigma / SCALE + torch.exp(self.log_sigma(h).clamp(-12.0, 5.0)).reshape(b, k, self.dim)
+        mean = self.mean(h).reshape(b, k, self.dim)
+        if self.config.use_velocity:  # learn the residual over constant-velocity motion (no gravity assumed)
+            t = torch.arange(1, self.config.horizon + 1, dtype=images.dtype) * self.config.dt
+            drift = (t[None, :, None, None] * (velocity * mask[..., None])[:, None]) / SCALE  # (B, T, N, 3)
+            mean = mean + drift.reshape(b, 1, self.dim)
+        return {"logits": self.logits(h), "mean": mean,
+                "factor": self.factor(h).reshape(b, k, self.dim, self.config.rank), "sigma": sigma}
+
+    def _valid(self, mask: torch.Tensor) -> torch.Tensor:
+        """(B, D) bool: the dimensions of objects present."""
+        t = self.config.horizon
+        return mask[:, None, :, None].expand(-1, t, -1, 3).reshape(mask.shape[0], self.dim)
 
     # -- likelihood and sampling -----------------------------------------------------------------------
     def log_prob(self, params: dict[str, torch.Tensor], positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """log p(motion) (B,) nats of positions (B, T + 1, N, 3) m; only objects in ``mask`` count."""
-        x = second_differences(positions[:, 1:] - positions[:, :1]) / SCALE  # (B, T, N, 3)
-        valid = mask[:, None, None, :, None].float()  # (B, 1, 1, N, 1)
-        z = (x.unsqueeze(1) - params["mean"]) / params["sigma"]
-        per_dim = -0.5 * z ** 2 - torch.log(params["sigma"]) - 0.5 * math.log(2 * math.pi)
-        per_component = (per_dim * valid).flatten(2).sum(-1)  # (B, K)
-        dims = valid.flatten(1).sum(-1) * self.config.horizon * 3
+        """log p(motion) (B,) nats of positions (B, T + 1, N, 3) m; only objects in ``mask`` count.
+
+        Absent dimensions are given mean = value, no factor and unit variance, which adds exactly
+        -log(2 pi) / 2 each; that constant is taken back out."""
+        x = ((positions[:, 1:] - positions[:, :1]) / SCALE).reshape(positions.shape[0], 1, self.dim)
+        valid = self._valid(mask)[:, None, :]  # (B, 1, D)
+        mean = torch.where(valid, params["mean"], x)
+        factor = params["factor"] * valid[..., None]
+        variance = torch.where(valid, params["sigma"] ** 2, torch.ones_like(params["sigma"]))
+        per_component = torch.distributions.LowRankMultivariateNormal(mean, factor, variance).log_prob(x)  # (B, K)
+        absent = (~valid[:, 0]).sum(-1).float()
+        dims = valid[:, 0].sum(-1).float()
         log_weights = F.log_softmax(params["logits"], -1)
-        return torch.logsumexp(log_weights + per_component, -1) - dims * math.log(SCALE)
+        return (torch.logsumexp(log_weights + per_component, -1) + 0.5 * math.log(2 * math.pi) * absent
+                - dims * math.log(SCALE))
 
     @torch.no_grad()
     def sample(self, params: dict[str, torch.Tensor], initial: torch.Tensor, mask: torch.Tensor, num: int,
@@ -126,13 +146,14 @@ class TrajectoryGenerator(nn.Module):
         b = params["logits"].shape[0]
         probs = F.softmax(params["logits"], -1)
         pick = torch.multinomial(probs, num, replacement=True, generator=generator)  # (B, num)
-        index = pick[:, :, None, None, None].expand(-1, -1, *params["mean"].shape[2:])
-        mean = torch.gather(params["mean"], 1, index)
-        sigma = torch.gather(params["sigma"], 1, index)
-        noise = torch.randn(mean.shape, generator=generator)
-        x = (mean + sigma * noise) * SCALE
-        displacement = integrate(x.flatten(0, 1)).reshape(b, num, *x.shape[2:])
-        displacement = displacement * mask[:, None, None, :, None]
+        mean = torch.gather(params["mean"], 1, pick[..., None].expand(-1, -1, self.dim))
+        sigma = torch.gather(params["sigma"], 1, pick[..., None].expand(-1, -1, self.dim))
+        factor = torch.gather(params["factor"], 1, pick[..., None, None].expand(-1, -1, self.dim, self.config.rank))
+        latent = torch.randn(b, num, self.config.rank, 1, generator=generator, dtype=mean.dtype)
+        noise = torch.randn(b, num, self.dim, generator=generator, dtype=mean.dtype)
+        x = mean + (factor @ latent).squeeze(-1) + sigma * noise
+        t, n = self.config.horizon, self.config.max_objects
+        displacement = (x * SCALE).reshape(b, num, t, n, 3) * mask[:, None, None, :, None]
         start = initial[:, None, None]
         return torch.cat([start.expand(-1, num, 1, -1, -1), start + displacement], 2)
 
@@ -147,6 +168,7 @@ def batch_tensors(examples) -> dict[str, torch.Tensor]:
     return {"images": image_tensor(np.stack([e.image for e in examples])),
             "initial": torch.from_numpy(np.stack([e.initial for e in examples])).float(),
             "size": torch.from_numpy(np.stack([e.size for e in examples])).float(),
+            "velocity": torch.from_numpy(np.stack([e.velocity for e in examples])).float(),
             "mask": torch.from_numpy(np.stack([e.mask for e in examples])),
             "target": torch.from_numpy(np.stack([e.target for e in examples])).float()}  # (B, T + 1, N, 3) m
 

@@ -91,7 +91,7 @@ def train_sft(config: TrainConfig, out_dir: str | Path, progress: bool = False) 
             cursor += config.batch_size
             batch = {k: v[index] for k, v in data.items()}
             model.train()
-            params = model(batch["images"], batch["initial"], batch["size"], batch["mask"])
+            params = model(batch["images"], batch["initial"], batch["size"], batch["mask"], batch["velocity"])
             dims = batch["mask"].sum(-1).float() * model_config.horizon * 3
             loss = -(model.log_prob(params, batch["target"], batch["mask"]) / dims).mean()
             optimiser.zero_grad()
@@ -112,7 +112,7 @@ def train_sft(config: TrainConfig, out_dir: str | Path, progress: bool = False) 
 @torch.no_grad()
 def _nll(model: TrajectoryGenerator, data: dict[str, torch.Tensor]) -> float:
     model.eval()
-    params = model(data["images"], data["initial"], data["size"], data["mask"])
+    params = model(data["images"], data["initial"], data["size"], data["mask"], data["velocity"])
     dims = data["mask"].sum(-1).float() * model.config.horizon * 3
     return float(-(model.log_prob(params, data["target"], data["mask"]) / dims).mean())
 
@@ -126,7 +126,7 @@ def sample_motions(model: TrajectoryGenerator, examples: list[Example], num: int
     out = []
     for start in range(0, len(examples), batch_size):
         batch = batch_tensors(examples[start:start + batch_size])
-        params = model(batch["images"], batch["initial"], batch["size"], batch["mask"])
+        params = model(batch["images"], batch["initial"], batch["size"], batch["mask"], batch["velocity"])
         out.append(model.sample(params, batch["initial"], batch["mask"], num, generator).double().numpy())
     return np.concatenate(out)
 
@@ -188,14 +188,15 @@ def build_pairs(model: TrajectoryGenerator, examples: list[Example], pairs: Pair
 
 
 def write_pairs(records: list[dict[str, Any]], examples: list[Example], path: str | Path) -> Path:
-    """The pairs as a Parquet dataset: condition (scene_id, image PNG, initial state, mask), chosen,
+    """The pairs as a Parquet dataset: condition (scene_id, image PNG, initial positions and velocities,
+    sizes, mask), chosen,
     rejected (flattened (T + 1) x max_objects x 3 m, with ``shape``), and the verifier scores."""
     import imageio.v2 as imageio
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows: dict[str, list] = {k: [] for k in (
-        "scene_id", "split", "family", "image", "initial", "size", "mask", "shape", "chosen", "rejected",
+        "scene_id", "split", "family", "image", "initial", "velocity", "size", "mask", "shape", "chosen", "rejected",
         "chosen_cost", "rejected_cost", "chosen_l2", "rejected_l2", "chosen_scores", "rejected_scores")}
     for r in records:
         e = examples[r["index"]]
@@ -207,6 +208,7 @@ def write_pairs(records: list[dict[str, Any]], examples: list[Example], path: st
         rows["image"].append({"bytes": buffer.getvalue(), "path": None})
         rows["initial"].append(e.initial.astype(float).ravel().tolist())
         rows["size"].append(e.size.astype(float).tolist())
+        rows["velocity"].append(e.velocity.astype(float).ravel().tolist())
         rows["mask"].append(e.mask.tolist())
         rows["shape"].append(list(r["chosen"].shape))
         rows["chosen"].append(r["chosen"].ravel().tolist())
@@ -270,7 +272,7 @@ def train_dpo(config: DPOConfig, out_dir: str | Path, progress: bool = False) ->
             rejected = torch.from_numpy(np.stack([r["rejected"] for r in records])).float()
             with torch.no_grad():
                 ref_params = reference(conditions["images"], conditions["initial"], conditions["size"],
-                                       conditions["mask"])
+                                       conditions["mask"], conditions["velocity"])
                 ref_chosen = reference.log_prob(ref_params, chosen, conditions["mask"])
                 ref_rejected = reference.log_prob(ref_params, rejected, conditions["mask"])
             _log(handle, {"round": round_index, "pairs": len(records), "images": len(images),
@@ -281,7 +283,7 @@ def train_dpo(config: DPOConfig, out_dir: str | Path, progress: bool = False) ->
                 index = torch.randint(0, len(records), (min(config.batch_size, len(records)),), generator=generator)
                 policy.train()
                 params = policy(conditions["images"][index], conditions["initial"][index],
-                                conditions["size"][index], conditions["mask"][index])
+                                conditions["size"][index], conditions["mask"][index], conditions["velocity"][index])
                 lp_chosen = policy.log_prob(params, chosen[index], conditions["mask"][index])
                 lp_rejected = policy.log_prob(params, rejected[index], conditions["mask"][index])
                 loss, rewards = dpo_loss(lp_chosen, lp_rejected, ref_chosen[index], ref_rejected[index], config.beta)
