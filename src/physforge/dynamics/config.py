@@ -78,6 +78,8 @@ class GeneratorConfig(_Config):
     min_sigma: m, floor of each component's independent standard deviation per coordinate.
     use_velocity: condition on the known initial velocities of the objects (part of the scene's
     state; one frame does not show them, so without them launch speed is a guess).
+    velocity_prior: with use_velocity, add constant-velocity motion to every component mean (the
+    network learns the residual).
     """
 
     max_objects: int = 4
@@ -91,6 +93,7 @@ class GeneratorConfig(_Config):
     components: int = 4
     rank: int = 6
     use_velocity: bool = True
+    velocity_prior: bool = False
     min_sigma: float = 2e-4
 
     def __post_init__(self):
@@ -111,8 +114,9 @@ class GeneratorConfig(_Config):
         _int("hidden", self.hidden, 8, 8192)
         _int("components", self.components, 1, 64)
         _int("rank", self.rank, 1, 64)
-        if not isinstance(self.use_velocity, bool):
-            raise DynamicsConfigError("use_velocity", f"expected true or false, got {self.use_velocity!r}")
+        for name in ("use_velocity", "velocity_prior"):
+            if not isinstance(getattr(self, name), bool):
+                raise DynamicsConfigError(name, f"expected true or false, got {getattr(self, name)!r}")
         _float("min_sigma", self.min_sigma, 1e-6, 1.0)
 
 
@@ -287,7 +291,7 @@ class DPOConfig(_Config):
 class EvalConfig(_Config):
     """Evaluation: ``samples`` motions per image on each split in ``splits`` (those absent from the
     dataset are skipped), scored by the verifier. seed: sampling. max_scenes: per split.
-    iou: also render masks for IoU (slower). threads: torch CPU threads. score: ScoreConfig fields."""
+    iou: also render masks for IoU (slower), on the first ``iou_samples`` samples of each image. threads: torch CPU threads. score: ScoreConfig fields."""
 
     dataset: str = ""
     seed: int = 0
@@ -295,6 +299,7 @@ class EvalConfig(_Config):
     splits: tuple[str, ...] = IID_EVAL_SPLITS + OOD_EVAL_SPLITS
     max_scenes: int = 200
     iou: bool = True
+    iou_samples: int = 2
     threads: int = 1
     score: dict = None  # type: ignore[assignment]
 
@@ -304,6 +309,7 @@ class EvalConfig(_Config):
         _int("seed", self.seed, 0, 2**31 - 1)
         _int("samples", self.samples, 1, 10_000)
         _int("max_scenes", self.max_scenes, 1, 10_000_000)
+        _int("iou_samples", self.iou_samples, 1, 10_000)
         _int("threads", self.threads, 1, 1024)
         object.__setattr__(self, "splits", tuple(self.splits))
         if not self.splits:

@@ -9,7 +9,7 @@ Motion model. The displacements d = (p_t - p_0, t = 1..T) of all objects, divide
 one vector x of D = T x N x 3 dimensions. Each of ``components`` mixture components is a low-rank
 Gaussian N(mean, W W^T + diag(sigma^2)) with W of rank ``rank``: the factors carry whole-motion
 variation (a faster launch, a later bounce) so samples are smooth curves, and sigma (floored at
-``min_sigma``) the small independent rest. With ``use_velocity`` each mean is a learned residual
+``min_sigma``) the small independent rest. With ``velocity_prior`` each mean is a learned residual
 over constant-velocity motion from the known initial velocities (gravity, contacts and friction
 are left to the network). Absent object slots are left out of the density exactly.
 log p(motion) = log p(x) - D_valid log SCALE.
@@ -109,7 +109,7 @@ class TrajectoryGenerator(nn.Module):
         h = self.fuse(torch.cat([self.visual(images - 0.5), self.physical_embedding(images), state], -1))
         sigma = self.config.min_sigma / SCALE + torch.exp(self.log_sigma(h).clamp(-12.0, 5.0)).reshape(b, k, self.dim)
         mean = self.mean(h).reshape(b, k, self.dim)
-        if self.config.use_velocity:  # learn the residual over constant-velocity motion (no gravity assumed)
+        if self.config.use_velocity and self.config.velocity_prior:  # learn the residual over constant-velocity motion (no gravity assumed)
             t = torch.arange(1, self.config.horizon + 1, dtype=images.dtype) * self.config.dt
             drift = (t[None, :, None, None] * (velocity * mask[..., None])[:, None]) / SCALE  # (B, T, N, 3)
             mean = mean + drift.reshape(b, 1, self.dim)

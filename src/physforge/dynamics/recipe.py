@@ -308,7 +308,8 @@ def train_dpo(config: DPOConfig, out_dir: str | Path, progress: bool = False) ->
 # -- evaluation ----------------------------------------------------------------------------------
 def evaluate(checkpoints: dict[str, str | Path], config: EvalConfig, out_dir: str | Path | None = None) -> dict:
     """Mean verifier metrics per model and split: ``config.samples`` motions per image (same
-    sampling seed for every model), per-image means, then mean over images. Writes
+    sampling seed for every model; IoU on the first ``config.iou_samples``), per-image means, then
+    mean over images. Writes
     ``metrics.json`` (and ``config.json``) to ``out_dir`` when given."""
     from physforge.outputs import write_json
 
@@ -332,10 +333,13 @@ def evaluate(checkpoints: dict[str, str | Path], config: EvalConfig, out_dir: st
             per_image = {m: [] for m in metrics}
             violations = []
             for i, example in enumerate(examples):
-                reports = score_samples(verifiers, example, motions[i], iou=config.iou)
+                n = len(example.bodies)
+                verifier = verifiers(example)
+                reports = [verifier.score(m[:, :n], iou=config.iou and j < config.iou_samples)
+                           for j, m in enumerate(motions[i])]
                 for m in metrics:
-                    per_image[m].append(float(np.nanmean([r[m] for r in reports])) if config.iou or m != "iou"
-                                        else float("nan"))
+                    values = [r[m] for r in reports if not np.isnan(r[m])]
+                    per_image[m].append(float(np.mean(values)) if values else float("nan"))
                 violations.append(np.mean([bool(r["violations"]) for r in reports]))
             summary = {m: (float(np.nanmean(v)) if not np.all(np.isnan(v)) else None) for m, v in per_image.items()}
             summary["violation_rate"] = float(np.mean(violations))
