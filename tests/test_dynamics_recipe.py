@@ -121,7 +121,12 @@ def test_cli_export_sample_score(dataset, sft, tmp_path):
                                  str(tmp_path / "scene" / "world.json")])
     assert result.exit_code == 0, result.output
     reports = json.loads(result.stdout)["reports"]
-    assert len(reports) == 2 and all(r["l2"] >= 0 and "violations" in r for r in reports)
+    assert len(reports) == 2 and all(r["l2"] >= 0 and "violations" in r and r["iou"] is None for r in reports)
+    result = runner.invoke(app, ["dynamics", "score", str(tmp_path / "sample" / "trajectory.json"), "--world",
+                                 str(tmp_path / "scene" / "world.json"), "--iou", "--out", str(tmp_path / "s.json")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "s.json").read_text())["reports"]
+    assert all(0 <= r["iou"] <= 1 for r in saved)
     result = runner.invoke(app, ["dynamics", "score", str(tmp_path / "scene" / "world.json"), "--world",
                                  str(tmp_path / "scene" / "world.json")])
     assert result.exit_code == 2 and "missing keys" in result.output

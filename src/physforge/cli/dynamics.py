@@ -148,8 +148,9 @@ def score_command(
         positions = np.asarray(data["positions"], dtype=float)
         if positions.ndim == 3:
             positions = positions[None]
-        reports = [verifier.score(p, iou=iou) for p in positions]
-        text = json.dumps({"reports": reports}, indent=1, default=float)
+        reports = [{k: (None if isinstance(v, float) and v != v else v) for k, v in verifier.score(p, iou=iou).items()}
+                   for p in positions]  # NaN (IoU not rendered) -> null
+        text = json.dumps({"reports": reports}, indent=1)
         if out is not None:
             write_json(out, {"reports": reports})
         typer.echo(text)

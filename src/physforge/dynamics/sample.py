@@ -50,6 +50,7 @@ def sample_scene(checkpoint: str | Path, image: np.ndarray, world, out_dir: str 
         from physforge.dynamics.verify import Verifier
 
         verifier = Verifier(world, example.bodies, config.horizon, config.dt)
-        payload["scores"] = [verifier.score(m) for m in motions]
+        payload["scores"] = [{k: (None if isinstance(v, float) and v != v else v) for k, v in verifier.score(m).items()}
+                             for m in motions]
     write_json(out / "trajectory.json", payload)
     return payload
