@@ -142,3 +142,18 @@ def test_configs_name_the_bad_field():
     with pytest.raises(DynamicsConfigError, match="model.colour: unknown field"):
         TrainConfig(dataset="d", model={"colour": 1})
     assert TrainConfig.from_dict(TrainConfig(dataset="d").to_dict()) == TrainConfig(dataset="d")
+
+
+def test_experiment_summary_mean_and_spread():
+    from physforge.dynamics.experiment import summarise, table
+
+    def result(l2, iou):
+        row = {"l2": l2, "chamfer": 0.1, "iou": iou, "gravity_residual": 0.0, "penetration": 0.0,
+               "energy_created": 0.0, "cost": l2, "violation_rate": 0.5}
+        return {"scenes": {"test": 10}, "models": {"sft": {"test": row}}}
+
+    summary = summarise({0: result(0.2, 0.5), 1: result(0.4, None), 2: result(0.3, 0.7)})
+    assert summary["mean"]["sft"]["test"]["l2"] == pytest.approx(0.3)
+    assert summary["std"]["sft"]["test"]["l2"] == pytest.approx(0.1)  # sample std of 0.2, 0.4, 0.3
+    assert summary["mean"]["sft"]["test"]["iou"] == pytest.approx(0.6)  # a missing value is skipped
+    assert "| test (10) | sft | 0.3000 ± 0.1000 |" in table(summary)
