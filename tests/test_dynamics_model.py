@@ -157,3 +157,21 @@ def test_experiment_summary_mean_and_spread():
     assert summary["std"]["sft"]["test"]["l2"] == pytest.approx(0.1)  # sample std of 0.2, 0.4, 0.3
     assert summary["mean"]["sft"]["test"]["iou"] == pytest.approx(0.6)  # a missing value is skipped
     assert "| test (10) | sft | 0.3000 ± 0.1000 |" in table(summary)
+
+
+def test_physencoder_from_a_reason_checkpoint(tmp_path):
+    from physforge.reason.config import EncoderConfig
+    from physforge.reason.encoder import build_encoder, save_encoder
+
+    encoder = build_encoder(EncoderConfig(image_size=64, clip_frames=2, channels=(8, 8), dim=8),
+                            torch.Generator().manual_seed(5))
+    save_encoder(encoder, tmp_path / "enc", step=3)
+    model = build_generator(TINY, torch.Generator().manual_seed(0), encoder_checkpoint=tmp_path / "enc")
+    assert all(torch.equal(a, b) for a, b in zip(model.encoder.state_dict().values(), encoder.state_dict().values()))
+    images, initial, size, mask = inputs()
+    with torch.no_grad():
+        z = model.physical_embedding(images)  # 32 px frames resized to the encoder's 64, shown as 2-frame clips
+        params = model(images, initial, size, mask)
+    assert z.shape == (3, 8) and params["mean"].shape == (3, 1, TINY.horizon * 2 * 3)
+    save_generator(model, tmp_path / "gen", step=1, stage="sft")
+    assert load_generator(tmp_path / "gen").encoder.config.clip_frames == 2
