@@ -16,7 +16,7 @@ from physforge.assets.library import generate, object_rng
 from physforge.assets.schema import AssetAnnotation, KinematicGroup, PartAnnotation
 from physforge.assets.source import SourceAsset
 from physforge.sim import compile_world
-from physforge.sim.articulation import PoseProbe, joint_table, load_model_file
+from physforge.sim.articulation import JointPoseProbe, joint_table, load_model_file
 from physforge.world import Body, Box, Geom, Joint, Pose, World
 
 G = 9.81
@@ -139,7 +139,7 @@ def test_pose_probe_reports_only_non_adjacent_overlaps():
              parent="base"),
         Body("other", (Geom(Box((0.05, 0.05, 0.05))),), Pose((0.0, 0.14, 0.1))),  # free
     ), ground=None)
-    probe = PoseProbe(world)
+    probe = JointPoseProbe(world)
     pairs = {(o.body_a, o.body_b): o.depth for o in probe.overlaps()}
     assert ("child", "base") not in pairs and ("base", "child") not in pairs  # adjacent: overlap allowed
     assert pairs[("base", "other")] == pytest.approx(0.01, abs=1e-6)  # 0.1 + 0.05 - 0.14

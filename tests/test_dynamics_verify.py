@@ -106,20 +106,20 @@ def test_bad_input_says_what_is_wrong(verifier):
 
 
 def test_pose_probe_clearance_is_the_signed_gap_to_the_floor():
-    from physforge.sim.poses import PoseProbe
+    from physforge.sim.poses import BodyPoseProbe
     from physforge.world import Box, Joint
 
     shelf = Body("shelf", (Geom(Box((0.1, 0.1, 0.1))),), Pose((2.0, 0.0, 0.1)), joint=Joint("fixed"))
     world = World(bodies=drop_world().bodies + (shelf,), gravity=(0.0, 0.0, -G), timestep=0.004)
-    probe = PoseProbe(world, ("ball",))
+    probe = BodyPoseProbe(world, ("ball",))
     heights = np.array([1.0, 0.3, RADIUS, 0.02])
     gap = probe.clearance(np.stack([np.zeros(4), np.zeros(4), heights], -1)[:, None], max_distance=0.5)
     assert gap[:, 0] == pytest.approx([0.5, 0.3 - RADIUS, 0.0, 0.02 - RADIUS], abs=1e-6)  # capped at 0.5
     beside = probe.clearance(np.array([[[2.0 - 0.1 - RADIUS - 0.03, 0.0, 0.1]]]))
     assert beside[0, 0] == pytest.approx(0.03, abs=1e-6)  # 3 cm from the shelf's side
     with pytest.raises(ValueError, match="only free bodies can be placed"):
-        PoseProbe(world, ("shelf",))
+        BodyPoseProbe(world, ("shelf",))
     with pytest.raises(ValueError, match="no body named 'cup'"):
-        PoseProbe(world, ("cup",))
+        BodyPoseProbe(world, ("cup",))
     with pytest.raises(ValueError, match=r"expected shape \(n_frames, 1, 3\)"):
         probe.clearance(np.zeros((2, 3)))

@@ -263,9 +263,9 @@ def _rest(world: World, config: GateConfig) -> dict:
 
 def _sweep(world: World, config: GateConfig) -> dict:
     from physforge.sim import compile_world
-    from physforge.sim.articulation import PoseProbe, sweep_values
+    from physforge.sim.articulation import JointPoseProbe, sweep_values
 
-    probe = PoseProbe(compile_world(world))
+    probe = JointPoseProbe(compile_world(world))
     bodies = {b.name: b for b in world.bodies}
     moving_free = {b.name for b in world.bodies if b.joint.type == "free"}
 

@@ -23,7 +23,6 @@ from typing import Any, Callable
 import numpy as np
 
 from physforge.sim import Rollout, Simulator, Snapshot
-from physforge.sim.interventions import scale_mass
 
 GROUND = "ground"
 #: Seconds spent per pipeline stage in this process (for benchmarks; never written to a dataset).
@@ -87,7 +86,7 @@ def apply_intervention(sim: Simulator, intervention: dict) -> None:
         sim.remove_body(value)
     elif kind == "mass_scale":
         name, factor = value
-        scale_mass(sim, name, float(factor))
+        sim.set_mass(name, sim.body_mass(name) * float(factor))
     elif kind == "friction":
         name, coefficient = value
         sim.set_friction(name, float(coefficient))

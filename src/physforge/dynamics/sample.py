@@ -26,7 +26,7 @@ def sample_scene(checkpoint: str | Path, image: np.ndarray, world, out_dir: str 
     (simulating the world for the reference). Returns trajectory.json's content."""
     from physforge.outputs import write_json
     from physforge.sim import write_video
-    from physforge.sim.poses import PoseProbe
+    from physforge.sim.poses import BodyPoseProbe
 
     model = load_generator(checkpoint)
     config = model.config
@@ -40,7 +40,7 @@ def sample_scene(checkpoint: str | Path, image: np.ndarray, world, out_dir: str 
                                "seed": seed, "checkpoint": str(checkpoint), "units": "m, world frame, body origin",
                                "positions": motions.tolist()}
     if video:
-        probe = PoseProbe(world, example.bodies)
+        probe = BodyPoseProbe(world, example.bodies)
         payload["videos"] = []
         for i, motion in enumerate(motions):
             frames = probe.render(motion, width=video_size, height=video_size, kind="rgb")

@@ -112,7 +112,7 @@ class Verifier:
     reference_quaternion: np.ndarray | None = None
 
     def __post_init__(self):
-        from physforge.sim.poses import PoseProbe
+        from physforge.sim.poses import BodyPoseProbe
 
         self.bodies = tuple(self.bodies)
         if self.reference is None:
@@ -121,7 +121,7 @@ class Verifier:
         expected = (self.horizon + 1, len(self.bodies), 3)
         if self.reference.shape != expected:
             raise DynamicsDataError(f"reference: expected shape {expected}, got {self.reference.shape}")
-        self.probe = PoseProbe(self.world, self.bodies)
+        self.probe = BodyPoseProbe(self.world, self.bodies)
         self.masses = self.probe.masses
         self.gravity = np.asarray(self.world.gravity, dtype=np.float64)
         self._reference_masks: np.ndarray | None = None

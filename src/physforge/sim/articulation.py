@@ -60,10 +60,10 @@ def joint_table(compiled: CompiledWorld) -> list[JointInfo]:
     return out
 
 
-class PoseProbe:
+class JointPoseProbe:
     """Poses an articulated world joint by joint (no dynamics) and reports overlapping bodies.
 
-        probe = PoseProbe(world)
+        probe = JointPoseProbe(world)
         probe.set({"door": 1.2, "drawer_1": 0.1})      # rad or m, by joint name
         probe.overlaps()                                 # [Overlap(...)] between non-adjacent bodies
     """

@@ -4,7 +4,7 @@ A trajectory generator outputs body poses frame by frame; to check it against ph
 for each frame, how far each body is from everything else (penetration is a negative distance,
 free flight a clear margin) and images of the posed scene. Nothing here steps the physics.
 
-    probe = PoseProbe(world, ("red_ball",))
+    probe = BodyPoseProbe(world, ("red_ball",))
     gap = probe.clearance(positions)                     # (n_frames, 1) m, < 0 = interpenetration
     ids = probe.render(positions, kind="segmentation")   # (n_frames, H, W) int32, i + 1 = world body i
 """
@@ -23,7 +23,7 @@ from physforge.world import World
 DEFAULT_MAX_DISTANCE = 1.0
 
 
-class PoseProbe:
+class BodyPoseProbe:
     """Places free ``bodies`` of ``world`` at given poses and measures or renders the result.
 
     bodies: names of free-joint bodies whose poses are given; every other body keeps its
@@ -45,10 +45,10 @@ class PoseProbe:
             try:
                 body = world.body(name)
             except (KeyError, ValueError):
-                raise ValueError(f"PoseProbe bodies: no body named {name!r}; expected one of "
+                raise ValueError(f"BodyPoseProbe bodies: no body named {name!r}; expected one of "
                                  f"{[b.name for b in world.bodies]}") from None
             if body.joint.type != "free":
-                raise ValueError(f"PoseProbe bodies: '{name}' has a {body.joint.type} joint; only free bodies can be "
+                raise ValueError(f"BodyPoseProbe bodies: '{name}' has a {body.joint.type} joint; only free bodies can be "
                                  "placed")
             self._qpos_address.append(int(self.model.joint(name).qposadr[0]))
         self._initial_qpos = self.data.qpos.copy()
