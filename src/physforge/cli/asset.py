@@ -8,32 +8,15 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+
+from physforge.cli.common import cli_errors, console
 
 asset_app = typer.Typer(help="Sim-ready articulated assets: build, check, tokens, library.", no_args_is_help=True)
-console = Console(stderr=True)
 
 
 def default_cache_dir() -> Path:
     """PHYSFORGE_CACHE_DIR, else ~/.cache/physforge (CoACD results, trained tokenizers)."""
     return Path(os.environ.get("PHYSFORGE_CACHE_DIR") or Path.home() / ".cache" / "physforge")
-
-
-class _errors:
-    """physforge's errors become one red line and exit code 2 (as in ``physforge sim``)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        from physforge.errors import PhysforgeError
-
-        if error is None or isinstance(error, typer.Exit):
-            return False
-        if isinstance(error, (PhysforgeError, ValueError, FileNotFoundError, FileExistsError)):
-            console.print(f"[red]error:[/red] {error}", highlight=False)
-            raise typer.Exit(code=2)
-        return False
 
 
 def _summary(report: dict) -> str:
@@ -66,7 +49,7 @@ def build(
     from physforge.assets.geometry import CoacdConfig
     from physforge.assets.importers import ImportConfig, load_source
 
-    with _errors():
+    with cli_errors():
         config = BuildConfig(base=base, collision=collision, repair=repair,
                              coacd=CoacdConfig(threshold=coacd_threshold, max_convex_hull=max_hulls),
                              cache_dir=cache_dir or default_cache_dir())
@@ -83,7 +66,7 @@ def check(folder: Path = typer.Argument(..., help="An asset folder written by 'p
     """Re-run the gate on an asset folder; writes its report.json; exit 1 if it fails."""
     from physforge.assets.export import check_asset_dir
 
-    with _errors():
+    with cli_errors():
         report = check_asset_dir(folder)
         console.print(f"{folder}: {_summary(report)}")
         typer.echo(json.dumps({"asset": report["asset"], "passed": report["passed"], "failed": report["failed"]}))
@@ -104,7 +87,7 @@ def tokens(
     from physforge.assets.importers import ImportConfig, load_source
     from physforge.assets.token_stats import TokenizerConfig, geometry_tokenizer, token_report
 
-    with _errors():
+    with cli_errors():
         source = load_source(input_path, ImportConfig(up_axis=up_axis))
         with console.status("loading or training the geometry BPE tokenizer"):
             tokenizer = geometry_tokenizer(TokenizerConfig(vocab_size=vocab_size, split_digits=split_digits),
@@ -135,7 +118,7 @@ def library(
     from physforge.assets.export import write_asset
     from physforge.outputs import staged_directory, write_json
 
-    with _errors():
+    with cli_errors():
         if category != "all" and category not in CATEGORIES:
             raise ValueError(f"unknown category {category!r}; choose one of all, {', '.join(sorted(CATEGORIES))}")
         if num < 1:

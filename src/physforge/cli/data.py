@@ -7,24 +7,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-from physforge.errors import PhysforgeError
+from physforge.cli.common import cli_errors, console
 
 app = typer.Typer(help="Synthetic physics supervision: scenes, questions, datasets.", no_args_is_help=True)
-console = Console(stderr=True)
-
-
-class _errors:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if error is not None and isinstance(error, (PhysforgeError, ValueError, FileNotFoundError)) \
-                and not isinstance(error, typer.Exit):
-            console.print(f"[red]error:[/red] {error}", highlight=False)
-            raise typer.Exit(code=2)
-        return False
 
 
 @app.command("config")
@@ -34,7 +20,7 @@ def config_command(out: Path = typer.Argument(..., help="Where to write the defa
     from physforge.data.config import DataConfig
     from physforge.outputs import write_json
 
-    with _errors():
+    with cli_errors():
         write_json(out, DataConfig(seed=seed).to_dict())
         console.print(f"[green]wrote[/green] {out}")
 
@@ -52,7 +38,7 @@ def generate_command(
     from physforge.data.config import DataConfig
     from physforge.data.generate import generate_dataset
 
-    with _errors():
+    with cli_errors():
         cfg = DataConfig.load(config) if config is not None else DataConfig()
         info = generate_dataset(cfg, out, num_scenes, workers=workers, ray_address=ray_address, progress=progress)
         console.print(f"[green]wrote[/green] {out}: {info['num_scenes']} scenes, {info['num_questions']} questions, "
@@ -65,7 +51,7 @@ def validate_command(dataset: Path = typer.Argument(..., help="Dataset folder.")
     """Check a dataset folder: schema, counts, answers vs options, frame references, hash."""
     from physforge.data.validate import validate_dataset
 
-    with _errors():
+    with cli_errors():
         info = validate_dataset(dataset)
         console.print(f"[green]valid[/green] {dataset}: {info['num_scenes']} scenes, {info['num_questions']} questions")
 
@@ -77,7 +63,7 @@ def export_command(dataset: Path = typer.Argument(..., help="Dataset folder."),
     """Export for training: TRL conversational Parquet, LLaVA JSON or WebDataset tar shards."""
     from physforge.data.export import export_dataset
 
-    with _errors():
+    with cli_errors():
         console.print(f"[green]wrote[/green] {export_dataset(dataset, fmt, out)}")
 
 
@@ -90,7 +76,7 @@ def grade_command(predictions: Path = typer.Argument(..., help="JSONL: {\"questi
 
     from physforge.data.grade import grade, read_predictions
 
-    with _errors():
+    with cli_errors():
         preds = read_predictions(predictions)
         files = sorted((dataset / "questions").glob("*/*.parquet"))
         if not files:

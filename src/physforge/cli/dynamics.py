@@ -8,25 +8,11 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 
-from physforge.errors import PhysforgeError
+from physforge.cli.common import cli_errors, console
 
 app = typer.Typer(help="Image-to-dynamics generation with simulator-verified preference optimisation.",
                   no_args_is_help=True)
-console = Console(stderr=True)
-
-
-class _errors:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if error is not None and isinstance(error, (PhysforgeError, ValueError, FileNotFoundError)) \
-                and not isinstance(error, typer.Exit):
-            console.print(f"[red]error:[/red] {error}", highlight=False)
-            raise typer.Exit(code=2)
-        return False
 
 
 def _model_options(image_size: int, hidden: int, components: int, horizon: int, dt: float) -> dict:
@@ -53,7 +39,7 @@ def train_command(
     from physforge.dynamics.config import TrainConfig
     from physforge.dynamics.recipe import train_sft
 
-    with _errors():
+    with cli_errors():
         cfg = TrainConfig.load(config) if config is not None else TrainConfig(
             dataset=str(dataset), seed=seed, steps=steps, batch_size=batch_size, lr=lr,
             encoder_checkpoint=str(encoder_checkpoint or ""),
@@ -83,7 +69,7 @@ def dpo_command(
     from physforge.dynamics.config import DPOConfig
     from physforge.dynamics.recipe import train_dpo
 
-    with _errors():
+    with cli_errors():
         cfg = DPOConfig.load(config) if config is not None else DPOConfig(
             checkpoint=str(checkpoint), dataset=str(dataset), train=train, seed=seed, rounds=rounds, steps=steps,
             beta=beta, lr=lr, max_images=max_images,
@@ -109,7 +95,7 @@ def sample_command(
     from physforge.dynamics.sample import sample_scene
     from physforge.world import load_world
 
-    with _errors():
+    with cli_errors():
         if not image.is_file():
             raise FileNotFoundError(f"image {image} not found")
         payload = sample_scene(checkpoint, imageio.imread(image), load_world(world), out, num=samples, seed=seed,
@@ -135,7 +121,7 @@ def score_command(
     from physforge.outputs import write_json
     from physforge.world import load_world
 
-    with _errors():
+    with cli_errors():
         try:
             data = json.loads(trajectory.read_text())
         except json.JSONDecodeError as err:
@@ -168,7 +154,7 @@ def export_scene_command(
     from physforge.dynamics.errors import DynamicsDataError
     from physforge.outputs import write_json
 
-    with _errors():
+    with cli_errors():
         for path in sorted((dataset / "scenes").glob("*/*.parquet")):
             table = pq.read_table(path, columns=["scene_id", "frames", "world"])
             ids = table.column("scene_id").to_pylist()
@@ -196,7 +182,7 @@ def eval_command(
     from physforge.dynamics.config import EvalConfig
     from physforge.dynamics.recipe import evaluate
 
-    with _errors():
+    with cli_errors():
         named = {}
         for item in checkpoints:
             if "=" not in item:
@@ -223,7 +209,7 @@ def experiment_command(
     from physforge.dynamics.config import DPOConfig, EvalConfig, TrainConfig
     from physforge.dynamics.experiment import run_experiment, table
 
-    with _errors():
+    with cli_errors():
         train = replace(TrainConfig.load(train_config), dataset=str(dataset)) if train_config else \
             TrainConfig(dataset=str(dataset))
         dpo = replace(DPOConfig.load(dpo_config), dataset=str(dataset)) if dpo_config else \

@@ -9,21 +9,24 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 import physforge
-from physforge.errors import PhysforgeError
+from physforge.cli.asset import asset_app
+from physforge.cli.common import cli_errors, console
+from physforge.cli.data import app as data_app
+from physforge.cli.dynamics import app as dynamics_app
+from physforge.cli.reason import app as reason_app
+from physforge.cli.robot import app as robot_app
 
 app = typer.Typer(name="physforge", help="Physics-grounded data, assets and models on one world description.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 sim_app = typer.Typer(help="Simulate and render worlds.", no_args_is_help=True)
 app.add_typer(sim_app, name="sim")
-from physforge.cli.asset import asset_app; app.add_typer(asset_app, name="asset")  # noqa: E402,E702
-from physforge.cli.data import app as data_app; app.add_typer(data_app, name="data")  # noqa: E402,E702
-from physforge.cli.reason import app as reason_app; app.add_typer(reason_app, name="reason")  # noqa: E402,E702
-from physforge.cli.dynamics import app as dynamics_app; app.add_typer(dynamics_app, name="dynamics")  # noqa: E402,E702
-from physforge.cli.robot import app as robot_app; app.add_typer(robot_app, name="robot")  # noqa: E402,E702
-console = Console(stderr=True)
+app.add_typer(asset_app, name="asset")
+app.add_typer(data_app, name="data")
+app.add_typer(reason_app, name="reason")
+app.add_typer(dynamics_app, name="dynamics")
+app.add_typer(robot_app, name="robot")
 
 
 def _version(value: bool) -> None:
@@ -59,7 +62,7 @@ def sim_run(
     from physforge.sim.runner import SimRunConfig, run_to_folder
     from physforge.world import load_world
 
-    with _errors():
+    with cli_errors():
         config = SimRunConfig(duration=duration, fps=fps, width=width, height=height, camera=camera,
                               video_format="gif" if gif else "mp4", shadows=shadows)
         world = load_world(world_file)
@@ -72,21 +75,6 @@ def sim_run(
                       f"events {counts or 'none'}")
         for kind, path in result.files.items():
             console.print(f"  {kind:<10} {path}")
-
-
-class _errors:
-    """Turns physforge's errors (bad input, unstable simulation) into one line and exit code 2."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if error is None:
-            return False
-        if isinstance(error, (PhysforgeError, ValueError, FileNotFoundError)) and not isinstance(error, typer.Exit):
-            console.print(f"[red]error:[/red] {error}", highlight=False)
-            raise typer.Exit(code=2)
-        return False
 
 
 def main() -> None:

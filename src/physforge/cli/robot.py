@@ -8,24 +8,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 
-from physforge.errors import PhysforgeError
+from physforge.cli.common import cli_errors, console
 
 app = typer.Typer(help="Robot learning from a physical world model (PhysWorld).", no_args_is_help=True)
-console = Console(stderr=True)
-
-
-class _errors:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if error is not None and isinstance(error, (PhysforgeError, ValueError, FileNotFoundError, FileExistsError)) \
-                and not isinstance(error, typer.Exit):
-            console.print(f"[red]error:[/red] {error}", highlight=False)
-            raise typer.Exit(code=2)
-        return False
 
 
 @app.command("reconstruct")
@@ -37,7 +23,7 @@ def reconstruct_command(
     """Render TASK's demonstration, reconstruct the first RGB-D frame and track the object."""
     from physforge.robot.tasks import reconstruct_to_folder
 
-    with _errors():
+    with cli_errors():
         errors = reconstruct_to_folder(task, out, overwrite=overwrite)
         console.print(f"[green]wrote[/green] {out}")
         typer.echo(json.dumps(errors, indent=1))
@@ -56,7 +42,7 @@ def learn_command(
     """Train a PPO policy for TASK and save its checkpoint."""
     from physforge.robot.learn import LearnConfig, train
 
-    with _errors():
+    with cli_errors():
         if out.exists() and any(out.iterdir()):
             raise FileExistsError(f"{out} is not empty; choose another run folder")
         config = LearnConfig(task=task, method=method, total_steps=steps, n_steps=n_steps, batch_size=batch_size,
@@ -82,7 +68,7 @@ def eval_command(
     from physforge.robot.experiment import CompareConfig, run_comparison
     from physforge.robot.learn import evaluate, load_policy, write_table
 
-    with _errors():
+    with cli_errors():
         if out.exists() and any(out.iterdir()):
             raise FileExistsError(f"{out} is not empty; choose another output folder")
         if policy is not None:
