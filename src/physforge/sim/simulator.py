@@ -377,9 +377,12 @@ class _SensorStepper:
     """Steps with MuJoCo's C rollout (bit-identical to an mj_step loop when the warm start is
     passed along) with contact sensors on, and hands states and sensor data to the tracker.
 
-    The rollout object and its buffers are made once per run: the per-call cost of the
-    checked Python wrapper (~100 µs) would otherwise exceed the physics of a frame.
+    The rollout object and its buffers are made once per run (the checked Python wrapper costs
+    ~100 µs a call, more than a frame of physics), and each frame's steps are written into a
+    batch that the tracker reads a few hundred steps at a time.
     """
+
+    BATCH_STEPS = 512
 
     def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, tracker: SensorContactTracker):
         from mujoco import rollout
@@ -388,40 +391,56 @@ class _SensorStepper:
         self.runner = rollout.Rollout(nthread=0)
         self.scratch = mujoco.MjData(model)
         self.full = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
-        self.start = np.empty((1, mujoco.mj_stateSize(model, self.full)))
+        nstate = mujoco.mj_stateSize(model, self.full)
+        self.start = np.empty((1, nstate))
         # applied forces (e.g. holding removed bodies) are inputs, not physics state: pass them on
         self.input_spec = int(mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_QFRC_APPLIED
                               | mujoco.mjtState.mjSTATE_XFRC_APPLIED)
         self.inputs = np.empty(mujoco.mj_stateSize(model, self.input_spec))
         self.warmstart = np.empty((1, model.nv))
-        self.buffers: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def _buffers(self, steps: int):
-        if steps not in self.buffers:
-            self.buffers[steps] = (np.empty((1, steps, len(self.inputs))),
-                                   np.empty((1, steps, self.start.shape[1])),
-                                   np.empty((1, steps, self.model.nsensordata)))
-        return self.buffers[steps]
+        self.controls: dict[int, np.ndarray] = {}
+        self.states = np.empty((1, self.BATCH_STEPS, nstate))
+        self.sensordata = np.empty((1, self.BATCH_STEPS, model.nsensordata))
+        self.batch_start = np.empty(nstate)
+        self.batch_time = 0.0
+        self.filled = 0
 
     def advance(self, steps: int) -> None:
+        if self.filled + steps > self.BATCH_STEPS:
+            self.flush()
+        if steps > self.BATCH_STEPS:  # a very slow frame rate: one rollout of its own
+            self.states = np.empty((1, steps, self.states.shape[2]))
+            self.sensordata = np.empty((1, steps, self.sensordata.shape[2]))
         model, data = self.model, self.data
-        controls, states, sensordata = self._buffers(steps)
         mujoco.mj_getState(model, data, self.start[0], self.full)
+        if self.filled == 0:
+            self.batch_start[:] = self.start[0]
+            self.batch_time = float(data.time)
         mujoco.mj_getState(model, data, self.inputs, self.input_spec)
+        controls = self.controls.get(steps)
+        if controls is None:
+            controls = self.controls[steps] = np.empty((1, steps, len(self.inputs)))
         controls[0, :] = self.inputs
         self.warmstart[0] = data.qacc_warmstart
-        start_time = float(data.time)
         sensor_bit = int(mujoco.mjtDisableBit.mjDSBL_SENSOR)
         model.opt.disableflags &= ~sensor_bit
         try:
+            window = slice(self.filled, self.filled + steps)
             self.runner.rollout([model], [data], self.start, controls, control_spec=self.input_spec,
-                                skip_checks=True, nstep=steps, initial_warmstart=self.warmstart, state=states,
-                                sensordata=sensordata)
+                                skip_checks=True, nstep=steps, initial_warmstart=self.warmstart,
+                                state=self.states[:, window], sensordata=self.sensordata[:, window])
         finally:
             model.opt.disableflags |= sensor_bit
-        self.tracker.consume(model, self.scratch, start_time, self.start[0], states[0], sensordata[0])
+        self.filled += steps
+
+    def flush(self) -> None:
+        if self.filled:
+            self.tracker.consume(self.model, self.scratch, self.batch_time, self.batch_start,
+                                 self.states[0, :self.filled], self.sensordata[0, :self.filled])
+            self.filled = 0
 
     def close(self) -> None:
+        self.flush()
         self.runner.close()
 
 
