@@ -9,24 +9,10 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 
-from physforge.errors import PhysforgeError
+from physforge.cli.common import cli_errors, console
 
 app = typer.Typer(help="Physical reasoning models and the evaluation harness.", no_args_is_help=True)
-console = Console(stderr=True)
-
-
-class _errors:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, error, traceback):
-        if error is not None and isinstance(error, (PhysforgeError, ValueError, FileNotFoundError, FileExistsError)) \
-                and not isinstance(error, typer.Exit):
-            console.print(f"[red]error:[/red] {error}", highlight=False)
-            raise typer.Exit(code=2)
-        return False
 
 
 @app.command("train")
@@ -48,7 +34,7 @@ def train_command(
     from physforge.reason.config import EncoderConfig, TrainConfig, load_json_config
     from physforge.reason.recipe_encoder import train_encoder
 
-    with _errors():
+    with cli_errors():
         if config is not None:
             cfg = load_json_config(TrainConfig, config)
         else:
@@ -80,7 +66,7 @@ def train_vlm_command(
     from physforge.reason.config import VLMTrainConfig
     from physforge.reason.recipe_vlm import train_vlm
 
-    with _errors():
+    with cli_errors():
         cfg = VLMTrainConfig(data=str(data), out=str(out), base_model=str(base_model) if base_model else None,
                              steps=steps, batch_size=batch_size, lr=lr, seed=seed,
                              max_train_examples=max_train_examples)
@@ -114,7 +100,7 @@ def eval_command(
     from physforge.reason.harness import EvalConfig, evaluate
     from physforge.reason.report import table_rows
 
-    with _errors():
+    with cli_errors():
         cfg = EvalConfig(data=str(data), out=str(out), model=model, endpoint_url=endpoint_url,
                          endpoint_model=endpoint_model, api_key_env=api_key_env,
                          predictions=str(predictions) if predictions else None, splits=tuple(split or ()),
