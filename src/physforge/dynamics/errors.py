@@ -3,6 +3,7 @@ working). Every message names what is wrong and what to do."""
 
 from __future__ import annotations
 
+from physforge.checkpoints import CheckpointError
 from physforge.errors import PhysforgeError
 
 
@@ -18,9 +19,5 @@ class DynamicsDataError(PhysforgeError, ValueError):
     """A dataset, trajectory or pairs file cannot be used (missing split, wrong shape, too few frames)."""
 
 
-class DynamicsCheckpointError(PhysforgeError, ValueError):
+class DynamicsCheckpointError(CheckpointError):
     """A generator checkpoint folder cannot be loaded: missing files, wrong kind, mismatched shapes."""
-
-    def __init__(self, path, message: str):
-        self.path = str(path)
-        super().__init__(f"{path}: {message}")

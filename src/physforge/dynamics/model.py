@@ -20,9 +20,7 @@ model arguments, PhysEncoder arguments, step, stage, training config).
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -193,50 +191,23 @@ def build_generator(config: GeneratorConfig, generator: torch.Generator,
 def save_generator(model: TrajectoryGenerator, folder: str | Path, step: int, stage: str,
                    train_config: dict[str, Any] | None = None) -> Path:
     """Write ``model.safetensors`` and ``checkpoint.json`` into ``folder`` (each atomically)."""
-    from safetensors.torch import save_file
+    from physforge.checkpoints import save_checkpoint
 
-    from physforge.outputs import write_json
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    temporary = folder / f".model.safetensors.tmp-{os.getpid()}"
-    save_file(tensors, str(temporary), metadata={"kind": KIND, "step": str(step)})
-    temporary.replace(folder / "model.safetensors")
-    write_json(folder / "checkpoint.json", {
+    return save_checkpoint(model, folder, {
         "kind": KIND, "format_version": FORMAT_VERSION, "step": step, "stage": stage,
         "model": model.config.to_dict(), "encoder": model.encoder.config.to_dict(), "train_config": train_config})
-    return folder
 
 
 def load_generator(folder: str | Path) -> TrajectoryGenerator:
     """Load a generator checkpoint folder (safetensors; no pickle), in eval mode."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from physforge.checkpoints import load_weights, read_checkpoint_meta
 
     folder = Path(folder)
-    meta_path = folder / "checkpoint.json"
-    if not meta_path.is_file():
-        raise DynamicsCheckpointError(folder, "no checkpoint.json here; pass the checkpoint/ folder of a "
-                                      "`physforge dynamics train` or `dpo` run")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise DynamicsCheckpointError(meta_path, f"not valid JSON ({err.msg})") from None
-    if meta.get("kind") != KIND:
-        raise DynamicsCheckpointError(folder, f"kind is {meta.get('kind')!r}, expected {KIND!r}")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise DynamicsCheckpointError(folder, f"format_version {meta.get('format_version')!r} is not supported "
-                                      f"(expected {FORMAT_VERSION}); retrain or upgrade physforge")
-    model = TrajectoryGenerator(GeneratorConfig.from_dict(meta["model"], where=f"{meta_path}: model"), meta["encoder"])
-    try:
-        state = load_file(str(folder / "model.safetensors"))
-    except (FileNotFoundError, SafetensorError, OSError) as err:
-        raise DynamicsCheckpointError(folder / "model.safetensors", f"cannot read the weights ({err})") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise DynamicsCheckpointError(folder, f"weights do not match the model arguments: {str(err)[:300]}") from None
+    meta = read_checkpoint_meta(folder, KIND, FORMAT_VERSION, error=DynamicsCheckpointError,
+                                hint="pass the checkpoint/ folder of a `physforge dynamics train` or `dpo` run")
+    model = TrajectoryGenerator(GeneratorConfig.from_dict(meta["model"], where=f"{folder / 'checkpoint.json'}: model"),
+                                meta["encoder"])
+    load_weights(model, folder, error=DynamicsCheckpointError)
     model.step = int(meta.get("step", 0))
     model.stage = str(meta.get("stage", ""))
     return model.eval()

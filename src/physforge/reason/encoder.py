@@ -15,7 +15,6 @@ A checkpoint is a folder: ``model.safetensors`` (weights only) and ``checkpoint.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -223,19 +222,10 @@ def build_encoder(config: EncoderConfig, generator: torch.Generator) -> PhysEnco
 
 def save_encoder(model: PhysEncoder, folder: str | Path, step: int, train_config: dict[str, Any] | None = None) -> Path:
     """Write ``model.safetensors`` and ``checkpoint.json`` into ``folder`` (each atomically)."""
-    from safetensors.torch import save_file
+    from physforge.checkpoints import save_checkpoint
 
-    from physforge.outputs import write_json
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
-    temporary = folder / f".model.safetensors.tmp-{os.getpid()}"
-    save_file(tensors, str(temporary), metadata={"kind": KIND, "step": str(step)})
-    temporary.replace(folder / "model.safetensors")
-    write_json(folder / "checkpoint.json", {"kind": KIND, "format_version": FORMAT_VERSION, "step": step,
-                                            "model": model.config.to_dict(), "train_config": train_config})
-    return folder
+    return save_checkpoint(model, folder, {"kind": KIND, "format_version": FORMAT_VERSION, "step": step,
+                                           "model": model.config.to_dict(), "train_config": train_config})
 
 
 def is_encoder_checkpoint(folder: str | Path) -> bool:
@@ -250,32 +240,12 @@ def is_encoder_checkpoint(folder: str | Path) -> bool:
 
 def load_encoder(folder: str | Path) -> PhysEncoder:
     """Load a PhysEncoder checkpoint folder (safetensors weights; no pickle). Returns it in eval mode."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from physforge.checkpoints import load_weights, read_checkpoint_meta
 
     folder = Path(folder)
-    meta_path = folder / "checkpoint.json"
-    if not meta_path.is_file():
-        raise CheckpointError(folder, "no checkpoint.json here; pass a folder written by `physforge reason train` "
-                              "(its checkpoint/ subfolder)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(meta_path, f"not valid JSON ({err.msg})") from None
-    if meta.get("kind") != KIND:
-        raise CheckpointError(folder, f"kind is {meta.get('kind')!r}, expected {KIND!r}")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(folder, f"format_version {meta.get('format_version')!r} is not supported "
-                              f"(expected {FORMAT_VERSION}); retrain or upgrade physforge")
-    config = EncoderConfig.from_dict(meta["model"], where=f"{meta_path}: model")
-    model = PhysEncoder(config)
-    try:
-        state = load_file(str(folder / "model.safetensors"))
-    except (FileNotFoundError, SafetensorError, OSError) as err:
-        raise CheckpointError(folder / "model.safetensors", f"cannot read the weights ({err})") from None
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise CheckpointError(folder, f"weights do not match the model arguments: {str(err)[:300]}") from None
+    meta = read_checkpoint_meta(folder, KIND, FORMAT_VERSION, error=CheckpointError,
+                                hint="pass a folder written by `physforge reason train` (its checkpoint/ subfolder)")
+    model = PhysEncoder(EncoderConfig.from_dict(meta["model"], where=f"{folder / 'checkpoint.json'}: model"))
+    load_weights(model, folder, error=CheckpointError)
     model.step = int(meta.get("step", 0))
     return model.eval()

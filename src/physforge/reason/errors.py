@@ -3,6 +3,7 @@ the builtin keeps working). Every message names what is wrong and what to do."""
 
 from __future__ import annotations
 
+from physforge.checkpoints import CheckpointError as BaseCheckpointError
 from physforge.errors import PhysforgeError
 
 
@@ -14,12 +15,8 @@ class ReasonConfigError(PhysforgeError, ValueError):
         super().__init__(f"{path}: {message}")
 
 
-class CheckpointError(PhysforgeError, ValueError):
-    """A checkpoint folder cannot be loaded: missing files, wrong kind, or mismatched shapes."""
-
-    def __init__(self, path, message: str):
-        self.path = str(path)
-        super().__init__(f"{path}: {message}")
+class CheckpointError(BaseCheckpointError):
+    """A PhysEncoder checkpoint folder cannot be loaded: missing files, wrong kind, or mismatched shapes."""
 
 
 class ReasonDataError(PhysforgeError, ValueError):
