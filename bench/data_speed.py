@@ -32,7 +32,7 @@ from physforge.data.programs import TIMINGS  # noqa: E402
 from physforge.data.scene import assign, scene_rng  # noqa: E402
 from physforge.errors import SimulationUnstable  # noqa: E402
 from physforge.sim import Simulator  # noqa: E402
-from physforge.sim.frames import FrameRenderer  # noqa: E402
+from physforge.sim.render import RenderConfig, SceneRenderer  # noqa: E402
 
 
 def config(seed: int) -> DataConfig:
@@ -42,7 +42,7 @@ def config(seed: int) -> DataConfig:
 def bare(cfg: DataConfig, indices: range) -> float:
     """Simulate and render (RGB, depth, segmentation to arrays) the same scenes; no questions,
     no encoding, no writing."""
-    renderer = FrameRenderer(cfg.width, cfg.height)
+    renderer = SceneRenderer(config=RenderConfig(cfg.width, cfg.height))
     start = time.perf_counter()
     for index in indices:
         rng = scene_rng(cfg.seed, index)

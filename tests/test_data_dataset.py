@@ -17,7 +17,7 @@ from physforge.data.questions import Balancer
 from physforge.data.scene import generate_scene
 from physforge.data.validate import validate_dataset
 from physforge.errors import SimulationUnstable
-from physforge.sim.frames import FrameRenderer
+from physforge.sim.render import RenderConfig, SceneRenderer
 
 CONFIG = DataConfig(seed=5, width=32, height=32, num_frames=4, fps=4.0, state_fps=20.0, shard_size=3,
                     plausibility_fraction=0.5, ood_params_fraction=0.15, ood_compositional_fraction=0.15)
@@ -70,7 +70,7 @@ def test_write_read_round_trip_matches_the_scenes_in_memory(dataset):
     for path in sorted((folder / "questions").glob("*/*.parquet")):
         for row in pq.read_table(path).to_pylist():
             questions[row["question_id"]] = row
-    renderer = FrameRenderer(CONFIG.width, CONFIG.height)
+    renderer = SceneRenderer(config=RenderConfig(CONFIG.width, CONFIG.height))
     for shard_start in range(0, NUM_SCENES, CONFIG.shard_size):
         balancer = Balancer()
         for index in range(shard_start, shard_start + CONFIG.shard_size):

@@ -12,7 +12,7 @@ from physforge.data.programs import ExecutionContext, RolloutProvider, execute
 from physforge.data.questions import Balancer, Scene, faster_after_collision, projectile_templates, ramp_templates
 from physforge.data.scene import generate_scene
 from physforge.sim import Simulator
-from physforge.sim.frames import FrameRenderer
+from physforge.sim.render import RenderConfig, SceneRenderer
 from physforge.world import Body, Camera, Geom, Material, Pose, Sphere, World, world_from_dict
 
 DURATION, FPS = 2.75, 20.0
@@ -111,7 +111,7 @@ def _fresh_rollout(world_json: str, intervention: dict):
 def test_counterfactual_answers_agree_with_an_independent_rerun():
     config = DataConfig(seed=11, width=32, height=32, families={"collisions": 1.0, "dominoes": 1.0}, heldout_families=(),
                         plausibility_fraction=0.0, perturbation_trials=0)
-    renderer = FrameRenderer(32, 32)
+    renderer = SceneRenderer(config=RenderConfig(32, 32))
     checked = 0
     for index in range(10):
         result = generate_scene(config, index, renderer, Balancer())

@@ -12,42 +12,6 @@ from physforge.data.grade import answers_match, grade, grade_one, physics_reward
 from physforge.data.programs import execute
 from physforge.data.questions import Balancer, Candidate, select
 from physforge.errors import SimulationUnstable
-from physforge.sim import RenderConfig, SceneRenderer, Simulator
-from physforge.sim.frames import FrameRenderer
-from physforge.world import Body, Box, Camera, Geom, Pose, Sphere, World
-
-
-def _world(offset: float) -> World:
-    return World(cameras=(Camera("c", (0.2, -1.5, 0.8)),), bodies=(
-        Body("ball", (Geom(Sphere(0.08), rgba=(1, 0, 0, 1)),), Pose((offset, 0, 0.08))),
-        Body("box", (Geom(Box((0.06, 0.06, 0.06)), rgba=(0, 0, 1, 1)),), Pose((0.25, 0.1, 0.06))),
-    ))
-
-
-def test_frame_renderer_matches_scene_renderer_across_worlds():
-    frames = FrameRenderer(48, 40)
-    for offset in (-0.2, 0.0):  # one GL context, re-bound per world
-        sim = Simulator(_world(offset))
-        camera = sim.world.cameras[0]
-        with SceneRenderer(sim.compiled, RenderConfig(48, 40)) as reference:
-            ids = reference.segmentation(sim.data, camera)
-            depth = reference.depth(sim.data, camera)
-        frames.bind(sim.compiled)
-        our_depth, our_ids = frames.depth_segmentation(sim.data, camera)
-        rgb = frames.rgb(sim.data, camera)
-        assert rgb.shape == (40, 48, 3) and rgb.dtype == np.uint8
-        assert np.array_equal(our_ids, ids) and set(np.unique(ids)) == {0, 1, 2}
-        assert np.max(np.abs(our_depth - depth)) < 1e-3
-        red = rgb[our_ids == 1].mean(axis=0)
-        assert red[0] > red[2]  # the ball (body 0, id 1) is red
-    frames.close()
-
-
-def test_frame_renderer_refuses_bad_sizes_and_unbound_use():
-    with pytest.raises(ValueError, match="width"):
-        FrameRenderer(0, 10)
-    with pytest.raises(RuntimeError, match="bind"):
-        FrameRenderer(16, 16).rgb(None, Camera("c", (1, 1, 1)))
 
 
 def test_config_round_trips_and_names_bad_fields(tmp_path):

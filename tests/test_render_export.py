@@ -106,3 +106,51 @@ def test_mesh_world_exports_meshes_beside_the_file(tmp_path):
     assert (tmp_path / "out" / "meshes").is_dir()
     model = mujoco.MjModel.from_xml_path(str(out))
     assert model.nmesh == 1
+
+
+def _two_object_world(offset: float) -> World:
+    return World(cameras=(Camera("c", (0.2, -1.5, 0.8), look_at=(0.1, 0, 0.05)),), bodies=(
+        Body("ball", (Geom(Sphere(0.08), rgba=(1, 0, 0, 1)),), Pose((offset, 0, 0.08))),
+        Body("box", (Geom(Box((0.06, 0.06, 0.06)), rgba=(0, 0, 1, 1)),), Pose((0.25, 0.1, 0.06))),
+    ))
+
+
+def test_bare_floor_depth_matches_the_ray_plane_intersection_at_every_pixel():
+    world = World(ground=scene().ground, cameras=(Camera("tilted", (0.3, -1.2, 0.9), look_at=(0, 0, 0)),),
+                  bodies=(Body("far", (Geom(Sphere(0.05)),), Pose((30, 30, 0.05))),))
+    sim = Simulator(world)
+    camera = world.cameras[0]
+    width, height = 40, 30
+    with SceneRenderer(sim.compiled, RenderConfig(width, height)) as renderer:
+        depth, ids = renderer.depth_segmentation(sim.data, "tilted")
+    k, rotation = camera.intrinsics(width, height), camera.rotation_matrix()
+    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    # camera looks along -z with +y up (OpenGL); image rows grow downwards
+    rays_camera = np.stack([(u - k[0, 2]) / k[0, 0], -(v - k[1, 2]) / k[1, 1], -np.ones_like(u)], axis=-1)
+    rays_world = rays_camera @ rotation.T
+    hits = rays_world[..., 2] < 0
+    scale = -camera.position[2] / np.where(hits, rays_world[..., 2], -1.0)  # distance along the ray per unit z-depth
+    expected = np.where(hits, scale, np.nan)  # z-depth equals the ray parameter because the ray's camera z is -1
+    floor = hits & (ids == 0) & (expected < 5.0)
+    assert floor.sum() > 0.5 * width * height
+    assert np.max(np.abs(depth[floor] - expected[floor])) < 5e-3
+
+
+def test_one_renderer_rebinds_across_worlds_and_keeps_colours_and_ids():
+    renderer = SceneRenderer(config=RenderConfig(48, 40))
+    for offset in (-0.2, 0.0):
+        sim = Simulator(_two_object_world(offset))
+        renderer.bind(sim.compiled)
+        depth, ids = renderer.depth_segmentation(sim.data, "c")
+        rgb = renderer.rgb(sim.data, "c")
+        assert set(np.unique(ids)) == {0, 1, 2}
+        red = rgb[ids == 1].mean(axis=0)
+        blue = rgb[ids == 2].mean(axis=0)
+        assert red[0] > red[2] and blue[2] > blue[0]
+        # the ball is nearer the camera than the floor behind it
+        assert depth[ids == 1].min() < depth[ids == 0].max()
+    renderer.close()
+    with pytest.raises(RuntimeError, match="bind"):
+        SceneRenderer(config=RenderConfig(16, 16)).rgb(None, Camera("x", (1, 1, 1)))
+    with pytest.raises(ValueError, match="width"):
+        RenderConfig(0, 10)

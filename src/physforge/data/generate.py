@@ -58,11 +58,11 @@ def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int)
     from physforge.data.questions import Balancer
     from physforge.data.scene import generate_scene
     from physforge.data.schema import QUESTIONS_HF, SCENES_HF
-    from physforge.sim.frames import FrameRenderer
+    from physforge.sim.render import RenderConfig, SceneRenderer
 
     config = DataConfig.from_dict(config_data)
     out = Path(out_dir)
-    renderer = FrameRenderer(config.width, config.height)
+    renderer = SceneRenderer(config=RenderConfig(config.width, config.height))
     balancer = Balancer()
     start = shard * config.shard_size
     stop = min(num_scenes, start + config.shard_size)

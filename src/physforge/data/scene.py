@@ -109,7 +109,7 @@ def _same(a: Candidate, b: Candidate) -> bool:
 
 def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer) -> SceneResult:
     """Build, simulate, render and question scene ``index`` of the run. ``renderer`` is a
-    ``physforge.sim.frames.FrameRenderer`` of the config's size (one per worker)."""
+    ``physforge.sim.SceneRenderer`` of the config's size (one per worker, re-bound per scene)."""
     rng = scene_rng(config.seed, index)
     family, split, variant = assign(config, rng)
     result = SceneResult(index=index, family=family, split=split, scene=None)

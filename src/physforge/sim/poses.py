@@ -110,16 +110,14 @@ class BodyPoseProbe:
         """Render each frame: kind "rgb" -> (n_frames, H, W, 3) uint8; "segmentation" ->
         (n_frames, H, W) int32 (0 background and ground, i + 1 = world body i). camera: a
         ``physforge.world.Camera``, default the world's first camera."""
-        from physforge.sim.frames import FrameRenderer
-        from physforge.sim.render import default_camera
+        from physforge.sim.render import RenderConfig, SceneRenderer, default_camera
 
         if kind not in ("rgb", "segmentation"):
             raise ValueError(f"kind must be 'rgb' or 'segmentation', got {kind!r}")
         positions, quaternions = self._check(positions, quaternions)
         if camera is None:
             camera = self.world.cameras[0] if self.world.cameras else default_camera(self.world)
-        renderer = FrameRenderer(width, height)
-        renderer.bind(self.compiled)
+        renderer = SceneRenderer(self.compiled, RenderConfig(width, height))
         try:
             frames = []
             for frame in range(len(positions)):

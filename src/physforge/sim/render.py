@@ -1,7 +1,8 @@
 """Headless rendering of RGB, metric depth and instance segmentation, and writing clips.
 
 The OpenGL backend is chosen by MUJOCO_GL before mujoco is imported (physforge.sim sets
-``egl`` unless the user chose); OSMesa (``MUJOCO_GL=osmesa``) also works.
+``egl`` unless the user chose); OSMesa (``MUJOCO_GL=osmesa``) also works. There is one
+renderer, ``SceneRenderer``, for single worlds and for generators that render thousands.
 """
 
 from __future__ import annotations
@@ -38,6 +39,23 @@ class RenderConfig:
                 raise ValueError(f"RenderConfig.{name} must be an integer in [1, {MAX_RENDER_SIZE}], got {value!r}")
 
 
+_GL_CONTEXTS: dict[tuple[int, int], object] = {}
+
+
+def _gl_context(width: int, height: int):
+    """The process's GL context for this image size, made current (created once: creating one
+    costs more than rendering a short clip in software GL)."""
+    key = (width, height)
+    context = _GL_CONTEXTS.get(key)
+    if context is None:
+        from mujoco import gl_context
+
+        context = gl_context.GLContext(width, height)
+        _GL_CONTEXTS[key] = context
+    context.make_current()
+    return context
+
+
 class SceneRenderer:
     """Renders a compiled world's current MjData from a named camera or a ``Camera``.
 
@@ -46,25 +64,54 @@ class SceneRenderer:
         depth = renderer.depth(sim.data, "front")        # (H, W) float32, m along the view axis
         ids = renderer.segmentation(sim.data, "front")   # (H, W) int32, 0 = background,
                                                          #   i + 1 = world.bodies[i]
+        depth, ids = renderer.depth_segmentation(sim.data, "front")   # one pass for both
+
+    One GL context per image size is shared by the whole process; ``bind(compiled)`` points
+    the renderer at another world for ~10-20 ms (a data generator renders thousands of worlds).
     """
 
-    def __init__(self, compiled: CompiledWorld, config: RenderConfig = RenderConfig()):
-        self.compiled = compiled
+    def __init__(self, compiled: CompiledWorld | None = None, config: RenderConfig = RenderConfig()):
         self.config = config
-        model = compiled.model
-        model.vis.quality.shadowsize = config.shadow_size if config.shadows else 0
-        model.vis.global_.offwidth = max(model.vis.global_.offwidth, config.width)
-        model.vis.global_.offheight = max(model.vis.global_.offheight, config.height)
-        # the smallest font atlas: building the 150 % one costs ~0.3 s per world in software GL
-        self._renderer = mujoco.Renderer(model, height=config.height, width=config.width,
-                                         font_scale=mujoco.mjtFontScale.mjFONTSCALE_50)
+        width, height = config.width, config.height
+        self._context = None
+        self.compiled: CompiledWorld | None = None
+        self._viewport = mujoco.MjrRect(0, 0, width, height)
         self._options = mujoco.MjvOption()
         self._options.geomgroup[HIDDEN_GEOM_GROUP] = 0
+        self._perturb = mujoco.MjvPerturb()
+        self._rgb = np.zeros((height, width, 3), dtype=np.uint8)
+        self._depth = np.zeros((height, width), dtype=np.float32)
+        if compiled is not None:
+            self.bind(compiled)
+
+    def bind(self, compiled: CompiledWorld) -> None:
+        """Render ``compiled`` from now on (call once per world)."""
+        _gl_context(self.config.width, self.config.height)
+        self.release()
+        model = compiled.model
+        model.vis.quality.shadowsize = self.config.shadow_size if self.config.shadows else 0
+        model.vis.global_.offwidth = max(model.vis.global_.offwidth, self.config.width)
+        model.vis.global_.offheight = max(model.vis.global_.offheight, self.config.height)
+        # the smallest font atlas: the 150 % one costs ~0.3 s per world in software GL
+        self._context = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_50)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
+        self._context.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
+        self._scene = mujoco.MjvScene(model, maxgeom=max(1000, 4 * model.ngeom))
+        self.compiled = compiled
         # geom id -> instance id (world body index + 1; 0 for the ground and other world geoms)
         self._instance_of_geom = np.concatenate([[0], compiled.geom_body_index + 1]).astype(np.int32)
+        extent = model.stat.extent
+        self._near, self._far = model.vis.map.znear * extent, model.vis.map.zfar * extent
+
+    def release(self) -> None:
+        """Free the bound world's render context (the GL context stays for the next world)."""
+        if self._context is not None:
+            self._context.free()
+            self._context = None
+            self.compiled = None
 
     def close(self) -> None:
-        self._renderer.close()
+        self.release()
 
     def __enter__(self):
         return self
@@ -72,45 +119,74 @@ class SceneRenderer:
     def __exit__(self, *exc):
         self.close()
 
-    def _update(self, data: mujoco.MjData, camera: str | Camera) -> None:
-        self._renderer.update_scene(data, camera=self._camera(camera), scene_option=self._options)
-        flags = self._renderer.scene.flags
-        flags[mujoco.mjtRndFlag.mjRND_SHADOW] = int(self.config.shadows)
-        flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = int(self.config.reflections)
-
-    def _camera(self, camera: str | Camera):
+    def _camera(self, camera: str | Camera) -> mujoco.MjvCamera:
+        model = self.compiled.model
         if isinstance(camera, Camera):
-            return free_camera(camera, self.compiled.model)
-        if mujoco.mj_name2id(self.compiled.model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
+            return free_camera(camera, model)
+        index = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+        if index < 0:
             names = [c.name for c in self.compiled.world.cameras]
             raise ValueError(f"no camera named {camera!r}; the world has {names}")
-        return camera
+        view = mujoco.MjvCamera()
+        view.type = mujoco.mjtCamera.mjCAMERA_FIXED
+        view.fixedcamid = index
+        return view
+
+    def _render(self, data: mujoco.MjData, camera: str | Camera, segment: bool) -> None:
+        if self.compiled is None:
+            raise RuntimeError("SceneRenderer.bind(compiled) must be called before rendering")
+        _gl_context(self.config.width, self.config.height)
+        model = self.compiled.model
+        mujoco.mjv_updateScene(model, data, self._options, self._perturb, self._camera(camera),
+                               mujoco.mjtCatBit.mjCAT_ALL, self._scene)
+        flags = self._scene.flags
+        flags[mujoco.mjtRndFlag.mjRND_SHADOW] = int(self.config.shadows and not segment)
+        flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = int(self.config.reflections and not segment)
+        flags[mujoco.mjtRndFlag.mjRND_SEGMENT] = int(segment)
+        flags[mujoco.mjtRndFlag.mjRND_IDCOLOR] = int(segment)
+        mujoco.mjr_render(self._viewport, self._scene, self._context)
 
     def rgb(self, data: mujoco.MjData, camera: str | Camera) -> np.ndarray:
         """(height, width, 3) uint8."""
-        self._update(data, camera)
-        return self._renderer.render().copy()
+        self._render(data, camera, segment=False)
+        mujoco.mjr_readPixels(self._rgb, None, self._viewport, self._context)
+        return np.flipud(self._rgb).copy()
+
+    def depth_segmentation(self, data: mujoco.MjData, camera: str | Camera) -> tuple[np.ndarray, np.ndarray]:
+        """``(depth (H, W) float32 m along the view axis, ids (H, W) int32)`` from one flat-colour
+        pass: ids 0 = background and ground, i + 1 = world.bodies[i]."""
+        self._render(data, camera, segment=True)
+        mujoco.mjr_readPixels(self._rgb, self._depth, self._viewport, self._context)
+        return self._metric_depth(), self._instance_ids()
 
     def depth(self, data: mujoco.MjData, camera: str | Camera) -> np.ndarray:
         """(height, width) float32, metres along the camera's viewing axis (z-depth)."""
-        self._renderer.enable_depth_rendering()
-        try:
-            self._update(data, camera)
-            return self._renderer.render().astype(np.float32)
-        finally:
-            self._renderer.disable_depth_rendering()
+        return self.depth_segmentation(data, camera)[0]
 
     def segmentation(self, data: mujoco.MjData, camera: str | Camera) -> np.ndarray:
         """(height, width) int32 instance ids: 0 background and ground, i + 1 for world.bodies[i]."""
-        self._renderer.enable_segmentation_rendering()
-        try:
-            self._update(data, camera)
-            raw = self._renderer.render()
-        finally:
-            self._renderer.disable_segmentation_rendering()
-        ids, types = raw[..., 0], raw[..., 1]
-        is_geom = (types == int(mujoco.mjtObj.mjOBJ_GEOM)) & (ids >= 0)
-        return np.where(is_geom, self._instance_of_geom[np.clip(ids, -1, None) + 1], 0).astype(np.int32)
+        return self.depth_segmentation(data, camera)[1]
+
+    def _metric_depth(self) -> np.ndarray:
+        # MuJoCo renders with reversed Z: undo its projection in float64 (as mujoco.Renderer does)
+        far, near = np.float32(self._far), np.float32(self._near)
+        c = np.float32(-0.5) * (-(far + near) / (far - near)) - np.float32(0.5)
+        d = np.float32(-0.5) * (-(np.float32(2) * far * near) / (far - near))
+        depth = float(d) / (self._depth.astype(np.float64) + float(c))
+        return np.flipud(depth).astype(np.float32)
+
+    def _instance_ids(self) -> np.ndarray:
+        raw = np.flipud(self._rgb).astype(np.int64)
+        # IDCOLOR paints each scene geom in colour (segid + 1); 0 is the background
+        code = raw[..., 0] + raw[..., 1] * 256 + raw[..., 2] * 65536
+        lookup = np.zeros(self._scene.ngeom + 2, dtype=np.int32)
+        geom_type = int(mujoco.mjtObj.mjOBJ_GEOM)
+        for i in range(self._scene.ngeom):
+            geom = self._scene.geoms[i]
+            if geom.segid >= 0 and geom.objtype == geom_type and geom.segid + 1 < len(lookup):
+                lookup[geom.segid + 1] = self._instance_of_geom[geom.objid + 1]
+        out = np.where(code < len(lookup), lookup[np.clip(code, 0, len(lookup) - 1)], 0)
+        return out.astype(np.int32)
 
 
 def free_camera(camera: Camera, model: mujoco.MjModel) -> mujoco.MjvCamera:
