@@ -31,12 +31,12 @@ def train_command(
     overwrite: bool = typer.Option(False, help="Replace a non-empty run folder."),
 ) -> None:
     """Train a PhysEncoder (multi-task heads + question answering) on a dataset."""
-    from physforge.reason.config import EncoderConfig, TrainConfig, load_json_config
+    from physforge.reason.config import EncoderConfig, TrainConfig
     from physforge.reason.recipe_encoder import train_encoder
 
     with cli_errors():
         if config is not None:
-            cfg = load_json_config(TrainConfig, config)
+            cfg = TrainConfig.load(config)
         else:
             cfg = TrainConfig(data=str(data), out=str(out), steps=steps, batch_size=batch_size, lr=lr,
                               aux_weight=aux_weight, seed=seed,

@@ -11,12 +11,10 @@
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
+from physforge.configs import JsonConfig, check_float, check_int
 from physforge.dynamics.errors import DynamicsConfigError
 
 IID_EVAL_SPLITS = ("val", "test")
@@ -24,45 +22,15 @@ OOD_EVAL_SPLITS = ("test_ood_params", "test_ood_compositional", "test_ood_family
 
 
 def _int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise DynamicsConfigError(name, f"expected an integer in [{low}, {high}], got {value!r}")
+    check_int(name, value, low, high, DynamicsConfigError)
 
 
 def _float(name: str, value: Any, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise DynamicsConfigError(name, f"expected a number in [{low}, {high}], got {value!r}")
+    check_float(name, value, low, high, DynamicsConfigError)
 
 
-class _Config:
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: Any, where: str = "config"):
-        if not isinstance(data, dict):
-            raise DynamicsConfigError(where, f"expected a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise DynamicsConfigError(f"{where}.{unknown[0]}", f"unknown field; expected one of {sorted(known)}")
-        try:
-            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-        except DynamicsConfigError as err:
-            if where == "config":
-                raise
-            raise DynamicsConfigError(f"{where}.{err.path}", str(err).split(": ", 1)[1]) from None
-
-    @classmethod
-    def load(cls, path: str | Path):
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise DynamicsConfigError(str(path), "config file not found") from None
-        except json.JSONDecodeError as err:
-            raise DynamicsConfigError(str(path), f"not valid JSON ({err.msg} at line {err.lineno})") from None
-        return cls.from_dict(data, where=str(path))
+class _Config(JsonConfig):
+    error_type = DynamicsConfigError
 
 
 @dataclass(frozen=True)

@@ -4,39 +4,27 @@ its training run, and the small VLM's training run. Each validates itself and is
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from physforge.configs import JsonConfig, check_float, check_int
 from physforge.reason.errors import ReasonConfigError
 
 
 def _int(name: str, value: Any, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ReasonConfigError(name, f"expected an integer in [{low}, {high}], got {value!r}")
+    check_int(name, value, low, high, ReasonConfigError)
 
 
 def _float(name: str, value: Any, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise ReasonConfigError(name, f"expected a number in [{low}, {high}], got {value!r}")
+    check_float(name, value, low, high, ReasonConfigError)
 
 
-def _from_dict(cls, data: Any, where: str):
-    if not isinstance(data, dict):
-        raise ReasonConfigError(where, f"expected a JSON object, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ReasonConfigError(f"{where}.{unknown[0]}", f"unknown field; expected one of {sorted(known)}")
-    converted = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return cls(**converted)
+class _Config(JsonConfig):
+    error_type = ReasonConfigError
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
+class EncoderConfig(_Config):
     """Model arguments of a PhysEncoder (saved in every checkpoint).
 
     image_size: px, frames are resized to image_size x image_size (a multiple of 16).
@@ -88,16 +76,13 @@ class EncoderConfig:
         if not isinstance(self.blind, bool):
             raise ReasonConfigError("blind", f"expected true or false, got {self.blind!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "model") -> "EncoderConfig":
-        return _from_dict(cls, data, where)
+        return super().from_dict(data, where)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Config):
     """One PhysEncoder training run (``physforge reason train``).
 
     data: dataset folder (``physforge data generate``). out: run folder (config.json,
@@ -154,13 +139,9 @@ class TrainConfig:
         out["model"] = self.model.to_dict()
         return out
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "config") -> "TrainConfig":
-        return _from_dict(cls, data, where)
-
 
 @dataclass(frozen=True)
-class VLMTrainConfig:
+class VLMTrainConfig(_Config):
     """One small-VLM SFT run (``physforge reason train-vlm``).
 
     data: dataset folder. out: run folder (config.json, model/ with the processor, init/ for a
@@ -217,19 +198,3 @@ class VLMTrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "config") -> "VLMTrainConfig":
-        return _from_dict(cls, data, where)
-
-
-def load_json_config(cls, path: str | Path):
-    """``cls.from_dict`` of a JSON file, naming the file in errors."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ReasonConfigError(str(path), "config file not found") from None
-    except json.JSONDecodeError as err:
-        raise ReasonConfigError(str(path), f"not valid JSON ({err.msg} at line {err.lineno})") from None
-    return cls.from_dict(data, where=str(path))

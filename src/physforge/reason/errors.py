@@ -4,15 +4,12 @@ the builtin keeps working). Every message names what is wrong and what to do."""
 from __future__ import annotations
 
 from physforge.checkpoints import CheckpointError as BaseCheckpointError
+from physforge.configs import ConfigError
 from physforge.errors import PhysforgeError
 
 
-class ReasonConfigError(PhysforgeError, ValueError):
+class ReasonConfigError(ConfigError):
     """A training or evaluation config holds a bad value; ``path`` names the field."""
-
-    def __init__(self, path: str, message: str):
-        self.path = path
-        super().__init__(f"{path}: {message}")
 
 
 class CheckpointError(BaseCheckpointError):
