@@ -37,10 +37,8 @@ def part_file(label: int) -> str:
 def write_asset(asset: SimAsset, out_dir: str | Path, *, gate: GateConfig = GateConfig(), overwrite: bool = False,
                 extra_config: dict | None = None) -> dict:
     """Write ``asset`` into ``out_dir`` (all or nothing) and return its gate report card."""
-    import mujoco
-
     import physforge
-    from physforge.sim import export_mjcf
+    from physforge.sim import MUJOCO_VERSION, export_mjcf
 
     with staged_directory(out_dir, overwrite=overwrite) as staging:
         (staging / "annotation.json").write_text(annotation_json(asset.annotation))
@@ -67,7 +65,7 @@ def write_asset(asset: SimAsset, out_dir: str | Path, *, gate: GateConfig = Gate
         write_json(staging / REPORT_FILE, report)
         write_json(staging / "config.json", {
             "build": asset.config.to_dict(), "gate": dataclasses.asdict(gate), **(extra_config or {}),
-            "versions": {"physforge": physforge.__version__, "mujoco": mujoco.__version__}})
+            "versions": {"physforge": physforge.__version__, "mujoco": MUJOCO_VERSION}})
     return report
 
 

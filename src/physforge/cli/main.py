@@ -31,9 +31,9 @@ app.add_typer(robot_app, name="robot")
 
 def _version(value: bool) -> None:
     if value:
-        import mujoco
+        from physforge.sim import MUJOCO_VERSION
 
-        typer.echo(f"physforge {physforge.__version__} (mujoco {mujoco.__version__}, python "
+        typer.echo(f"physforge {physforge.__version__} (mujoco {MUJOCO_VERSION}, python "
                    f"{sys.version.split()[0]})")
         raise typer.Exit()
 

@@ -36,9 +36,9 @@ def scene_rng(seed: int, index: int) -> np.random.Generator:
 
 
 def versions() -> dict[str, str]:
-    import mujoco
+    from physforge.sim import MUJOCO_VERSION
 
-    return {"physforge": physforge.__version__, "mujoco": mujoco.__version__,
+    return {"physforge": physforge.__version__, "mujoco": MUJOCO_VERSION,
             "renderer": f"mujoco OpenGL ({os.environ.get('MUJOCO_GL', 'egl')}), shadows off"}
 
 

@@ -17,8 +17,13 @@ from physforge.sim.render import (RenderConfig, SceneRenderer, default_camera, w
 from physforge.sim.simulator import Rollout, Simulator, Snapshot  # noqa: E402
 from physforge.sim.trajectory import Trajectory  # noqa: E402
 
+import mujoco as _mujoco  # noqa: E402
+
+#: The MuJoCo release physforge is simulating with (recorded beside every output).
+MUJOCO_VERSION = _mujoco.__version__
+
 __all__ = [
     "CompiledWorld", "CompileError", "compile_world", "restitution_solref", "ExportError", "export_mjcf",
     "RenderConfig", "SceneRenderer", "default_camera", "write_png", "write_video",
-    "Rollout", "Simulator", "Snapshot", "Trajectory",
+    "Rollout", "Simulator", "Snapshot", "Trajectory", "MUJOCO_VERSION",
 ]
