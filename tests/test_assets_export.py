@@ -2,14 +2,12 @@
 
 import json
 import math
-from pathlib import Path
 
 import mujoco
 import numpy as np
 import pytest
 import trimesh
 
-from physforge.assets import geometry as geo
 from physforge.assets.build import BuildConfig, build_asset
 from physforge.assets.export import check_asset_dir, write_asset
 from physforge.assets.geometry import MeshQualityError

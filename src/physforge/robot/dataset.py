@@ -163,7 +163,6 @@ def replay_joint_trajectory(env, seed: int, commands: np.ndarray) -> dict:
     """Reset ``env`` with ``seed`` (the same physics) and execute the joint-space ``commands``
     (n, 8) open loop; returns the episode summary (success, tracking error)."""
     env.reset(seed=seed)
-    info = {}
     for command in commands:
         env.apply_joint_command(command)
         env.t += 1

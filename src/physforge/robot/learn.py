@@ -100,7 +100,7 @@ class TrainResult:
 def train(config: LearnConfig, run_dir: str | Path | None = None) -> TrainResult:
     """Train PPO; returns the model and a history of (steps, wall_s, training success rate). Writes
     config.json, policy.zip and history.json to ``run_dir`` when given."""
-    sb3 = _sb3()
+    _sb3()  # names the pip extra if stable-baselines3 is missing
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv

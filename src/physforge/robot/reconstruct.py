@@ -205,7 +205,7 @@ def reconstruct(depth: np.ndarray, intrinsics: np.ndarray, masks: dict[str, np.n
     background = background[rng.choice(len(background), min(len(background), 20000), replace=False)]
     plane, inlier_fraction = fit_plane(background, rng)
     align = gravity_alignment(plane, position)
-    objects, bodies = {}, []
+    objects = {}
     for name, cloud in clouds.items():
         aligned = cloud @ align[:3, :3].T + align[:3, 3]
         vertices, faces = solid_from_points(aligned)
