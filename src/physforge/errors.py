@@ -70,3 +70,8 @@ class MissingDependencyError(PhysforgeError, ImportError):
 def _short_repr(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ImageInputError(InputFileError):
+    """An image cannot be used: unreadable, truncated, empty, of another type than its
+    extension says, too small, or too large (a decompression bomb)."""
