@@ -90,15 +90,12 @@ def sample_command(
     score: bool = typer.Option(False, help="Also score each sample against the simulator."),
 ) -> None:
     """Sample motions from one image; write the trajectories and an MP4 per sample."""
-    import imageio.v2 as imageio
-
     from physforge.dynamics.sample import sample_scene
+    from physforge.images import load_image
     from physforge.world import load_world
 
     with cli_errors():
-        if not image.is_file():
-            raise FileNotFoundError(f"image {image} not found")
-        payload = sample_scene(checkpoint, imageio.imread(image), load_world(world), out, num=samples, seed=seed,
+        payload = sample_scene(checkpoint, load_image(image), load_world(world), out, num=samples, seed=seed,
                                video_size=video_size, score=score)
         console.print(f"[green]wrote[/green] {out}/trajectory.json and {len(payload.get('videos', []))} MP4(s)")
 

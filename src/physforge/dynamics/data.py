@@ -14,7 +14,6 @@ quaternion (horizon + 1, max_objects, 4) (w, x, y, z) of the reference.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 from dataclasses import dataclass
@@ -53,9 +52,10 @@ class Example:
 
 
 def decode_png(data: bytes) -> np.ndarray:
-    import imageio.v2 as imageio
+    """One dataset frame as (H, W, 3) uint8; a downloaded dataset is untrusted, so it goes through load_image."""
+    from physforge.images import load_image
 
-    return np.asarray(imageio.imread(io.BytesIO(data)))
+    return load_image(data, min_side=1, name="dataset frame (PNG)")
 
 
 def resize_image(image: np.ndarray, size: int) -> np.ndarray:

@@ -19,7 +19,6 @@ Only numpy and pyarrow here: torch stays out.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -131,9 +130,12 @@ def load_split(folder: str | Path, splits: Iterable[str], image_size: int | None
 def _decode(images: list[dict], size: int | None) -> np.ndarray:
     from PIL import Image
 
+    from physforge.images import load_image
+
     arrays = []
     for image in images:
-        picture = Image.open(io.BytesIO(image["bytes"])).convert("RGB")
+        # Dataset bytes may come from anywhere: decoded through the guarded reader.
+        picture = Image.fromarray(load_image(image["bytes"], min_side=1, name="dataset frame (PNG)"))
         if size is not None and picture.size != (size, size):
             picture = picture.resize((size, size), Image.BILINEAR)
         arrays.append(np.asarray(picture, dtype=np.uint8))
