@@ -29,6 +29,7 @@ from physforge.assets.schema import AssetAnnotation, KinematicGroup, PartAnnotat
 from physforge.assets.source import SourceAsset
 from physforge.errors import InputFileError
 from physforge.world import Box, Cylinder, Mesh, resolve_inside
+from physforge.world.xmlsafe import parse_untrusted_xml
 from physforge.world.mesh_io import write_obj
 
 URDF_MESH_FOLDER = "urdf_meshes"
@@ -37,7 +38,6 @@ URDF_MESH_FOLDER = "urdf_meshes"
 CONNECTOR_MASS = 1e-3
 JOINT_EFFORT = 1000.0
 JOINT_VELOCITY = 10.0
-MAX_URDF_BYTES = 16 * 1024 * 1024
 
 
 def _f(value: float) -> str:
@@ -192,24 +192,6 @@ class UrdfImportConfig:
             raise ValueError(f"scale must be a positive number of metres per unit, got {self.scale}")
         if self.base not in ("fixed", "free"):
             raise ValueError(f"base must be 'fixed' or 'free', got {self.base!r}")
-
-
-def parse_untrusted_xml(path: Path) -> ET.Element:
-    """The root element of an XML file from an untrusted source; entities and DTDs are refused."""
-    import defusedxml
-    import defusedxml.ElementTree as SafeET
-
-    if not path.is_file():
-        raise InputFileError(path, "file not found")
-    if path.stat().st_size > MAX_URDF_BYTES:
-        raise InputFileError(path, f"larger than {MAX_URDF_BYTES} bytes; refusing to parse")
-    try:
-        return SafeET.parse(str(path), forbid_dtd=True, forbid_entities=True, forbid_external=True).getroot()
-    except defusedxml.DefusedXmlException as err:
-        raise InputFileError(path, f"refused: the XML declares a DTD or entities ({type(err).__name__}); "
-                             "remove the <!DOCTYPE>/<!ENTITY> declarations") from None
-    except ET.ParseError as err:
-        raise InputFileError(path, f"not well-formed XML: {err}") from None
 
 
 def _floats(element: ET.Element | None, attribute: str, default: str, path: Path, where: str) -> np.ndarray:

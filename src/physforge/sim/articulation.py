@@ -14,6 +14,7 @@ import mujoco
 import numpy as np
 
 from physforge.errors import InputFileError
+from physforge.world.xmlsafe import check_model_file
 from physforge.sim.compile import CompiledWorld, compile_world, initial_state
 from physforge.world import World
 
@@ -171,11 +172,14 @@ class ModelSummary:
 def load_model_file(path: str | Path) -> ModelSummary:
     """Compile an MJCF or URDF file with plain ``mujoco.MjModel.from_xml_path``.
 
-    Raises InputFileError with MuJoCo's reason when it does not load.
+    The file (and every file it includes) is first parsed with defusedxml and its file
+    references checked to stay in its folder (world.xmlsafe.check_model_file): MuJoCo's own
+    reader would follow them anywhere. Raises InputFileError with the reason when it does not load.
     """
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "model file not found")
+    check_model_file(path)
     try:
         model = mujoco.MjModel.from_xml_path(str(path))
     except ValueError as err:
