@@ -6,7 +6,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 TORCH_PIN := torch==2.13.0
-SYSTEM_PACKAGES := libegl1 libgl1 libgl1-mesa-dri libosmesa6 libglu1-mesa
+SYSTEM_PACKAGES := libegl1 libgl1 libgl1-mesa-dri libosmesa6 libglu1-mesa chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 export MUJOCO_GL ?= egl
 
