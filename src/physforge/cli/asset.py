@@ -57,6 +57,10 @@ def build(
         with console.status(f"building {source.annotation.name}"):
             report = write_asset(build_asset(source, config), out, overwrite=overwrite)
         console.print(f"wrote {out}: {_summary(report)}")
+        from physforge.cli.reporting import write_report
+        from physforge.report import asset_report
+
+        write_report(asset_report, out)
         if not report["passed"]:
             raise typer.Exit(code=1)
 

@@ -44,6 +44,10 @@ def generate_command(
         console.print(f"[green]wrote[/green] {out}: {info['num_scenes']} scenes, {info['num_questions']} questions, "
                       f"{info['rejected_unstable']} unstable scenes rejected, {info['near_threshold_dropped']} "
                       f"near-threshold questions dropped; content hash {info['content_hash'][:16]}")
+        from physforge.cli.reporting import write_report
+        from physforge.report import dataset_report
+
+        write_report(dataset_report, out)
 
 
 @app.command("validate")

@@ -76,6 +76,10 @@ def dpo_command(
             pairs={"samples_per_image": samples_per_image, "pairs_per_image": pairs_per_image, "margin": margin})
         folder = train_dpo(cfg, out, progress=True)
         console.print(f"[green]wrote[/green] {folder}")
+        from physforge.cli.reporting import write_report
+        from physforge.report import dpo_report
+
+        write_report(dpo_report, out)
 
 
 @app.command("sample")

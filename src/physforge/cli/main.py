@@ -17,6 +17,7 @@ from physforge.cli.data import app as data_app
 from physforge.cli.dynamics import app as dynamics_app
 from physforge.cli.reason import app as reason_app
 from physforge.cli.robot import app as robot_app
+from physforge.cli.view import demo_command, view_command
 
 app = typer.Typer(name="physforge", help="Physics-grounded data, assets and models on one world description.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -27,6 +28,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(reason_app, name="reason")
 app.add_typer(dynamics_app, name="dynamics")
 app.add_typer(robot_app, name="robot")
+app.command("view")(view_command)
+app.command("demo")(demo_command)
 
 
 def _version(value: bool) -> None:

@@ -113,4 +113,8 @@ def eval_command(
                 shown = ", ".join(f"{n} {100 * cells[('all', n)]['accuracy']:.1f}%" for n in names if ("all", n) in cells)
                 console.print(f"{s}: {shown}")
         console.print(f"[green]wrote[/green] {out}/result.json, report.md, report.html")
+        from physforge.cli.reporting import write_report
+        from physforge.report import reason_eval_report
+
+        write_report(reason_eval_report, out)
         typer.echo(json.dumps({m["name"]: m["grade"]["overall"] for m in result["models"]}))

@@ -83,3 +83,7 @@ def eval_command(
         typer.echo(result["table"])
         typer.echo(f"mean success: {json.dumps(result['mean_success'])}; residual - retarget: "
                    f"{result['residual_minus_retarget_points']:+.1f} points")
+        from physforge.cli.reporting import write_report
+        from physforge.report import robot_eval_report
+
+        write_report(robot_eval_report, out)

@@ -69,7 +69,8 @@ def dataset_report(folder: str | Path, *, command=None, examples: int = 3) -> Pa
                     subtitle=f"{info['num_scenes']} scenes, {info['num_questions']} questions, format "
                              f"{info['format_version']}, content hash {info['content_hash'][:16]}")
     report.add_heading("Splits")
-    report.add_table([{"split": s, "scenes": v["scenes"], "questions": v["questions"]} for s, v in info["splits"].items()])
+    report.add_table([{"split": s, "scenes": v["scenes"], "questions": v["questions"]}
+                      for s, v in info["splits"].items()])
     by_type: Counter = Counter()
     by_family: Counter = Counter()
     for key, count in info["stats"].items():

@@ -108,6 +108,8 @@ def _format(value: Any, digits: int) -> str:
         if value != value:
             return "nan"
         return f"{value:.{digits}g}"
+    if isinstance(value, (list, tuple)) and all(_number(v) for v in value):
+        return "[" + ", ".join(_format(v, digits) for v in value) + "]"
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value, default=str)
     return str(value)
@@ -160,7 +162,8 @@ class Report:
                 raise ValueError("add_table: pass columns=[...] when rows are sequences, not dicts")
             bad = [i for i, r in enumerate(body) if len(r) != len(columns)]
             if bad:
-                raise ValueError(f"add_table: row {bad[0]} has {len(body[bad[0]])} cells, the header has {len(columns)}")
+                raise ValueError(f"add_table: row {bad[0]} has {len(body[bad[0]])} cells, the header has "
+                                 f"{len(columns)}")
         parts = ["<table>"]
         if caption:
             parts.append(f"<caption>{html.escape(caption)}</caption>")

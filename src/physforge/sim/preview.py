@@ -47,8 +47,8 @@ def turntable(world: World, *, frames: int = 24, size: int = 192) -> np.ndarray:
     centre, distance = _framing(probe)
     renderer = SceneRenderer(probe.compiled, RenderConfig(size, size))
     try:
-        return np.stack([renderer.rgb(probe.data, _orbit_camera(centre, distance, -math.pi / 2 + 2 * math.pi * k / frames))
-                         for k in range(frames)])
+        azimuths = -math.pi / 2 + 2 * math.pi * np.arange(frames) / frames
+        return np.stack([renderer.rgb(probe.data, _orbit_camera(centre, distance, a)) for a in azimuths])
     finally:
         renderer.release()
 

@@ -1,0 +1,269 @@
+"""``make demo`` / ``physforge demo``: every capability end to end on tiny settings (about ten
+minutes on 2 CPU cores), each step writing its own report.html, then one index report.
+
+    from physforge.demo import DemoConfig, run_demo
+    index = run_demo(DemoConfig(out="runs/demo"))      # -> runs/demo/report.html
+
+Steps: an asset built and gated (``_asset_step``), a small physics dataset with questions, a
+PhysEncoder trained and evaluated against majority/blind/untrained baselines, a dynamics
+generator sampled before and after DPO with verifier scores, and a robot grounding run (direct
+retargeting vs scratch PPO vs grounded residual PPO) on one task. The index is written last: a
+folder with ``report.html`` at its top is a finished demo.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from physforge.configs import ConfigError, JsonConfig, check_int
+from physforge.outputs import OutputExistsError, write_json
+
+
+class DemoConfigError(ConfigError):
+    """A DemoConfig field holds a bad value."""
+
+
+@dataclass(frozen=True)
+class DemoConfig(JsonConfig):
+    """out: demo folder. scenes: dataset scenes (64 px, 4 frames each). workers: generation
+    processes. reason_steps / blind_steps: PhysEncoder and blind-baseline optimiser steps.
+    sft_steps / dpo_steps: dynamics generator steps before and during DPO; dpo_images: training
+    images DPO samples pairs from. robot_task: push, pick_place, stack or open_drawer;
+    robot_episodes: evaluation episodes per method; robot_train_steps: PPO env steps for scratch
+    and residual each. asset_category: the library object of the asset step. seed: every step's
+    seed. overwrite: replace an existing demo folder."""
+
+    error_type = DemoConfigError
+
+    out: str = "runs/demo"
+    scenes: int = 120
+    workers: int = 2
+    reason_steps: int = 200
+    blind_steps: int = 80
+    sft_steps: int = 200
+    dpo_steps: int = 40
+    dpo_images: int = 48
+    robot_task: str = "push"
+    robot_episodes: int = 10
+    robot_train_steps: int = 2048
+    asset_category: str = "cabinet"
+    seed: int = 0
+    overwrite: bool = False
+
+    def __post_init__(self):
+        check_int("scenes", self.scenes, 12, 100_000, DemoConfigError)
+        check_int("workers", self.workers, 1, 256, DemoConfigError)
+        for name in ("reason_steps", "sft_steps", "dpo_steps", "robot_episodes", "robot_train_steps"):
+            check_int(name, getattr(self, name), 1, 10_000_000, DemoConfigError)
+        check_int("blind_steps", self.blind_steps, 0, 10_000_000, DemoConfigError)
+        check_int("dpo_images", self.dpo_images, 2, 100_000, DemoConfigError)
+        from physforge.robot.tasks import TASKS
+
+        if self.robot_task not in TASKS:
+            raise DemoConfigError("robot_task", f"expected one of {', '.join(TASKS)}, got {self.robot_task!r}")
+
+    @classmethod
+    def tiny(cls, out: str, **overrides) -> "DemoConfig":
+        """Settings for a smoke test (a minute or two): every step runs, nothing is learnt."""
+        values = dict(out=out, scenes=16, workers=1, reason_steps=2, blind_steps=2, sft_steps=4, dpo_steps=2,
+                      dpo_images=4, robot_episodes=1, robot_train_steps=64)
+        values.update(overrides)
+        return cls(**values)
+
+
+#: The dynamics generator of the demo: small enough to train in a minute on one core.
+DYNAMICS_MODEL = {"image_size": 32, "channels": [16, 16], "encoder_channels": [8, 16], "encoder_dim": 16,
+                  "hidden": 64, "components": 2, "horizon": 8, "dt": 0.1}
+
+
+def _data_config(config: DemoConfig):
+    from physforge.data import DataConfig
+
+    # the families the dynamics generator handles (free objects), ramps held out as the OOD family
+    return DataConfig(seed=config.seed, width=64, height=64, num_frames=4, fps=4.0, state_fps=20.0,
+                      families={"projectiles": 1, "collisions": 1, "ramps": 1, "containment": 1},
+                      heldout_families=("ramps",), plausibility_fraction=0.0, perturbation_trials=0,
+                      shard_size=max(4, config.scenes // 8))
+
+
+# -- steps: each returns {"summary": one line, "folder": relative, "image": optional (H, W, 3)} ------
+def _asset_step(config: DemoConfig, out: Path) -> dict[str, Any]:
+    """An articulated library object built into a sim-ready asset and gated in simulation (the
+    `physforge asset build` path; issue #5's `asset from-image` is meant to replace it here)."""
+    from physforge.assets.build import BuildConfig, build_asset
+    from physforge.assets.export import write_asset
+    from physforge.assets.library import generate, object_rng
+    from physforge.report import asset_report
+
+    source = generate(config.asset_category, object_rng(config.seed, 0), seed=config.seed,
+                      name=f"{config.asset_category}_demo")
+    folder = out / "asset"
+    report = write_asset(build_asset(source, BuildConfig(cache_dir=out / ".cache")), folder)
+    asset_report(folder, command=_command(config))
+    status = "passed the gate" if report["passed"] else f"FAILED the gate ({', '.join(report['failed'])})"
+    from physforge.sim.preview import joint_sweep
+    from physforge.world import load_world
+
+    sweep, _ = joint_sweep(load_world(folder / "world.json"), frames_per_joint=4, size=160)
+    return {"folder": "asset", "image": sweep[len(sweep) // 4] if len(sweep) else None,
+            "summary": f"{source.annotation.name}: {len(report.get('parts', []))} parts, {status}",
+            "passed": report["passed"]}
+
+
+def _data_step(config: DemoConfig, out: Path) -> dict[str, Any]:
+    from physforge.data.generate import generate_dataset
+    from physforge.report import dataset_report
+
+    info = generate_dataset(_data_config(config), out / "data", config.scenes, workers=config.workers, progress=True)
+    dataset_report(out / "data", command=_command(config))
+    import pyarrow.parquet as pq
+
+    from physforge.report.builders import decode_frames
+
+    splits = ", ".join(f"{s} {v['scenes']}" for s, v in info["splits"].items())
+    first = sorted((out / "data" / "scenes").glob("*/*.parquet"))[0]
+    frames = decode_frames(pq.ParquetFile(first).read_row_group(0, columns=["frames"]).column(0)[0].as_py())
+    return {"folder": "data", "image": np.concatenate(list(frames), axis=1),
+            "summary": f"{info['num_scenes']} scenes ({splits}), {info['num_questions']} questions",
+            "num_questions": info["num_questions"]}
+
+
+def _reason_step(config: DemoConfig, out: Path) -> dict[str, Any]:
+    from physforge.reason import TrainConfig, train_encoder
+    from physforge.reason.config import EncoderConfig
+    from physforge.reason.harness import EvalConfig, evaluate
+    from physforge.report import reason_eval_report
+
+    run = out / "reason" / "encoder"
+    train_encoder(TrainConfig(data=str(out / "data"), out=str(run), steps=config.reason_steps, batch_size=16,
+                              seed=config.seed, val_split="", model=EncoderConfig(image_size=64, clip_frames=4)),
+                  progress=True)
+    folder = out / "reason" / "eval"
+    result = evaluate(EvalConfig(data=str(out / "data"), out=str(folder), model=str(run), max_questions=200,
+                                 blind_steps=config.blind_steps, seed=config.seed))
+    reason_eval_report(folder, command=_command(config))
+    overall = {m["name"].split(":")[0]: m["grade"]["overall"]["accuracy"] for m in result["models"]}
+    shown = ", ".join(f"{name} {100 * acc:.1f}%" for name, acc in overall.items())
+    plots = sorted(folder.glob("accuracy_*.png"))
+    return {"folder": "reason/eval", "image": plots[0] if plots else None,
+            "summary": f"accuracy on held-out and OOD questions: {shown}",
+            "accuracy": overall}
+
+
+def _dynamics_step(config: DemoConfig, out: Path) -> dict[str, Any]:
+    import imageio.v3 as iio
+    import pyarrow.parquet as pq
+
+    from physforge.dynamics.config import DPOConfig, TrainConfig
+    from physforge.dynamics.recipe import train_dpo, train_sft
+    from physforge.dynamics.sample import sample_scene
+    from physforge.report import dpo_report
+    from physforge.world.io import world_from_dict
+
+    data = out / "data"
+    sft = train_sft(TrainConfig(dataset=str(data), steps=config.sft_steps, batch_size=16, seed=config.seed,
+                                model=DYNAMICS_MODEL), out / "dynamics" / "sft", progress=True)
+    dpo = train_dpo(DPOConfig(checkpoint=str(sft), dataset=str(data), train="generator", seed=config.seed, rounds=1,
+                              steps=config.dpo_steps, batch_size=16, max_images=config.dpo_images,
+                              pairs={"samples_per_image": 4, "pairs_per_image": 2, "margin": 0.0,
+                                     "relative_margin": 0.0}),
+                    out / "dynamics" / "dpo", progress=True)
+    # a held-out scene: its first frame is the condition, its world the verifier's reference
+    files = sorted((data / "scenes" / "test").glob("*.parquet")) or sorted((data / "scenes").glob("*/*.parquet"))
+    row = pq.read_table(files[0], columns=["scene_id", "frames", "world"]).slice(0, 1).to_pylist()[0]
+    image = iio.imread(row["frames"][0]["bytes"], extension=".png")[..., :3]
+    world = world_from_dict(json.loads(row["world"]))
+    means = {}
+    samples = {}
+    for name, checkpoint in (("before DPO (SFT)", sft), ("after DPO", dpo)):
+        folder = out / "dynamics" / "samples" / ("before" if name.startswith("before") else "after")
+        payload = sample_scene(checkpoint, image, world, folder, num=2, seed=config.seed, video_size=128, score=True)
+        samples[name] = folder
+        means[name] = sum(s["cost"] for s in payload["scores"]) / len(payload["scores"])
+    dpo_report(out / "dynamics" / "dpo", command=_command(config), samples=samples)
+    shown = ", ".join(f"{name} {cost:.3f}" for name, cost in means.items())
+    return {"folder": "dynamics/dpo", "image": image,
+            "summary": f"scene {row['scene_id']}: mean verifier cost (lower is more physical) {shown}", "cost": means}
+
+
+def _robot_step(config: DemoConfig, out: Path) -> dict[str, Any]:
+    from physforge.report import robot_eval_report
+    from physforge.robot.experiment import CompareConfig, run_comparison
+
+    result = run_comparison(CompareConfig(tasks=(config.robot_task,), episodes=config.robot_episodes,
+                                          train_steps=config.robot_train_steps,
+                                          n_steps=min(256, config.robot_train_steps),
+                                          batch_size=min(64, config.robot_train_steps), seed=config.seed),
+                            out / "robot")
+    robot_eval_report(out / "robot", command=_command(config))
+    rates = ", ".join(f"{m} {100 * r:.0f}%" for m, r in result["mean_success"].items())
+    return {"folder": "robot",
+            "summary": f"{config.robot_task}, {config.robot_episodes} episodes per method: success {rates}",
+            "success": result["mean_success"]}
+
+
+STEPS: tuple[tuple[str, Callable[[DemoConfig, Path], dict]], ...] = (
+    ("asset", _asset_step), ("data", _data_step), ("reason", _reason_step), ("dynamics", _dynamics_step),
+    ("robot", _robot_step))
+
+
+def _is_demo_folder(folder: Path) -> bool:
+    try:
+        return set(json.loads((folder / "config.json").read_text())) == set(DemoConfig().to_dict())
+    except (OSError, ValueError):
+        return False
+
+
+def _command(config: DemoConfig) -> str:
+    """The `physforge demo` command line that reproduces ``config`` (non-default fields only)."""
+    import shlex
+
+    default = DemoConfig()
+    words = ["physforge", "demo"]
+    for key, value in config.to_dict().items():
+        if value != getattr(default, key) or key == "out":
+            flag = "--" + key.replace("_", "-")
+            words += [flag] if value is True else [flag, str(value)]
+    return shlex.join(words)
+
+
+def run_demo(config: DemoConfig, *, console=None) -> Path:
+    """Run every step into ``config.out`` and return the index report's path."""
+    from rich.console import Console
+
+    from physforge.report import index_report
+
+    console = console or Console(stderr=True)
+    out = Path(config.out)
+    if out.exists():
+        if not config.overwrite:
+            raise OutputExistsError(f"{out} already exists; choose another --out or pass --overwrite")
+        if any(out.iterdir()) and not _is_demo_folder(out):
+            raise OutputExistsError(f"{out} is not a demo folder (no demo config.json); --overwrite only replaces "
+                                    "an earlier demo, choose another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    write_json(out / "config.json", config.to_dict())
+    done = []
+    started = time.perf_counter()
+    for k, (name, step) in enumerate(STEPS):
+        console.rule(f"[bold]{k + 1}/{len(STEPS)} {name}")
+        begin = time.perf_counter()
+        if name in ("asset", "robot"):  # the other steps show their own progress bars
+            with console.status(f"{name}: running", spinner="dots"):
+                result = step(config, out)
+        else:
+            result = step(config, out)
+        result.update(name=name, seconds=time.perf_counter() - begin)
+        console.print(f"[green]{name}[/green] ({result['seconds']:.0f} s): {result['summary']}")
+        done.append(result)
+    write_json(out / "summary.json", {"seconds": time.perf_counter() - started,
+                                      "steps": [{k: v for k, v in s.items() if k != "image"} for s in done]})
+    return index_report(out, done, command=_command(config))
