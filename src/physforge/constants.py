@@ -6,6 +6,8 @@ QUATERNION_NORM_TOLERANCE = 1e-6
 MIN_AXIS_NORM = 1e-9
 #: Geometry sizes (m) below this count as zero-size.
 MIN_GEOMETRY_SIZE = 1e-6
+#: A mesh face whose area is below this fraction of (mesh extent)² counts as zero-area and is dropped.
+MIN_FACE_AREA = 1e-12
 #: Largest mesh accepted (faces); bigger meshes are refused with a message.
 MAX_MESH_FACES = 2_000_000
 #: Largest world JSON accepted (bytes).

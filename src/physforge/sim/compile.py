@@ -7,6 +7,7 @@ The compiled model keeps the world's names: body ``name``, joint ``name`` (and
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,10 @@ import numpy as np
 from physforge.errors import InputFileError, PhysforgeError, WorldValidationError
 from physforge.world import Body, Geom, World
 from physforge.world.geometry import Box, Capsule, Cylinder, Mesh, Sphere, Voxels
-from physforge.world.mesh_io import load_mesh_arrays, write_obj
+from physforge.world.mesh_io import load_mesh_arrays, prepare_for_mass, write_obj
 from physforge.world.paths import resolve_inside
+
+logger = logging.getLogger(__name__)
 
 #: Duration (s) of an elastic contact's compression-and-release. Shorter is stiffer (less
 #: penetration) but needs more physics steps per contact; below 6 the bounce drifts from e.
@@ -347,6 +350,16 @@ def _add_geom(spec, mj_body, body: Body, index: int, geom: Geom, world: World, m
         vertices = vertices * np.array(shape.scale)
         mesh = spec.add_mesh(name=mesh_name)
         mesh.inertia = mujoco.mjtMeshInertia.mjMESH_INERTIA_EXACT
+        if geom.collide and not body.is_static and body.inertial is None:
+            # Mass comes from this mesh's volume: an open, non-manifold or self-intersecting mesh
+            # would give a wrong one silently (MuJoCo integrates whatever it gets).
+            ready = prepare_for_mass(vertices, faces)
+            vertices, faces = ready.vertices, ready.faces
+            if ready.convex_inertia:
+                mesh.inertia = mujoco.mjtMeshInertia.mjMESH_INERTIA_CONVEX
+            if ready.repair:
+                logger.warning("body '%s' geom '%s': mesh has %s; %s", body.name, name,
+                               ready.defects.describe(), ready.repair)
         if mesh_dir is not None:
             file_name = mesh_name.replace("/", "_") + ".obj"
             write_obj(mesh_dir / file_name, vertices, faces)
