@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: setup
-	$(VENV)/bin/physforge sim run examples/collision.json --out runs/demo --overwrite --duration 4
+	$(VENV)/bin/physforge demo --out runs/demo --overwrite
 
 test: setup
 	$(PY) -m pytest -q

@@ -193,7 +193,9 @@ class RunSource:
     def summary(self) -> dict[str, Any]:
         files = sorted(p.relative_to(self.folder).as_posix() for p in self.folder.iterdir()
                        if not p.name.startswith("."))
-        reports = sorted(p.relative_to(self.folder).as_posix() for p in self.folder.glob("*/report.html"))
+        # step reports one or two levels down (the demo's reason/eval, dynamics/dpo), not a deep walk
+        found = [*self.folder.glob("*/report.html"), *self.folder.glob("*/*/report.html")]
+        reports = sorted(p.relative_to(self.folder).as_posix() for p in found)
         return {"kind": self.kind, "name": self.folder.name, "files": files, "sub_reports": reports,
                 "has_report": (self.folder / "report.html").is_file()}
 
