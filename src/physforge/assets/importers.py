@@ -137,6 +137,8 @@ def _physxnet(path: Path, data: dict, config: ImportConfig) -> SourceAsset:
         stub = PartAnnotation(label=label, name="part", material="plastic", density=1000.0, youngs_modulus=1e9,
                               poisson_ratio=0.3, affordance_rank=5)
         raw[label] = _mesh(root, f"{prefix}/{label}.obj", stub)
+    if not raw:
+        raise WorldValidationError(f"{path.name}:parts", "a PhysXNet finaljson needs at least one part")
     rotation = np.eye(3)
     if config.up_axis == "y":
         rotation = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])

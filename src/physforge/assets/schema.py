@@ -332,7 +332,8 @@ def from_physxnet(data: Any, *, mesh_scale: float, mesh_offset=(0.0, 0.0, 0.0), 
     if not isinstance(info, dict) or "0" not in info:
         raise WorldValidationError("group_info", "expected an object with group \"0\" (the base parts)", info)
     offset = _checks.vector("mesh_offset", mesh_offset, 3)
-    groups = [KinematicGroup(0, tuple(int(v) for v in _as_list("group_info.0", info["0"])), None, "fixed")]
+    groups = [KinematicGroup(0, tuple(_to_int("group_info.0", v) for v in _as_list("group_info.0", info["0"])), None,
+                             "fixed")]
     for key, value in info.items():
         if key == "0":
             continue
@@ -340,10 +341,10 @@ def from_physxnet(data: Any, *, mesh_scale: float, mesh_offset=(0.0, 0.0, 0.0), 
         if not isinstance(value, list) or len(value) < 4:
             raise WorldValidationError(where, "expected [[child labels], parent group, [params], type letter]", value)
         labels, parent, params, letter = value[0], value[1], value[2], value[3]
-        if letter not in LETTER_TYPES:
+        if not isinstance(letter, str) or letter not in LETTER_TYPES:
             raise WorldValidationError(f"{where}[3]", f"joint type must be one of {sorted(LETTER_TYPES)}", letter)
         kind = LETTER_TYPES[letter]
-        params = [float(v) for v in _as_list(f"{where}[2]", params)]
+        params = [_to_float(f"{where}[2]", v) for v in _as_list(f"{where}[2]", params)]
         if kind != "free" and kind != "fixed" and len(params) < 8:
             raise WorldValidationError(f"{where}[2]", "expected direction (3), position (3) and range (2)", params)
         params += [0.0] * max(0, 8 - len(params))
@@ -373,9 +374,10 @@ def from_physxnet(data: Any, *, mesh_scale: float, mesh_offset=(0.0, 0.0, 0.0), 
             rng = None  # a full turn or more: a continuous joint
         if slide is not None and not slide[0] < slide[1]:
             slide = None
-        parent_index = None if kind == "free" else int(parent)
+        parent_index = None if kind == "free" else _to_int(f"{where}[1]", parent)
         groups.append(_checks.located(where, lambda: KinematicGroup(
-            int(key), tuple(int(v) for v in _as_list(f"{where}[0]", labels)), parent_index, kind, axis, pivot, rng,
+            _to_int(where, key), tuple(_to_int(f"{where}[0]", v) for v in _as_list(f"{where}[0]", labels)),
+            parent_index, kind, axis, pivot, rng,
             slide)))
     return AssetAnnotation(name=name, category=category, dimensions=dims, parts=tuple(parts), groups=tuple(groups),
                            base=base, source=source)
@@ -391,12 +393,12 @@ def _physx_part(p: Any) -> PartAnnotation:
         match = _DENSITY.match(str(density))
         if not match:
             raise WorldValidationError("density", "expected e.g. '1.2 g/cm^3'", density)
-        value = float(match.group(1)) * (1.0 if (match.group(2) or "").startswith("kg") else 1000.0)
+        value = _to_float("density", match.group(1)) * (1.0 if (match.group(2) or "").startswith("kg") else 1000.0)
     young = p.get("Young's Modulus (GPa)", p.get("Young's modulus (GPa)", 1.0))
     poisson = p.get("Poisson's Ratio", p.get("Poisson's ratio", 0.3))
     rank = p.get("priority_rank", 5)
     return PartAnnotation(
-        label=int(p.get("label", -1)), name=_safe_name(str(p.get("name", f"part_{p.get('label')}"))),
+        label=_to_int("label", p.get("label", -1)), name=_safe_name(str(p.get("name", f"part_{p.get('label')}"))),
         material=str(p.get("material", "plastic")) or "plastic", density=value,
         youngs_modulus=_physx_number("Young's Modulus (GPa)", young) * 1e9,
         poisson_ratio=_physx_number("Poisson's Ratio", poisson),
@@ -426,6 +428,33 @@ def _dimension_cm(path: str, value: Any) -> tuple[float, float, float]:
     except (TypeError, ValueError):
         raise WorldValidationError(path, "expected 'L*W*H' in cm", value) from None
     return _checks.positive_vector(path, dims, 3, 1e-4)  # type: ignore[return-value]
+
+
+def _to_int(path: str, value: Any) -> int:
+    """An integer from JSON (PhysXNet writes some as strings, e.g. parent "0"); refuses the rest."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?[0-9]{1,18}\s*", value):
+        return int(value)
+    raise WorldValidationError(path, "expected an integer", value)
+
+
+def _to_float(path: str, value: Any) -> float:
+    """A finite number from JSON (or a numeric string); refuses the rest."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value) if abs(value) < 1e300 else math.inf
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise WorldValidationError(path, "expected a number", value) from None
+    else:
+        raise WorldValidationError(path, "expected a number", value)
+    if not math.isfinite(number):
+        raise WorldValidationError(path, "expected a finite number", value)
+    return number
 
 
 def _as_list(path: str, value: Any) -> list:

@@ -29,7 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from physforge.errors import InputFileError, MissingDependencyError
+from physforge.errors import InputFileError, MissingDependencyError, PhysforgeError
+
+
+class TokenError(PhysforgeError, ValueError):
+    """Geometry-token text (or its encoding, resolution or grid) is malformed."""
+
 
 ENCODINGS = ("baseline", "boxes", "zruns", "ours")
 RESOLUTIONS = (16, 32, 64, 128)
@@ -143,13 +148,15 @@ def encode(occupancy: np.ndarray, encoding: str) -> str:
     if encoding == "ours":
         boxes, zruns = _encode_boxes(occupancy), _encode_zruns(occupancy)
         return zruns if len(zruns) < len(boxes) else boxes
-    raise ValueError(f"unknown encoding {encoding!r}; choose one of {ENCODINGS}")
+    raise TokenError(f"unknown encoding {encoding!r}; choose one of {ENCODINGS}")
 
 
 def decode(text: str, encoding: str, n: int) -> np.ndarray:
-    """The (n, n, n) bool occupancy a text encodes; ValueError on malformed text."""
+    """The (n, n, n) bool occupancy a text encodes; TokenError (a ValueError) on malformed text."""
+    if not isinstance(text, str):
+        raise TokenError(f"token text must be a str, got {type(text).__name__}")
     if n not in RESOLUTIONS:
-        raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {n}")
+        raise TokenError(f"resolution must be one of {RESOLUTIONS}, got {n}")
     if encoding == "baseline":
         return _decode_baseline(text, n)
     if encoding == "boxes":
@@ -158,13 +165,13 @@ def decode(text: str, encoding: str, n: int) -> np.ndarray:
         return _decode_zruns(text, n)
     if encoding == "ours":
         return _decode_zruns(text, n) if "+" in text else _decode_boxes(text, n)
-    raise ValueError(f"unknown encoding {encoding!r}; choose one of {ENCODINGS}")
+    raise TokenError(f"unknown encoding {encoding!r}; choose one of {ENCODINGS}")
 
 
 def _check_grid(occupancy) -> np.ndarray:
     grid = np.asarray(occupancy, dtype=bool)
     if grid.ndim != 3 or len(set(grid.shape)) != 1:
-        raise ValueError(f"occupancy must be a cube (n, n, n), got shape {grid.shape}")
+        raise TokenError(f"occupancy must be a cube (n, n, n), got shape {grid.shape}")
     return grid
 
 
@@ -185,13 +192,13 @@ def _encode_baseline(grid: np.ndarray) -> str:
 def _decode_baseline(text: str, n: int) -> np.ndarray:
     flat = np.zeros(n**3, dtype=bool)
     for item in text.split():
-        match = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
+        match = re.fullmatch(r"([0-9]{1,9})(?:-([0-9]{1,9}))?", item)
         if not match:
-            raise ValueError(f"baseline token {item!r} is not 'i' or 'a-b'")
+            raise TokenError(f"baseline token {item!r} is not 'i' or 'a-b'")
         a = int(match.group(1))
         b = int(match.group(2)) if match.group(2) else a
         if not a <= b < n**3:
-            raise ValueError(f"baseline run {item!r} outside 0..{n**3 - 1}")
+            raise TokenError(f"baseline run {item!r} outside 0..{n**3 - 1}")
         flat[a:b + 1] = True
     return flat.reshape(n, n, n)
 
@@ -230,11 +237,11 @@ def _decode_boxes(text: str, n: int) -> np.ndarray:
         return grid
     for item in text.split(";"):
         values = item.split()
-        if len(values) != 6 or not all(v.isdigit() for v in values):
-            raise ValueError(f"box {item!r} is not six cell counts 'x y z dx dy dz'")
+        if len(values) != 6 or not all(re.fullmatch(r"[0-9]{1,9}", v) for v in values):
+            raise TokenError(f"box {item!r} is not six cell counts 'x y z dx dy dz'")
         x, y, z, dx, dy, dz = (int(v) for v in values)
         if min(dx, dy, dz) < 1 or x + dx > n or y + dy > n or z + dz > n:
-            raise ValueError(f"box {item!r} leaves the {n}^3 grid")
+            raise TokenError(f"box {item!r} leaves the {n}^3 grid")
         grid[x:x + dx, y:y + dy, z:z + dz] = True
     return grid
 
@@ -258,13 +265,13 @@ def _decode_zruns(text: str, n: int) -> np.ndarray:
     flat = np.zeros(n**3, dtype=bool)
     cursor = 0
     for item in text.split():
-        match = re.fullmatch(r"(\d+)\+(\d+)", item)
+        match = re.fullmatch(r"([0-9]{1,9})\+([0-9]{1,9})", item)
         if not match:
-            raise ValueError(f"zruns token {item!r} is not 'gap+length'")
+            raise TokenError(f"zruns token {item!r} is not 'gap+length'")
         start = cursor + int(match.group(1))
         length = int(match.group(2))
         if length < 1 or start + length > n**3:
-            raise ValueError(f"zruns token {item!r} leaves the {n}^3 grid")
+            raise TokenError(f"zruns token {item!r} leaves the {n}^3 grid")
         flat[start:start + length] = True
         cursor = start + length
     return flat.reshape(n, n, n)
