@@ -4,9 +4,13 @@ side in one run), and peak RSS of a worker at two dataset sizes.
 
     python bench/data_speed.py                       # 256², 8 frames; prints JSON
     python bench/data_speed.py --scenes 40 --rss-sizes 200 1000
+    python bench/data_speed.py --rss-only --rss-sizes 10000 --rss-log rss.jsonl   # RSS as it grows
 
 One core: llvmpipe's render threads are pinned to 1 (LP_NUM_THREADS=1) and one worker runs.
-Numbers are wall-clock on a shared machine; read them as indications, not guarantees.
+Wall-clock numbers on a shared machine swing with the load of other processes; the CPU-time
+numbers (process CPU seconds, every thread of the process) are the per-core cost. The peak
+RSS children log (scenes done, peak RSS, current RSS) after every shard with --rss-log, so one
+long run gives the whole curve.
 """
 
 from __future__ import annotations
@@ -35,15 +39,15 @@ from physforge.sim import Simulator  # noqa: E402
 from physforge.sim.render import RenderConfig, SceneRenderer  # noqa: E402
 
 
-def config(seed: int) -> DataConfig:
-    return DataConfig(seed=seed, width=256, height=256, num_frames=8, fps=4.0, state_fps=20.0, shard_size=16)
+def config(seed: int, size: int = 256, frames: int = 8) -> DataConfig:
+    return DataConfig(seed=seed, width=size, height=size, num_frames=frames, fps=4.0, state_fps=20.0, shard_size=16)
 
 
-def bare(cfg: DataConfig, indices: range) -> float:
+def bare(cfg: DataConfig, indices: range) -> tuple[float, float]:
     """Simulate and render (RGB, depth, segmentation to arrays) the same scenes; no questions,
-    no encoding, no writing."""
+    no encoding, no writing. Returns (wall s, CPU s)."""
     renderer = SceneRenderer(config=RenderConfig(cfg.width, cfg.height))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for index in indices:
         rng = scene_rng(cfg.seed, index)
         family, _, variant = assign(cfg, rng)
@@ -60,61 +64,96 @@ def bare(cfg: DataConfig, indices: range) -> float:
         except SimulationUnstable:
             pass
         renderer.release()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
-def full_and_bare(cfg: DataConfig, num_scenes: int) -> tuple[float, float, dict]:
+def full_and_bare(cfg: DataConfig, num_scenes: int) -> tuple[float, float, float, float, dict]:
     """Shard by shard, the full pipeline (generate_shard: simulate, render, questions,
     counterfactuals, near-threshold checks, encoding, writing) and then bare simulate + render
     of the same scenes, alternating which goes first, so that load from other processes hits
-    both alike."""
-    full_seconds = bare_seconds = 0.0
+    both alike. Returns wall and CPU seconds of each, and the shard stats."""
+    full_seconds = bare_seconds = full_cpu = bare_cpu = 0.0
     shards = math.ceil(num_scenes / cfg.shard_size)
     with tempfile.TemporaryDirectory() as folder:
         data = cfg.to_dict()
         for shard in range(shards):
             indices = range(shard * cfg.shard_size, min(num_scenes, (shard + 1) * cfg.shard_size))
             for step in ((0, 1) if shard % 2 == 0 else (1, 0)):
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.process_time()
                 if step == 0:
                     generate_shard(data, folder, shard, num_scenes)
                     full_seconds += time.perf_counter() - start
+                    full_cpu += time.process_time() - cpu
                 else:
-                    bare_seconds += bare(cfg, indices)
+                    wall, cpu = bare(cfg, indices)
+                    bare_seconds += wall
+                    bare_cpu += cpu
         info = collect_stats(Path(folder))
-    return full_seconds, bare_seconds, info
+    return full_seconds, bare_seconds, full_cpu, bare_cpu, info
 
 
-def rss_child(num_scenes: int) -> None:
-    """Run in a subprocess: generate num_scenes (one worker, in-process) and print peak RSS."""
+def _rss_now_mib() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def rss_child(num_scenes: int, size: int, frames: int, log: str | None) -> None:
+    """Run in a subprocess: generate num_scenes (one worker, in-process) and print peak RSS;
+    with ``log``, append (scenes done, peak RSS, current RSS) after every shard."""
+    done = 0
+    started = time.perf_counter()
+
+    def on_shard(summary: dict) -> None:
+        nonlocal done
+        done += summary["scenes"][1] - summary["scenes"][0]
+        if log is not None:
+            with open(log, "a") as handle:
+                handle.write(json.dumps({"scenes": done, "peak_rss_mib": round(_peak_rss_mib(), 1),
+                                         "rss_mib": round(_rss_now_mib(), 1),
+                                         "elapsed_s": round(time.perf_counter() - started, 1)}) + "\n")
+
     with tempfile.TemporaryDirectory() as folder:
-        generate_dataset(config(1), Path(folder) / "ds", num_scenes, workers=1)
-    print(json.dumps({"scenes": num_scenes, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        generate_dataset(config(1, size, frames), Path(folder) / "ds", num_scenes, workers=1, on_shard=on_shard)
+    print(json.dumps({"scenes": num_scenes, "resolution": [size, size], "frames": frames,
+                      "peak_rss_mib": round(_peak_rss_mib(), 1)}))
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scenes", type=int, default=32)
     parser.add_argument("--rss-sizes", type=int, nargs=2, default=(100, 400))
+    parser.add_argument("--rss-resolution", type=int, default=256, help="image size (px) of the RSS runs")
+    parser.add_argument("--rss-frames", type=int, default=8, help="frames per clip of the RSS runs")
+    parser.add_argument("--rss-log", default=None, help="append the RSS of each RSS run after every shard (JSONL)")
+    parser.add_argument("--rss-only", action="store_true", help="skip the speed measurement")
     parser.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child is not None:
-        rss_child(args.rss_child)
+        rss_child(args.rss_child, args.rss_resolution, args.rss_frames, args.rss_log)
+        return
+    rss = []
+    for size in args.rss_sizes:
+        command = [sys.executable, __file__, "--rss-child", str(size), "--rss-resolution", str(args.rss_resolution),
+                   "--rss-frames", str(args.rss_frames)] + (["--rss-log", args.rss_log] if args.rss_log else [])
+        out = subprocess.run(command, capture_output=True, text=True)
+        if out.returncode != 0:  # report a crashed worker instead of hiding the other numbers
+            rss.append({"scenes": size, "error": f"exit status {out.returncode}", "stderr_tail": out.stderr[-2000:]})
+        else:
+            rss.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    if args.rss_only:
+        print(json.dumps({"benchmark": "data_speed", "peak_rss_per_worker": rss}, indent=1))
         return
     cfg = config(0)
     bare(cfg, range(2))  # warm up: imports, GL context
     TIMINGS.clear()
     load_before = os.getloadavg()[0]
-    full_seconds, bare_seconds, info = full_and_bare(cfg, args.scenes)
+    full_seconds, bare_seconds, full_cpu, bare_cpu, info = full_and_bare(cfg, args.scenes)
     load_after = os.getloadavg()[0]
     stages = {k: round(v / args.scenes, 4) for k, v in sorted(TIMINGS.items())}
-    rss = []
-    for size in args.rss_sizes:
-        out = subprocess.run([sys.executable, __file__, "--rss-child", str(size)], capture_output=True, text=True)
-        if out.returncode != 0:  # report a crashed worker instead of hiding the other numbers
-            rss.append({"scenes": size, "error": f"exit status {out.returncode}", "stderr_tail": out.stderr[-2000:]})
-        else:
-            rss.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(json.dumps({
         "benchmark": "data_speed", "gl": os.environ.get("MUJOCO_GL", "egl"),
         "lp_num_threads": os.environ.get("LP_NUM_THREADS"), "resolution": [cfg.width, cfg.height],
@@ -128,6 +167,9 @@ def main() -> None:
         "seconds_per_scene_per_core": round(full_seconds / args.scenes, 4),
         "bare_simulate_render_seconds_per_scene": round(bare_seconds / args.scenes, 4),
         "overhead_percent": round(100.0 * (full_seconds - bare_seconds) / bare_seconds, 1),
+        "cpu_seconds_per_scene": round(full_cpu / args.scenes, 4),
+        "bare_simulate_render_cpu_seconds_per_scene": round(bare_cpu / args.scenes, 4),
+        "overhead_percent_cpu": round(100.0 * (full_cpu - bare_cpu) / bare_cpu, 1),
         "overhead_seconds_per_scene_by_stage": stages | {
             "other (questions, states, events to rows, table building)": round(
                 (full_seconds - bare_seconds) / args.scenes - sum(stages.values()), 4)},

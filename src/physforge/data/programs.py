@@ -44,24 +44,35 @@ class RolloutProvider:
     perturbation: optional ``{body: impulse (3,) N s}`` applied right after restoring the
     initial snapshot (before any intervention): the near-threshold check runs every program
     again on a perturbed provider.
+
+    event_rollouts: rollout keys (``rollout_key``) whose event log some program may read; the
+    others are simulated without contact tracking (about a third cheaper, same trajectory).
+    None: every rollout tracks contacts. A program that asks for the events of a rollout run
+    without them gets it simulated again with them, so a missing key costs time, never answers.
     """
 
     def __init__(self, sim: Simulator, snapshot: Snapshot, duration: float, fps: float, *,
-                 perturbation: dict[str, list[float]] | None = None, factual: Rollout | None = None):
+                 perturbation: dict[str, list[float]] | None = None, factual: Rollout | None = None,
+                 event_rollouts: set[str] | frozenset[str] | None = None):
         self.sim, self.snapshot, self.duration, self.fps = sim, snapshot, duration, fps
         self.perturbation = perturbation or {}
+        self.event_rollouts = event_rollouts
         self._cache: dict[str, Rollout] = {}
+        self._without_events: set[str] = set()
         if factual is not None:
             self._cache["factual"] = factual
         self.simulations = 0
 
-    def get(self, intervention: Any = "factual") -> Rollout:
+    def get(self, intervention: Any = "factual", *, events: bool = True) -> Rollout:
+        """The rollout under ``intervention``; ``events``: the caller reads its event log."""
         key = rollout_key(intervention)
-        if key not in self._cache:
-            self._cache[key] = self.simulate(None if key == "factual" else intervention)
+        if key not in self._cache or (events and key in self._without_events):
+            track = events or self.event_rollouts is None or key in self.event_rollouts
+            self._cache[key] = self.simulate(None if key == "factual" else intervention, events=track)
+            (self._without_events.discard if track else self._without_events.add)(key)
         return self._cache[key]
 
-    def simulate(self, intervention: dict | None, on_frame=None) -> Rollout:
+    def simulate(self, intervention: dict | None, on_frame=None, *, events: bool = True) -> Rollout:
         """Restore the initial snapshot, perturb, intervene, run (SimulationUnstable propagates)."""
         sim = self.sim
         sim.restore(self.snapshot)
@@ -72,7 +83,7 @@ class RolloutProvider:
         self.simulations += 1
         start = time.perf_counter()
         try:
-            return sim.run(self.duration, self.fps, on_frame=on_frame)
+            return sim.run(self.duration, self.fps, events=events, on_frame=on_frame)
         finally:
             TIMINGS["resimulation"] += time.perf_counter() - start
 
@@ -154,6 +165,10 @@ def _period(rollout: Rollout, body: str) -> float | None:
     if len(crossings) < 2:
         return None
     return float(2.0 * np.mean(np.diff(crossings)))
+
+
+#: Predicates that read a rollout's event log (the others read only its trajectory).
+EVENT_PREDICATES = frozenset({"toppled", "count_toppled", "touching_at_end"})
 
 
 def _predicate(name: str, node: dict, rollout: Rollout, context: ExecutionContext) -> Any:
@@ -242,10 +257,11 @@ _OPS: dict[str, Callable] = {
                                              and inputs[0] < inputs[1]),
     "partner": lambda node, inputs, context: (next((b for b in inputs[0][0]["bodies"] if b != node["body"]), None)
                                               if inputs[0] else None),
-    "state": lambda node, inputs, context: _body_state(context.provider.get(node.get("rollout", "factual")),
+    "state": lambda node, inputs, context: _body_state(context.provider.get(node.get("rollout", "factual"),
+                                                                            events=False),
                                                        node["body"], node["field"], node["time"]),
     "state_at": lambda node, inputs, context: (None if inputs[0] is None else _body_state(
-        context.provider.get(node.get("rollout", "factual")), node["body"], node["field"],
+        context.provider.get(node.get("rollout", "factual"), events=False), node["body"], node["field"],
         inputs[0] + node.get("offset", 0.0))),
     "latent": lambda node, inputs, context: context.latent[node["key"]],
     "greater": lambda node, inputs, context: (None if inputs[0] is None or inputs[1] is None
@@ -256,9 +272,9 @@ _OPS: dict[str, Callable] = {
                                                                           for v in inputs]))],
     "subtract": lambda node, inputs, context: (None if inputs[0] is None or inputs[1] is None
                                                else inputs[0] - inputs[1]),
-    "predicate": lambda node, inputs, context: _predicate(node["name"], node,
-                                                          context.provider.get(node.get("rollout", "factual")),
-                                                          context),
+    "predicate": lambda node, inputs, context: _predicate(
+        node["name"], node, context.provider.get(node.get("rollout", "factual"),
+                                                 events=node["name"] in EVENT_PREDICATES), context),
     "constant": lambda node, inputs, context: node["value"],
     "lookup": lambda node, inputs, context: node["table"].get(inputs[0]) if inputs[0] is not None else None,
     "relative_change": lambda node, inputs, context: (None if inputs[0] is None or not inputs[1]
@@ -272,6 +288,13 @@ def program_rollouts(program: list[dict]) -> list[str]:
     """The rollout keys a program reads (for citing and for pre-simulating)."""
     return sorted({rollout_key(node.get("rollout", "factual")) for node in program
                    if node["op"] in ("events", "state", "state_at", "predicate")})
+
+
+def event_rollouts(program: list[dict]) -> set[str]:
+    """The rollout keys whose event log a program reads (the rest of its rollouts need only
+    their trajectories)."""
+    return {rollout_key(node.get("rollout", "factual")) for node in program
+            if node["op"] == "events" or (node["op"] == "predicate" and node["name"] in EVENT_PREDICATES)}
 
 
 def program_cites(program: list[dict]) -> list[str]:

@@ -19,7 +19,7 @@ import physforge
 from physforge.data.config import IID_SPLITS, DataConfig
 from physforge.data.families import FAMILIES
 from physforge.data.families.base import SceneSpec
-from physforge.data.programs import TIMINGS, ExecutionContext, RolloutProvider, program_cites
+from physforge.data.programs import TIMINGS, ExecutionContext, RolloutProvider, event_rollouts, program_cites
 from physforge.data.questions import LETTERS, Balancer, Candidate, Scene, propose, select
 from physforge.errors import SimulationUnstable
 from physforge.sim import Simulator
@@ -120,8 +120,13 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
     stride, n = config.frame_stride, config.num_frames
     rgb, depth, segmentation = [], [], []
     camera = spec.camera
+    # the impossible twin clip is this run up to its violation at frame n // 2: keep that state
+    # (a few hundred bytes) so the twin re-simulates and renders only the frames after it
+    middle: list = []
 
     def on_frame(simulator: Simulator, frame: int) -> None:
+        if frame == (n // 2) * stride:
+            middle.append(simulator.snapshot())
         if frame % stride == 0 and frame // stride < n:
             rgb.append(_image(renderer.rgb(simulator.data, camera)))
             d, s = renderer.depth_segmentation(simulator.data, camera)
@@ -143,9 +148,14 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
     # questions: one per template, balanced, then checked against perturbed initial states
     kept: list[Candidate] = []
     proposals = propose(scene, rng)
+    # re-simulations whose event log no candidate reads skip contact tracking
+    needs_events = {key for candidates in proposals.values() for c in candidates
+                    for program in [c.program] + [o["program"] for o in c.options] for key in event_rollouts(program)}
+    provider.event_rollouts = needs_events
     perturbed_contexts = [ExecutionContext(RolloutProvider(sim, snapshot, config.duration, config.state_fps,
                                                            perturbation=_perturbation(sim, spec, rng,
-                                                                                      config.perturbation_speed)),
+                                                                                      config.perturbation_speed),
+                                                           event_rollouts=needs_events),
                                            config.clip_duration, spec.latent, spec.facts)
                           for _ in range(config.perturbation_trials)]
     for template in sorted(proposals):
@@ -177,7 +187,7 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
     alt_rgb: list[dict] = []
     if config.plausibility_fraction > 0 and rng.random() < config.plausibility_fraction:
         start = time.perf_counter()
-        violation = _impossible_clip(sim, snapshot, spec, config, renderer, rng, alt_rgb)
+        violation = _impossible_clip(sim, middle[0], rgb, spec, config, renderer, rng, alt_rgb)
         TIMINGS["plausibility_clip"] += time.perf_counter() - start
         if violation is not None:
             kept.append(_plausibility_question(violation, n, rng, balancer))
@@ -250,10 +260,15 @@ def _question_row(c: Candidate, scene_id: str, k: int, split: str, family: str, 
     }
 
 
-def _impossible_clip(sim: Simulator, snapshot, spec: SceneSpec, config: DataConfig, renderer, rng,
-                     out: list[dict]) -> dict | None:
+def _impossible_clip(sim: Simulator, middle, factual_rgb: list[dict], spec: SceneSpec, config: DataConfig,
+                     renderer, rng, out: list[dict]) -> dict | None:
     """Render the same scene with a physics violation half way: gravity reverses, or an object
-    is kicked upwards by nothing. Returns the violation, or None if that run blew up."""
+    is kicked upwards by nothing. Returns the violation, or None if that run blew up.
+
+    middle: the factual run's snapshot at clip frame ``num_frames // 2``, where the violation
+    happens. Up to there the twin is the factual clip (same state, same renderer), so its first
+    frames are the factual frames and only the rest is simulated and rendered.
+    """
     movable = [b.name for b in spec.world.bodies if b.joint.type == "free"]
     kinds = ["gravity_reversal"] + (["spontaneous_kick"] if movable else [])
     kind = kinds[int(rng.integers(len(kinds)))]
@@ -262,20 +277,18 @@ def _impossible_clip(sim: Simulator, snapshot, spec: SceneSpec, config: DataConf
     stride = config.frame_stride
     camera = spec.camera
 
-    def render_from(offset: int):
-        def on_frame(simulator, frame):
-            if frame % stride == 0 and (frame > 0 or offset == 0):
-                out.append(_image(renderer.rgb(simulator.data, camera)))
-        return on_frame
+    def on_frame(simulator, frame):
+        if frame % stride == 0 and frame > 0:
+            out.append(_image(renderer.rgb(simulator.data, camera)))
 
+    out.extend(factual_rgb[:half + 1])
     try:
-        sim.restore(snapshot)
-        sim.run(half / config.fps, config.state_fps, events=False, on_frame=render_from(0))
+        sim.restore(middle)
         if kind == "gravity_reversal":
             sim.set_gravity([-g for g in spec.world.gravity])
         else:
             sim.apply_impulse(target, [0.0, 0.0, sim.body_mass(target) * VIOLATION_KICK_SPEED])
-        sim.run((config.num_frames - 1 - half) / config.fps, config.state_fps, events=False, on_frame=render_from(1))
+        sim.run((config.num_frames - 1 - half) / config.fps, config.state_fps, events=False, on_frame=on_frame)
     except SimulationUnstable:
         out.clear()
         return None
