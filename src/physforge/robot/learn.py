@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from physforge.errors import MissingDependencyError
+from physforge.errors import InputFileError, MissingDependencyError
 from physforge.robot.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -162,13 +162,52 @@ def build_model(config: LearnConfig, env):
     return model
 
 
+#: Largest uncompressed policy.zip accepted, bytes (a 2x128 MLP policy is well under 1 MB).
+MAX_POLICY_BYTES = 256 * 1024 * 1024
+
+
 def load_policy(path: str | Path):
-    """A PPO checkpoint written by ``train`` (our own file; SB3's zip)."""
-    sb3 = _sb3()
+    """A PPO checkpoint written by ``train``: its weights from ``policy.zip`` loaded into a model
+    rebuilt from the ``config.json`` beside it.
+
+    SB3's own ``PPO.load`` is not used: it un-pickles (cloudpickle) the objects stored in the
+    zip's ``data`` entry, so a crafted policy.zip would run code. Here only the ``.pth`` weight
+    entries are read, by SB3 with ``torch.load(weights_only=True)``.
+    """
+    import zipfile
+
+    _sb3()
+    from stable_baselines3.common.save_util import load_from_zip_file
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; train one with `physforge robot learn`")
-    return sb3.PPO.load(path, device="cpu")
+    config_path = path.with_name("config.json")
+    if not config_path.is_file():
+        raise InputFileError(path, "no config.json beside it; a policy is loaded only from the run folder "
+                             "that `physforge robot learn` wrote")
+    try:
+        config = LearnConfig(**json.loads(config_path.read_text()))
+    except (json.JSONDecodeError, TypeError, ValueError) as err:
+        raise InputFileError(config_path, f"not a LearnConfig: {err}") from None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except zipfile.BadZipFile:
+        raise InputFileError(path, "not a zip file (SB3 policy.zip expected)") from None
+    if unpacked > MAX_POLICY_BYTES:
+        raise InputFileError(path, f"unpacks to {unpacked} bytes, more than {MAX_POLICY_BYTES}; refused")
+    try:
+        _, params, _ = load_from_zip_file(path, load_data=False, device="cpu")
+    except Exception as err:  # torch's weights-only unpickler raises UnpicklingError, RuntimeError, ...
+        raise InputFileError(path, f"weights refused or unreadable ({type(err).__name__}: {err})") from None
+    mode = "residual" if config.method == "residual" else "scratch"
+    model = build_model(config, make_env(config.task, mode, config.perception))
+    try:
+        model.set_parameters(params, exact_match=True, device="cpu")
+    except (ValueError, RuntimeError, KeyError) as err:
+        raise InputFileError(path, f"weights do not fit the policy its config.json describes: {err}") from None
+    return model
 
 
 @dataclass
