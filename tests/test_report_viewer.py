@@ -184,10 +184,17 @@ def test_viewer_api_errors_name_the_argument(server):
 
 
 def test_open_folder_refuses_other_folders(tmp_path):
+    from typer.testing import CliRunner
+
+    from physforge.cli.main import app
     from physforge.viewer import ViewerError, open_folder
 
     with pytest.raises(ViewerError, match="not a dataset"):
         open_folder(tmp_path)
+    for args, message in (([str(tmp_path / "missing")], "is not a folder"), ([str(tmp_path)], "not a dataset"),
+                          ([str(tmp_path), "--port", "70000"], "port")):
+        result = CliRunner().invoke(app, ["view", *args, "--no-browser"])
+        assert result.exit_code == 2 and message in " ".join(result.output.split())  # rich wraps lines
 
 
 def test_data_generate_writes_a_report_whose_counts_match_the_dataset(dataset):

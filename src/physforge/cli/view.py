@@ -19,6 +19,8 @@ def view_command(
 
     with cli_errors():
         config = ViewConfig(folder=str(folder), port=port, open_browser=not no_browser)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder; pass a dataset, asset or run folder")
         console.print(f"opening {folder} (an asset's previews are rendered first)")
         serve(config, on_ready=lambda url: console.print(f"[green]viewing[/green] {folder} at {url}  (Ctrl-C to stop)"))
 
