@@ -3,11 +3,16 @@ mass MuJoCo computes checked against the closed-form volume of what the mesh rea
 
 from __future__ import annotations
 
+import io
 import logging
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import physforge.world.mesh_io as mesh_io
 from physforge.errors import InputFileError
@@ -169,3 +174,35 @@ def test_valid_files_of_every_checked_type_still_load(tmp_path):
     ascii_stl = tmp_path / "ascii.stl"
     ascii_stl.write_text(trimesh.exchange.stl.export_stl_ascii(cube))
     assert len(load_mesh_arrays(ascii_stl)[1]) == 12
+
+
+_FUZZ_EXAMPLES = int(__import__("os").environ.get("PHYSFORGE_FUZZ_EXAMPLES", "60"))
+_MESH_SEEDS: dict[str, bytes] = {}
+
+
+def _mesh_seed(suffix: str) -> bytes:
+    if suffix not in _MESH_SEEDS:
+        buffer = io.BytesIO()
+        _cube().export(buffer, file_type=suffix[1:])
+        _MESH_SEEDS[suffix] = buffer.getvalue()
+    return _MESH_SEEDS[suffix]
+
+
+@settings(max_examples=_FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from([".obj", ".stl", ".ply", ".off", ".glb"]),
+       st.lists(st.tuples(st.integers(0, 2048), st.integers(0, 255)), max_size=8),
+       st.integers(1, 4096), st.binary(max_size=64))
+def test_fuzzed_mesh_files_load_or_raise_input_file_error(suffix, flips, cut, junk):
+    data = bytearray(_mesh_seed(suffix))
+    for position, value in flips:
+        if position < len(data):
+            data[position] = value
+    data = bytes(data[:cut]) + junk
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"fuzz{suffix}"
+        path.write_bytes(data)
+        try:
+            vertices, faces = load_mesh_arrays(path)
+        except InputFileError:
+            return
+    assert np.isfinite(vertices).all() and faces.min() >= 0 and faces.max() < len(vertices)

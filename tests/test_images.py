@@ -8,6 +8,8 @@ import zlib
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from physforge.errors import ImageInputError, InputFileError, PhysforgeError
@@ -154,3 +156,38 @@ def test_cli_dynamics_sample_refuses_a_bad_image(tmp_path):
                                       "--checkpoint", str(tmp_path / "ckpt"), "--world", str(tmp_path / "w.json")])
     assert result.exit_code == 2, result.output
     assert "scene.png" in result.output and "GIF" in result.output
+
+
+_FUZZ_EXAMPLES = int(__import__("os").environ.get("PHYSFORGE_FUZZ_EXAMPLES", "60"))
+
+
+def _seed_images() -> list[bytes]:
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, size=(12, 10, 3), dtype=np.uint8)
+    out = []
+    for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM"):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format=fmt)
+        out.append(buffer.getvalue())
+    return out
+
+
+_SEEDS = _seed_images()
+
+
+@settings(max_examples=_FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from(range(len(_SEEDS))),
+       st.lists(st.tuples(st.integers(0, 4096), st.integers(0, 255)), max_size=8),
+       st.integers(0, 4096), st.binary(max_size=64))
+def test_fuzzed_image_bytes_decode_or_raise_image_input_error(seed, flips, cut, junk):
+    """Corrupted encodings of every accepted format: a (H, W, 3) uint8 array or ImageInputError."""
+    data = bytearray(_SEEDS[seed])
+    for position, value in flips:
+        if position < len(data):
+            data[position] = value
+    data = bytes(data[: max(cut, 1)]) + junk if cut < len(data) else bytes(data) + junk
+    try:
+        image = load_image(data, min_side=1)
+    except ImageInputError:
+        return
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
