@@ -151,31 +151,10 @@ class TransformersAnswerer:
 
 def load_transformers_vlm(path: Path):
     """(model in eval mode, processor) from a local folder; a peft adapter folder is applied on
-    its local base model."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    its local base model (``physforge.vlm.load_vlm``)."""
+    from physforge.vlm import load_vlm
 
-    adapter = path / "adapter_config.json"
-    try:
-        if adapter.is_file():
-            from peft import PeftModel
-
-            base = json.loads(adapter.read_text()).get("base_model_name_or_path")
-            if not base or not Path(base).is_dir():
-                raise CheckpointError(path, f"the adapter's base model {base!r} is not a local folder; edit "
-                                      "base_model_name_or_path in adapter_config.json to point at it")
-            model = AutoModelForImageTextToText.from_pretrained(base, local_files_only=True, use_safetensors=True)
-            model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
-            processor_path = path if (path / "processor_config.json").is_file() else Path(base)
-        else:
-            model = AutoModelForImageTextToText.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
-            processor_path = path
-        processor = AutoProcessor.from_pretrained(str(processor_path), local_files_only=True)
-    except (OSError, ValueError) as err:
-        if isinstance(err, CheckpointError):
-            raise
-        raise CheckpointError(path, f"cannot load it as a local transformers VLM: {str(err)[:300]}") from None
-    return model.eval(), processor
+    return load_vlm(path, error=CheckpointError)
 
 
 class EndpointAnswerer:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +28,6 @@ from physforge.reason.config import VLMTrainConfig
 from physforge.reason.errors import CheckpointError, ReasonDataError
 
 log = logging.getLogger(__name__)
-
-#: Special tokens of the from-scratch tokenizer (Idefics3 image tokens included).
-SPECIAL_TOKENS = ("<pad>", "<unk>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
-                  "<global-img>")
-#: Role-prefixed turns; the assistant's answer and end-of-turn token sit inside generation markers
-#: so that TRL's assistant-only loss trains exactly the answer (and stopping).
-CHAT_TEMPLATE = ("{% for message in messages %}{{ message['role'] | capitalize }}:"
-                 "{% if message['role'] == 'assistant' %}{% generation %}{% for line in message['content'] %}"
-                 "{% if line['type'] == 'text' %}{{ ' ' + line['text'] }}{% endif %}{% endfor %}"
-                 "<end_of_utterance>{% endgeneration %}\n"
-                 "{% else %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ ' ' + line['text'] }}"
-                 "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
-                 "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
 
 
 def dataset_texts(export_dir: Path) -> list[str]:
@@ -57,47 +43,18 @@ def dataset_texts(export_dir: Path) -> list[str]:
 
 
 def build_processor(texts: list[str], config: VLMTrainConfig):
-    """An Idefics3Processor around a byte-level BPE trained on ``texts`` (no hub, no torchvision)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import Idefics3Processor, PreTrainedTokenizerFast
-    from transformers.models.idefics3 import Idefics3ImageProcessorPil
+    """An Idefics3Processor around a byte-level BPE trained on ``texts`` (physforge.vlm)."""
+    from physforge.vlm import build_processor as shared
 
-    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=config.vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    bpe.train_from_iterator(texts, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", unk_token="<unk>",
-                                        bos_token="<|im_start|>", eos_token="<end_of_utterance>",
-                                        additional_special_tokens=list(SPECIAL_TOKENS[4:]) + ["<end_of_utterance>"])
-    images = Idefics3ImageProcessorPil(do_resize=True, size={"longest_edge": config.image_size},
-                                       max_image_size={"longest_edge": config.image_size}, do_image_splitting=False)
-    # image_seq_len: tokens per image after the connector's pixel shuffle (scale factor 2)
-    side = config.image_size // config.patch_size
-    return Idefics3Processor(image_processor=images, tokenizer=tokenizer, image_seq_len=max(1, (side // 2) ** 2),
-                             chat_template=CHAT_TEMPLATE)
+    return shared(texts, vocab_size=config.vocab_size, image_size=config.image_size, patch_size=config.patch_size)
 
 
 def build_model(processor, config: VLMTrainConfig):
-    """A tiny Idefics3 (SigLIP-style vision tower + Llama text model) from a config."""
-    from transformers import Idefics3Config, Idefics3ForConditionalGeneration
+    """A tiny Idefics3 from a config (physforge.vlm)."""
+    from physforge.vlm import build_model as shared
 
-    tokenizer = processor.tokenizer
-    model_config = Idefics3Config(
-        vision_config={"hidden_size": config.hidden, "intermediate_size": 2 * config.hidden,
-                       "num_hidden_layers": config.layers, "num_attention_heads": config.heads,
-                       "image_size": config.image_size, "patch_size": config.patch_size},
-        text_config={"model_type": "llama", "hidden_size": config.hidden, "intermediate_size": 2 * config.hidden,
-                     "num_hidden_layers": config.layers, "num_attention_heads": config.heads,
-                     "num_key_value_heads": config.heads, "vocab_size": len(tokenizer),
-                     "max_position_embeddings": 2048, "pad_token_id": tokenizer.pad_token_id,
-                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id},
-        scale_factor=2, image_token_id=tokenizer.convert_tokens_to_ids("<image>"), pad_token_id=tokenizer.pad_token_id)
-    model = Idefics3ForConditionalGeneration(model_config)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    return model
+    return shared(processor, hidden=config.hidden, layers=config.layers, heads=config.heads,
+                  image_size=config.image_size, patch_size=config.patch_size)
 
 
 def train_vlm(config: VLMTrainConfig, *, overwrite: bool = False) -> dict[str, Any]:
@@ -105,10 +62,10 @@ def train_vlm(config: VLMTrainConfig, *, overwrite: bool = False) -> dict[str, A
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from datasets import load_dataset
-    from trl import SFTConfig, SFTTrainer
 
     from physforge.data.export import export_dataset
     from physforge.outputs import OutputExistsError, write_json
+    from physforge.vlm import load_base_for_lora, sft_train
 
     # -- config -----------------------------------------------------------------------------------
     out = Path(config.out)
@@ -138,39 +95,20 @@ def train_vlm(config: VLMTrainConfig, *, overwrite: bool = False) -> dict[str, A
         model.save_pretrained(out / "init")
         processor.save_pretrained(out / "init")
     else:
-        from peft import LoraConfig
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
-        base = Path(config.base_model)
-        if not (base / "config.json").is_file():
-            raise CheckpointError(base, "not a local transformers model folder (no config.json); give the folder "
-                                  "holding config.json, the weights and the processor files")
-        base = base.resolve()
-        model = AutoModelForImageTextToText.from_pretrained(str(base), local_files_only=True, use_safetensors=True)
-        processor = AutoProcessor.from_pretrained(str(base), local_files_only=True)
-        peft_config = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.0,
-                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
+        model, processor, peft_config = load_base_for_lora(config.base_model, rank=config.lora_rank,
+                                                           alpha=config.lora_alpha, error=CheckpointError)
     n_params = sum(p.numel() for p in model.parameters())
 
     # -- loop -------------------------------------------------------------------------------------
-    args = SFTConfig(output_dir=str(out / "trainer"), max_steps=config.steps,
-                     per_device_train_batch_size=config.batch_size,
-                     learning_rate=config.lr, lr_scheduler_type="cosine", warmup_steps=max(1, config.steps // 20),
-                     logging_steps=max(1, config.steps // 20), save_strategy="no", report_to=[], seed=config.seed,
-                     data_seed=config.seed, max_length=None, use_cpu=True, bf16=False, fp16=False,
-                     dataloader_num_workers=0, disable_tqdm=True,
-                     # loss on the answers only (from scratch, the template marks them); a base model's own
-                     # template may not, so LoRA trains on whole conversations
-                     assistant_only_loss=config.base_model is None)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=processor,
-                         peft_config=peft_config)
-    start = time.perf_counter()
-    result = trainer.train()
-    seconds = time.perf_counter() - start
+    # loss on the answers only (from scratch, the template marks them); a base model's own template
+    # may not, so LoRA trains on whole conversations
+    trainer, result, seconds, losses = sft_train(model, processor, train, work_dir=out / "trainer", steps=config.steps,
+                                                 batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                                                 assistant_only_loss=config.base_model is None,
+                                                 peft_config=peft_config)
     trainer.model.save_pretrained(out / "model")
     processor.save_pretrained(out / "model")
     shutil.rmtree(out / "trainer", ignore_errors=True)
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     examples = config.steps * config.batch_size
     images_per_example = n_images / max(1, len(train))
     summary = {"steps": config.steps, "parameters": n_params, "train_examples": len(train),

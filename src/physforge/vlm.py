@@ -1,0 +1,204 @@
+"""What every physforge VLM recipe shares: a tiny Idefics3 built from a config around a locally
+trained byte-level BPE (fully offline, no torchvision), LoRA on a local checkpoint, TRL SFT,
+loading a saved model or adapter, and greedy generation with an optional token whitelist.
+
+Used by ``physforge.reason`` (physical question answering) and ``physforge.assets`` (image to
+asset text). transformers, tokenizers, trl and peft are imported inside the functions, so
+importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from physforge.checkpoints import CheckpointError
+from physforge.errors import MissingDependencyError
+
+#: Special tokens of the from-scratch tokenizer (Idefics3 image tokens included).
+SPECIAL_TOKENS = ("<pad>", "<unk>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>",
+                  "<global-img>")
+#: Role-prefixed turns; every assistant answer and its end-of-turn token sit inside generation
+#: markers so that TRL's assistant-only loss trains exactly the answers (and stopping), in every
+#: round of a multi-round conversation.
+CHAT_TEMPLATE = ("{% for message in messages %}{{ message['role'] | capitalize }}:"
+                 "{% if message['role'] == 'assistant' %}{% generation %}{% for line in message['content'] %}"
+                 "{% if line['type'] == 'text' %}{{ ' ' + line['text'] }}{% endif %}{% endfor %}"
+                 "<end_of_utterance>{% endgeneration %}\n"
+                 "{% else %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{ ' ' + line['text'] }}"
+                 "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n"
+                 "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+
+
+def _require_ml() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import tokenizers  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError("transformers and tokenizers", "ml") from None
+
+
+def build_processor(texts: list[str], *, vocab_size: int, image_size: int, patch_size: int):
+    """An Idefics3Processor around a byte-level BPE of ``vocab_size`` trained on ``texts``;
+    images resized to ``image_size`` px (longest edge), one global image (no splitting)."""
+    _require_ml()
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import Idefics3Processor, PreTrainedTokenizerFast
+    from transformers.models.idefics3 import Idefics3ImageProcessorPil
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    bpe.train_from_iterator(texts, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token="<pad>", unk_token="<unk>",
+                                        bos_token="<|im_start|>", eos_token="<end_of_utterance>",
+                                        additional_special_tokens=list(SPECIAL_TOKENS[4:]) + ["<end_of_utterance>"])
+    images = Idefics3ImageProcessorPil(do_resize=True, size={"longest_edge": image_size},
+                                       max_image_size={"longest_edge": image_size}, do_image_splitting=False)
+    # image_seq_len: tokens per image after the connector's pixel shuffle (scale factor 2)
+    side = image_size // patch_size
+    return Idefics3Processor(image_processor=images, tokenizer=tokenizer, image_seq_len=max(1, (side // 2) ** 2),
+                             chat_template=CHAT_TEMPLATE)
+
+
+def build_model(processor, *, hidden: int, layers: int, heads: int, image_size: int, patch_size: int,
+                max_positions: int = 2048):
+    """A tiny Idefics3 (SigLIP-style vision tower + Llama text model) from a config."""
+    _require_ml()
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration
+
+    tokenizer = processor.tokenizer
+    model_config = Idefics3Config(
+        vision_config={"hidden_size": hidden, "intermediate_size": 2 * hidden,
+                       "num_hidden_layers": layers, "num_attention_heads": heads,
+                       "image_size": image_size, "patch_size": patch_size},
+        text_config={"model_type": "llama", "hidden_size": hidden, "intermediate_size": 2 * hidden,
+                     "num_hidden_layers": layers, "num_attention_heads": heads,
+                     "num_key_value_heads": heads, "vocab_size": len(tokenizer),
+                     "max_position_embeddings": max_positions, "pad_token_id": tokenizer.pad_token_id,
+                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id},
+        scale_factor=2, image_token_id=tokenizer.convert_tokens_to_ids("<image>"), pad_token_id=tokenizer.pad_token_id)
+    model = Idefics3ForConditionalGeneration(model_config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def load_base_for_lora(base: str | Path, *, rank: int, alpha: int, error: type[CheckpointError] = CheckpointError):
+    """(model, processor, peft LoraConfig) for LoRA on a local transformers VLM folder."""
+    _require_ml()
+    from peft import LoraConfig
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    base = Path(base)
+    if not (base / "config.json").is_file():
+        raise error(base, "not a local transformers model folder (no config.json); give the folder "
+                    "holding config.json, the weights and the processor files")
+    base = base.resolve()
+    model = AutoModelForImageTextToText.from_pretrained(str(base), local_files_only=True, use_safetensors=True)
+    processor = AutoProcessor.from_pretrained(str(base), local_files_only=True)
+    peft_config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0,
+                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj"], task_type="CAUSAL_LM")
+    return model, processor, peft_config
+
+
+def sft_train(model, processor, train_dataset, *, work_dir: str | Path, steps: int, batch_size: int, lr: float,
+              seed: int, assistant_only_loss: bool, peft_config=None, max_length: int | None = None):
+    """TRL's SFTTrainer on a conversational dataset (``messages`` + ``images``), fp32 on the CPU
+    unless a GPU is there. Returns ``(trainer, train_output, seconds, losses)``."""
+    _require_ml()
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    cuda = torch.cuda.is_available()
+    args = SFTConfig(output_dir=str(work_dir), max_steps=steps, per_device_train_batch_size=batch_size,
+                     learning_rate=lr, lr_scheduler_type="cosine", warmup_steps=max(1, steps // 20),
+                     logging_steps=max(1, steps // 20), save_strategy="no", report_to=[], seed=seed,
+                     data_seed=seed, max_length=max_length, use_cpu=not cuda, bf16=False, fp16=False,
+                     dataloader_num_workers=0, disable_tqdm=True, assistant_only_loss=assistant_only_loss)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, processing_class=processor,
+                         peft_config=peft_config)
+    start = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - start
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return trainer, result, seconds, losses
+
+
+def load_vlm(path: str | Path, *, error: type[CheckpointError] = CheckpointError):
+    """(model in eval mode, processor) from a local folder; a peft adapter folder is applied on
+    its local base model."""
+    _require_ml()
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = Path(path)
+    adapter = path / "adapter_config.json"
+    try:
+        if adapter.is_file():
+            from peft import PeftModel
+
+            base = json.loads(adapter.read_text()).get("base_model_name_or_path")
+            if not base or not Path(base).is_dir():
+                raise error(path, f"the adapter's base model {base!r} is not a local folder; edit "
+                            "base_model_name_or_path in adapter_config.json to point at it")
+            model = AutoModelForImageTextToText.from_pretrained(base, local_files_only=True, use_safetensors=True)
+            model = PeftModel.from_pretrained(model, str(path), is_trainable=False)
+            processor_path = path if (path / "processor_config.json").is_file() else Path(base)
+        else:
+            if not (path / "config.json").is_file():
+                raise error(path, "not a transformers model folder (no config.json or adapter_config.json)")
+            model = AutoModelForImageTextToText.from_pretrained(str(path), local_files_only=True, use_safetensors=True)
+            processor_path = path
+        processor = AutoProcessor.from_pretrained(str(processor_path), local_files_only=True)
+    except (OSError, ValueError) as err:
+        if isinstance(err, CheckpointError):
+            raise
+        raise error(path, f"cannot load it as a local transformers VLM: {str(err)[:300]}") from None
+    return model.eval(), processor
+
+
+def token_whitelist(tokenizer, characters: str) -> list[int]:
+    """Ids of every vocabulary token whose text uses only ``characters``, plus end of turn:
+    the allowed set for constrained decoding of a plain-text number language."""
+    allowed = set(characters)
+    ids = []
+    for token, index in tokenizer.get_vocab().items():
+        text = tokenizer.convert_tokens_to_string([token])
+        if text and set(text) <= allowed:
+            ids.append(index)
+    ids.append(tokenizer.eos_token_id)
+    return sorted(set(ids))
+
+
+def generate(model, processor, messages: list[dict[str, Any]], images: list, *, max_new_tokens: int,
+             allowed_token_ids: list[int] | None = None) -> dict[str, Any]:
+    """Greedy continuation of a chat: ``{"text", "tokens" (generated count), "mean_logprob"
+    (per generated token, natural log), "truncated" (hit max_new_tokens without ending)}``.
+    allowed_token_ids: constrain every generated token to this set."""
+    import torch
+
+    tokenizer = processor.tokenizer
+    prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[prompt], images=[images] if images else None, return_tensors="pt")
+    kwargs: dict[str, Any] = {}
+    if allowed_token_ids is not None:
+        allowed = list(allowed_token_ids)
+        kwargs["prefix_allowed_tokens_fn"] = lambda batch, ids: allowed
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                             output_scores=True, return_dict_in_generate=True, **kwargs)
+    new = out.sequences[0, inputs["input_ids"].shape[1]:]
+    logprobs = []
+    for step, token in enumerate(new.tolist()):
+        logprobs.append(float(torch.log_softmax(out.scores[step][0].float(), -1)[token]))
+    ended = len(new) > 0 and int(new[-1]) == tokenizer.eos_token_id
+    text = processor.decode(new, skip_special_tokens=True).strip()
+    return {"text": text, "tokens": int(len(new)), "mean_logprob": sum(logprobs) / max(1, len(logprobs)),
+            "truncated": not ended}
