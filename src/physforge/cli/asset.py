@@ -11,7 +11,7 @@ import typer
 
 from physforge.cli.common import cli_errors, console
 
-asset_app = typer.Typer(help="Sim-ready articulated assets: build, check, tokens, library.", no_args_is_help=True)
+asset_app = typer.Typer(help="Sim-ready articulated assets: build, check, tokens, library, from-image.", no_args_is_help=True)
 
 
 def default_cache_dir() -> Path:
@@ -144,3 +144,100 @@ def library(
         console.print(f"wrote {out}: {passed}/{num} passed the gate")
         if passed < num:
             raise typer.Exit(code=1)
+
+
+@asset_app.command("image-data")
+def image_data(
+    out: Path = typer.Option(..., "--out", "-o", help="Dataset folder (must not exist unless --overwrite)."),
+    config: Optional[Path] = typer.Option(None, help="ImageDataConfig JSON; options below override it."),
+    train_objects: Optional[int] = typer.Option(None, help="Objects per training category."),
+    test_objects: Optional[int] = typer.Option(None, help="Unseen-seed objects per training category."),
+    test_category_objects: Optional[int] = typer.Option(None, help="Objects per held-out category."),
+    views: Optional[int] = typer.Option(None, help="Rendered views per object."),
+    seed: Optional[int] = typer.Option(None, help="Run seed."),
+    overwrite: bool = typer.Option(False, help="Replace the output folder if it exists."),
+) -> None:
+    """Render library objects into (image, multi-round target text) pairs as HF Parquet."""
+    from physforge.assets.image_data import ImageDataConfig, write_image_dataset
+
+    with cli_errors():
+        base = ImageDataConfig.load(config).to_dict() if config else {}
+        base["out"] = str(out)
+        for key, value in (("train_objects", train_objects), ("test_objects", test_objects),
+                           ("test_category_objects", test_category_objects), ("views", views), ("seed", seed)):
+            if value is not None:
+                base[key] = value
+        cfg = ImageDataConfig.from_dict(base)
+        with console.status("rendering library objects"):
+            info = write_image_dataset(cfg, overwrite=overwrite)
+        console.print(f"[green]wrote[/green] {out}: {info['splits']}")
+
+
+@asset_app.command("train-vlm")
+def train_vlm(
+    data: Path = typer.Option(..., "--data", "-d", help="Image-asset dataset folder (asset image-data)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: config.json, model/, summary.json."),
+    base_model: Optional[Path] = typer.Option(None, help="Local transformers VLM folder to fine-tune with LoRA."),
+    config: Optional[Path] = typer.Option(None, help="AssetVLMConfig JSON; options below override it."),
+    steps: Optional[int] = typer.Option(None, help="Optimiser steps."),
+    batch_size: Optional[int] = typer.Option(None, help="Conversations per step."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate."),
+    seed: Optional[int] = typer.Option(None, help="Seed."),
+    overwrite: bool = typer.Option(False, help="Replace a non-empty run folder."),
+) -> None:
+    """Train the image-to-asset VLM with TRL SFT (tiny Idefics3 from scratch, or LoRA on --base-model)."""
+    from physforge.assets.image_model import AssetVLMConfig, train_asset_vlm
+
+    with cli_errors():
+        base = AssetVLMConfig.load(config).to_dict() if config else {}
+        base.update(data=str(data), out=str(out))
+        for key, value in (("base_model", str(base_model) if base_model else None), ("steps", steps),
+                           ("batch_size", batch_size), ("lr", lr), ("seed", seed)):
+            if value is not None:
+                base[key] = value
+        summary = train_asset_vlm(AssetVLMConfig.from_dict(base), overwrite=overwrite)
+        console.print(f"[green]wrote[/green] {summary['model']}: {summary['steps']} steps, "
+                      f"{summary['train_images_per_second']} images/s, final loss {summary['final_loss']}")
+
+
+@asset_app.command("from-image")
+def from_image(
+    image: Path = typer.Argument(..., help="An image of one object (PNG/JPEG)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output asset folder (must not exist unless --overwrite)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="model/ folder from 'asset train-vlm' "
+                                         "(default: the built-in model)."),
+    overwrite: bool = typer.Option(False, help="Replace the output folder if it exists."),
+) -> None:
+    """Image -> text -> schema -> voxels -> meshes -> MJCF + URDF -> gate report card; exit 1 if the gate fails."""
+    from physforge.assets.from_image import asset_from_image, describe
+
+    with cli_errors():
+        with console.status(f"generating an asset from {image}"):
+            result = asset_from_image(image, out, model, overwrite=overwrite)
+        console.print(f"wrote {out}: {_summary(result['report'])}"
+                      + ("  [yellow]low confidence[/yellow]" if result["low_confidence"] else ""))
+        typer.echo(describe(result))
+        if not result["report"]["passed"]:
+            raise typer.Exit(code=1)
+
+
+@asset_app.command("eval")
+def eval_command(
+    data: Path = typer.Option(..., "--data", "-d", help="Image-asset dataset folder with test splits."),
+    out: Path = typer.Option(..., "--out", "-o", help="Result folder: result.json, config.json."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="model/ folder (default: built-in)."),
+    max_objects: int = typer.Option(0, help="Per split, the first N objects (0: all)."),
+    no_gate: bool = typer.Option(False, help="Skip the simulation gate on predictions."),
+    overwrite: bool = typer.Option(False, help="Replace the output folder if it exists."),
+) -> None:
+    """Score the VLM against nearest-neighbour retrieval and the category-mean object on held-out objects
+    and held-out categories (voxel IoU, Chamfer, F-score, joints, scale, materials, gate)."""
+    from physforge.assets.image_eval import AssetEvalConfig, evaluate_assets, format_table
+
+    with cli_errors():
+        cfg = AssetEvalConfig(data=str(data), out=str(out), model=str(model) if model else None,
+                              max_objects=max_objects, gate=not no_gate)
+        with console.status("evaluating"):
+            result = evaluate_assets(cfg, overwrite=overwrite)
+        console.print(format_table(result), highlight=False)
+        console.print(f"[green]wrote[/green] {out}/result.json")

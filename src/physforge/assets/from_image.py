@@ -1,0 +1,222 @@
+"""One image -> a sim-ready asset folder: text -> schema -> voxels -> meshes -> MJCF + URDF -> gate.
+
+    from physforge.assets.from_image import asset_from_image
+    result = asset_from_image("examples/images/cabinet.png", "runs/cabinet")   # built-in model
+    result["report"]["passed"], result["low_confidence"]
+
+Decoding (``decode_asset``) turns the generated annotation and per-part voxels into a
+``SourceAsset`` the ordinary build pipeline accepts:
+
+- the N^3 grid is the normalised frame of the predicted dimensions (as ``tokens.Grid.around``
+  frames a real object), and the decoded object is then stretched per axis onto exactly the
+  predicted metric box (resting on z = 0, centred in x and y);
+- a cell claimed by parts of several bodies goes to the body nearest the base, so no two
+  bodies start interpenetrating; parts left without a cell are dropped (and said so);
+- visual meshes come from marching cubes of each part's voxels (``tokens.voxels_to_mesh``),
+  collision from the exact cuboids that tile the voxels (``tokens.cuboids``), and every moving
+  body is shrunk by ``CLEARANCE`` per side, as the library leaves a gap around moving parts.
+
+The folder is written all at once (``outputs.staged_directory``): the asset files of
+``assets.export.write_asset`` plus ``input.png`` and ``generation.json`` (the generated text,
+repairs, token counts, confidence).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physforge.assets.image_text import GenerationParseError
+from physforge.assets.library import CLEARANCE
+from physforge.errors import ImageInputError
+
+#: Mean log-probability per generated token below which a result is flagged low-confidence
+#: (the built-in model's held-out generations sit around -0.1 to -0.3; noise images below -1).
+LOW_CONFIDENCE_LOGPROB = -0.8
+#: An image whose pixels vary less than this (std over all pixels and channels, 0-255 levels)
+#: shows nothing: there is no object to reconstruct.
+BLANK_IMAGE_STD = 2.0
+
+
+def check_has_content(image: np.ndarray, label: str) -> None:
+    """Refuse an image with nothing in it (one flat colour)."""
+    if float(np.asarray(image, dtype=np.float32).std()) < BLANK_IMAGE_STD:
+        raise ImageInputError(label, "the image is a single flat colour: no object to reconstruct; give a photo or "
+                              "render of one object")
+
+
+def decode_asset(annotation, voxels: dict[int, np.ndarray], resolution: int | None = None):
+    """(SourceAsset, notes) from an annotation and part label -> (n, n, n) bool voxels."""
+    from physforge.assets.geometry import CollisionPiece
+    from physforge.assets.source import SourceAsset
+    from physforge.assets.tokens import Grid, cuboids, voxels_to_mesh
+    from physforge.world import Box, Pose
+
+    notes: list[str] = []
+    dims = np.asarray(annotation.dimensions, dtype=np.float64)
+    first = next(iter(voxels.values()), None)
+    n = resolution or (first.shape[0] if first is not None else 16)
+    low = np.array([-dims[0] / 2, -dims[1] / 2, 0.0])
+    grid = Grid.around(np.stack([low, low + dims]), n)
+    owner = {label: g for g in annotation.groups for label in g.parts}
+    # cells go to bodies nearest the base first
+    depth = {g.index: _depth(annotation, g) for g in annotation.groups}
+    order = sorted((p.label for p in annotation.parts), key=lambda label: (depth[owner[label].index], label))
+    taken = np.zeros((n, n, n), dtype=bool)
+    kept: dict[int, np.ndarray] = {}
+    for label in order:
+        occupancy = np.asarray(voxels.get(label, np.zeros((n, n, n), bool)), dtype=bool)
+        if occupancy.shape != (n, n, n):
+            notes.append(f"part {label}: voxel grid {occupancy.shape} is not {n}^3; dropped")
+            continue
+        mine = occupancy & ~taken
+        if mine.sum() < occupancy.sum():
+            notes.append(f"part {label}: {int(occupancy.sum() - mine.sum())} cells shared with another part removed")
+        if not mine.any():
+            notes.append(f"part {label} ({annotation.part(label).name}): no geometry; dropped")
+            continue
+        taken |= mine
+        kept[label] = mine
+    if not kept:
+        raise GenerationParseError("no part has any geometry after decoding; the generation describes nothing "
+                                   "buildable (is there an object in the image?)")
+    annotation = _without_parts(annotation, set(p.label for p in annotation.parts) - set(kept), notes)
+    # stretch the occupied cells onto the predicted metric box
+    cells = np.argwhere(taken)
+    cell_low = grid.low + cells.min(0) * grid.cell
+    cell_high = grid.low + (cells.max(0) + 1) * grid.cell
+    scale = dims / np.maximum(cell_high - cell_low, 1e-9)
+
+    def to_object(points: np.ndarray) -> np.ndarray:
+        return (points - cell_low) * scale + low
+
+    owner = {label: g for g in annotation.groups for label in g.parts}
+    meshes, collision = {}, {}
+    for label, occupancy in kept.items():
+        try:
+            vertices, faces = voxels_to_mesh(occupancy, grid)
+        except ValueError:  # a part one cell thin vanishes under smoothing: mesh the cells as they are
+            vertices, faces = voxels_to_mesh(occupancy, grid, smooth=0.0)
+        boxes = []
+        for x, y, z, dx, dy, dz in cuboids(occupancy):
+            a = to_object(grid.low + np.array([x, y, z]) * grid.cell)
+            b = to_object(grid.low + np.array([x + dx, y + dy, z + dz]) * grid.cell)
+            boxes.append((a, b))
+        vertices = to_object(vertices)
+        if owner[label].index != 0:
+            vertices, boxes = _shrink(vertices, boxes)
+        meshes[label] = (vertices, np.asarray(faces, dtype=np.int64))
+        collision[label] = tuple(CollisionPiece(Box(tuple(float(h) for h in (b - a) / 2)),
+                                                Pose(tuple(float(c) for c in (a + b) / 2))) for a, b in boxes)
+    return SourceAsset(annotation=annotation, meshes=meshes, collision=collision), notes
+
+
+def _depth(annotation, group) -> int:
+    depth, current = 0, group
+    while current.parent is not None and depth <= len(annotation.groups):
+        current = annotation.group(current.parent)
+        depth += 1
+    return depth
+
+
+def _shrink(vertices: np.ndarray, boxes: list[tuple[np.ndarray, np.ndarray]]):
+    """Shrink a moving part by CLEARANCE per side (at most 20 % of its size) about its centre."""
+    low, high = vertices.min(0), vertices.max(0)
+    size = np.maximum(high - low, 1e-9)
+    factor = np.maximum(1.0 - 2 * np.minimum(CLEARANCE, 0.1 * size) / size, 0.5)
+    centre = (low + high) / 2
+    vertices = (vertices - centre) * factor + centre
+    return vertices, [((a - centre) * factor + centre, (b - centre) * factor + centre) for a, b in boxes]
+
+
+def _without_parts(annotation, drop: set[int], notes: list[str]):
+    """The annotation without parts ``drop``; emptied groups removed, their children re-parented."""
+    from physforge.assets.schema import AssetAnnotation, KinematicGroup
+
+    if not drop:
+        return annotation
+    parts = tuple(p for p in annotation.parts if p.label not in drop)
+    groups = {g.index: g for g in annotation.groups}
+    emptied = {i for i, g in groups.items() if not set(g.parts) - drop}
+    if 0 in emptied:  # the base keeps a part: the first surviving part of the shallowest group moves into it
+        donor = min((g for i, g in groups.items() if i not in emptied),
+                    key=lambda g: (_depth(annotation, g), g.index))
+        moved = next(p for p in donor.parts if p not in drop)
+        groups[0] = dataclasses.replace(groups[0], parts=(moved,))
+        groups[donor.index] = dataclasses.replace(donor, parts=tuple(p for p in donor.parts if p != moved))
+        notes.append(f"base lost its parts; part {moved} moved into it")
+        emptied = {i for i, g in groups.items() if not set(g.parts) - drop}
+    out = []
+    for index, g in groups.items():
+        if index in emptied:
+            notes.append(f"group {index} has no part left; dropped")
+            continue
+        parent = g.parent
+        while parent is not None and parent in emptied:
+            parent = groups[parent].parent
+        if parent is None and g.joint_type != "free" and index != 0:
+            parent = 0
+        out.append(KinematicGroup(g.index, tuple(p for p in g.parts if p not in drop), parent, g.joint_type, g.axis,
+                                  g.pivot, g.range, g.slide_range, g.name))
+    return AssetAnnotation(annotation.name, annotation.category, annotation.dimensions, parts, tuple(out),
+                           annotation.base, annotation.source, annotation.seed)
+
+
+def build_generated(annotation, voxels, resolution: int | None = None):
+    """(SimAsset, notes): decode and attach physics (exact cuboid collision, no CoACD)."""
+    from physforge.assets.build import BuildConfig, build_asset
+
+    source, notes = decode_asset(annotation, voxels, resolution)
+    return build_asset(source, BuildConfig()), notes
+
+
+def asset_from_image(image_path: str | Path, out_dir: str | Path, model: str | Path | None = None, *,
+                     overwrite: bool = False, generator=None) -> dict[str, Any]:
+    """Generate a sim-ready asset folder from one image; returns ``{"out", "report", "generation",
+    "low_confidence", "notes"}``. model: a ``model/`` folder from ``physforge asset train-vlm``
+    (None: the built-in model). generator: an ``AssetGenerator`` to reuse across calls.
+    Raises ImageInputError (unreadable, tiny, huge or blank image) or GenerationParseError
+    (nothing buildable generated); on any error nothing is written."""
+    from physforge.assets.export import write_asset
+    from physforge.assets.image_model import AssetGenerator
+    from physforge.images import load_image
+    from physforge.outputs import OutputExistsError, staged_directory, write_json
+    from physforge.sim import write_png
+
+    image_path, out_dir = Path(image_path), Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise OutputExistsError(f"{out_dir} already exists; choose another folder or pass --overwrite")
+    image = load_image(image_path, min_side=16)
+    check_has_content(image, str(image_path))
+    generator = generator or AssetGenerator(model)
+    generation = generator.generate(image)
+    asset, notes = build_generated(generation["annotation"], generation["voxels"], generation["resolution"])
+    low_confidence = bool(generation["mean_logprob"] < LOW_CONFIDENCE_LOGPROB)
+    record = {"image": str(image_path), "model": str(generator.path), "global_text": generation["global_text"],
+              "part_texts": {str(k): v for k, v in generation["part_texts"].items()},
+              "repairs": generation["repairs"], "decode_notes": notes,
+              "dropped_cuboids": {str(k): v for k, v in generation["dropped_cuboids"].items()},
+              "tokens": generation["tokens"], "seconds": round(generation["seconds"], 3),
+              "mean_logprob": generation["mean_logprob"] if math.isfinite(generation["mean_logprob"]) else None,
+              "low_confidence": low_confidence, "low_confidence_threshold": LOW_CONFIDENCE_LOGPROB,
+              "resolution": generation["resolution"]}
+    with staged_directory(out_dir, overwrite=overwrite) as staging:
+        # write_asset stages and renames onto ``staging`` itself; everything stays inside ours
+        report = write_asset(asset, staging, overwrite=True,
+                             extra_config={"from_image": {"image": str(image_path), "model": str(generator.path)}})
+        write_png(image, staging / "input.png")
+        record["gate_passed"] = report["passed"]
+        write_json(staging / "generation.json", record)
+    return {"out": str(out_dir), "report": report, "generation": record, "low_confidence": low_confidence,
+            "notes": notes}
+
+
+def describe(result: dict[str, Any]) -> str:
+    g = result["generation"]
+    return json.dumps({"out": result["out"], "passed": result["report"]["passed"], "failed": result["report"]["failed"],
+                       "tokens": g["tokens"], "seconds": g["seconds"], "low_confidence": result["low_confidence"]})

@@ -1,0 +1,416 @@
+"""``physforge asset eval``: single-image asset generation scored against the ground truth of
+held-out library objects, next to two baselines, in one table.
+
+Methods:
+
+- ``vlm``: the model (``AssetGenerator``), its text parsed and repaired into the schema;
+- ``nearest_neighbour``: the training object whose image is nearest (cosine) to the test
+  image in the model's own vision-tower embedding (mean-pooled patch features), copied whole;
+- ``category_mean``: the mean training object of the test object's *true* category (the most
+  common part structure of that category; dimensions, pivots, axes and ranges averaged, each
+  part's voxels by majority, materials by vote). For a held-out category, with no training
+  object of its own, the mean over the most common structure of all training objects.
+
+Every prediction goes through the same decoding (``from_image.decode_asset``) and gate.
+
+Metrics per object (``metrics``), averaged per split and method (``summarise``):
+voxel IoU (whole object, the normalised 16^3 grid); Chamfer distance (m, mean of both
+directions) and F-score at ``fscore_fraction`` x the true largest dimension, between points
+sampled on the decoded part meshes and on the true part meshes (object frame); joint-type
+accuracy over the true moving groups (matched by group index); axis angular error (deg,
+sign-free); pivot distance (m, from the predicted pivot to the true axis line; revolute joints);
+range error (deg for revolute, m for prismatic: mean of both ends); absolute scale error (m,
+mean over x, y, z); material accuracy (matched by part label); gate pass rate. A generation that
+cannot be parsed scores 0 IoU, 0 accuracies and a failed gate, and is counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from physforge.configs import ConfigError, JsonConfig, check_float, check_int
+
+log = logging.getLogger(__name__)
+
+METHODS = ("vlm", "nearest_neighbour", "category_mean")
+METRICS = ("voxel_iou", "chamfer_m", "fscore", "joint_type_accuracy", "axis_error_deg", "pivot_distance_m",
+           "range_error_deg", "range_error_m", "scale_error_m", "material_accuracy", "gate_pass")
+
+
+class AssetEvalConfigError(ConfigError):
+    """An asset-eval config holds a bad value; ``path`` names the field."""
+
+
+@dataclass(frozen=True)
+class AssetEvalConfig(JsonConfig):
+    """data: image-asset dataset folder. out: result folder (result.json, config.json).
+    model: a ``model/`` folder (None: the built-in model). splits: which held-out splits.
+    max_objects: per split, the first N objects (0: all). view: which rendered view of each
+    object is the input image. gate: run the simulation gate on every prediction.
+    fscore_fraction: F-score distance threshold as a fraction of the true largest dimension.
+    points: surface points sampled per object for Chamfer / F-score. seed: point sampling.
+    threads: torch CPU threads for generation (0: torch's default; 1 is fastest on a loaded
+    2-core machine, see AssetVLMConfig.threads).
+    """
+
+    data: str
+    out: str
+    model: str | None = None
+    splits: tuple[str, ...] = ("test_objects", "test_categories")
+    max_objects: int = 0
+    view: int = 0
+    gate: bool = True
+    fscore_fraction: float = 0.05
+    points: int = 2000
+    seed: int = 0
+    threads: int = 1
+
+    error_type = AssetEvalConfigError
+
+    def __post_init__(self):
+        e = AssetEvalConfigError
+        for name in ("data", "out"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise e(name, "expected a folder path")
+        object.__setattr__(self, "splits", tuple(self.splits))
+        for split in self.splits:
+            if split not in ("train", "test_objects", "test_categories"):
+                raise e("splits", f"unknown split {split!r}; choose test_objects and/or test_categories")
+        check_int("max_objects", self.max_objects, 0, 10_000_000, e)
+        check_int("view", self.view, 0, 1000, e)
+        check_float("fscore_fraction", self.fscore_fraction, 1e-4, 1.0, e)
+        check_int("points", self.points, 100, 1_000_000, e)
+        check_int("seed", self.seed, 0, 2**31, e)
+        check_int("threads", self.threads, 0, 1024, e)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: list(getattr(self, f.name)) if isinstance(getattr(self, f.name), tuple)
+                else getattr(self, f.name) for f in fields(self)}
+
+
+# -- ground truth and baselines ------------------------------------------------------------------
+
+@dataclass
+class Truth:
+    """One dataset object: its annotation, part voxels (from its geometry rounds) and image."""
+
+    object_id: str
+    category: str
+    annotation: Any
+    voxels: dict[int, np.ndarray]
+    image_png: bytes
+    spec: Any = None
+
+
+def truths(rows: list[dict], view: int | None) -> list[Truth]:
+    from physforge.assets.image_data import ObjectSpec
+    from physforge.assets.image_text import parse_geometry
+    from physforge.assets.schema import annotation_from_dict
+
+    out = []
+    for row in rows:
+        if view is not None and row["view"] != view:
+            continue
+        annotation = annotation_from_dict(json.loads(row["annotation"]))
+        messages = row["messages"]
+        voxels = {}
+        for part, reply in zip(annotation.parts, messages[3::2]):
+            voxels[part.label] = parse_geometry(reply["content"][0]["text"])[0]
+        out.append(Truth(row["object_id"], row["category"], annotation, voxels, row["images"][0]["bytes"],
+                         ObjectSpec(row["split"], row["category"], row["index"], row["seed"])))
+    return out
+
+
+def _signature(annotation) -> tuple:
+    return (tuple(p.name for p in annotation.parts),
+            tuple((g.index, g.parts, g.parent, g.joint_type) for g in annotation.groups))
+
+
+def mean_object(objects: list[Truth]):
+    """(annotation, voxels) of the mean of ``objects``' most common part structure."""
+    from physforge.assets.schema import AssetAnnotation, KinematicGroup, PartAnnotation
+
+    counts = Counter(_signature(o.annotation) for o in objects)
+    signature = counts.most_common(1)[0][0]
+    members = [o for o in objects if _signature(o.annotation) == signature]
+    template = members[0].annotation
+    dims = tuple(float(v) for v in np.mean([o.annotation.dimensions for o in members], axis=0))
+    parts = []
+    for k, part in enumerate(template.parts):
+        same = [o.annotation.parts[k] for o in members]
+        material = Counter(p.material for p in same).most_common(1)[0][0]
+        parts.append(PartAnnotation(part.label, part.name, material, float(np.mean([p.density for p in same])),
+                                    part.youngs_modulus, part.poisson_ratio,
+                                    Counter(p.affordance_rank for p in same).most_common(1)[0][0],
+                                    part.basic_description))
+    groups = []
+    for k, group in enumerate(template.groups):
+        same = [o.annotation.groups[k] for o in members]
+        axis = np.mean([g.axis for g in same], axis=0)
+        axis = axis / np.linalg.norm(axis) if np.linalg.norm(axis) > 1e-6 else np.array(group.axis)
+        pivot = tuple(float(v) for v in np.mean([g.pivot for g in same], axis=0))
+        rng_ = None if group.range is None else tuple(float(v) for v in np.mean([g.range for g in same], axis=0))
+        slide = None if group.slide_range is None else tuple(float(v) for v in
+                                                                 np.mean([g.slide_range for g in same], axis=0))
+        groups.append(KinematicGroup(group.index, group.parts, group.parent, group.joint_type, tuple(axis), pivot,
+                                     rng_, slide, group.name))
+    annotation = AssetAnnotation(template.category, template.category, dims, tuple(parts), tuple(groups),
+                                 template.base, "physforge.category_mean")
+    voxels = {p.label: np.mean([o.voxels[p.label] for o in members], axis=0) >= 0.5 for p in template.parts}
+    return annotation, voxels
+
+
+class NearestNeighbour:
+    """Retrieval by the model's vision-tower embedding (mean-pooled, L2-normalised)."""
+
+    def __init__(self, generator, train: list[Truth]):
+        self.generator = generator
+        self.train = train
+        self.bank = np.concatenate([self.embed([t.image_png for t in train[i:i + 64]])
+                                    for i in range(0, len(train), 64)])
+
+    def embed(self, pngs: list[bytes]) -> np.ndarray:
+        import torch
+
+        from physforge.images import load_image
+
+        processor, model = self.generator.processor, self.generator.model
+        images = [[_pil(load_image(b))] for b in pngs]
+        pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
+        pixels = pixels.reshape(-1, *pixels.shape[-3:]).to(next(model.parameters()).dtype)
+        vision = _vision_tower(model)
+        with torch.no_grad():
+            features = vision(pixel_values=pixels).last_hidden_state.mean(1).numpy()
+        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+    def predict(self, png: bytes) -> Truth:
+        score = self.bank @ self.embed([png])[0]
+        return self.train[int(np.argmax(score))]
+
+
+def _pil(array: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(array)
+
+
+def _vision_tower(model):
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for path in ("model.vision_model", "vision_model", "model.visual", "visual"):
+        current = base
+        for name in path.split("."):
+            current = getattr(current, name, None)
+        if current is not None:
+            return current
+    from physforge.checkpoints import CheckpointError
+
+    raise CheckpointError(getattr(model, "name_or_path", "model"), "has no vision tower that nearest-neighbour "
+                          "retrieval can embed images with (expected an Idefics3-style model.vision_model)")
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+def _union(voxels: dict[int, np.ndarray], n: int) -> np.ndarray:
+    out = np.zeros((n, n, n), dtype=bool)
+    for v in voxels.values():
+        if v.shape == out.shape:
+            out |= v
+    return out
+
+
+def _sample(meshes: dict[int, tuple[np.ndarray, np.ndarray]], count: int, seed: int) -> np.ndarray:
+    import trimesh
+
+    mesh = trimesh.util.concatenate([trimesh.Trimesh(v, f, process=False) for v, f in meshes.values()])
+    points, _ = trimesh.sample.sample_surface(mesh, count, seed=seed)
+    return np.asarray(points)
+
+
+def chamfer_fscore(pred: np.ndarray, true: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(Chamfer distance m: mean of both directions' mean nearest distances, F-score at threshold m)."""
+    from scipy.spatial import cKDTree
+
+    d_pt = cKDTree(true).query(pred)[0]
+    d_tp = cKDTree(pred).query(true)[0]
+    precision, recall = float((d_pt < threshold).mean()), float((d_tp < threshold).mean())
+    fscore = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return float(0.5 * (d_pt.mean() + d_tp.mean())), fscore
+
+
+def _angle(a, b) -> float:
+    cos = abs(float(np.dot(a, b)) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+    return math.degrees(math.acos(min(1.0, cos)))
+
+
+def _line_distance(point, pivot, axis) -> float:
+    d = np.asarray(point) - np.asarray(pivot)
+    axis = np.asarray(axis) / np.linalg.norm(axis)
+    return float(np.linalg.norm(d - (d @ axis) * axis))
+
+
+def metrics(pred_annotation, pred_voxels, truth: Truth, *, true_meshes, pred_asset, config: AssetEvalConfig,
+            gate_passed: bool | None) -> dict[str, Any]:
+    """Per-object metrics of one prediction (see the module docstring); None where undefined."""
+    n = next(iter(truth.voxels.values())).shape[0]
+    true_union, pred_union = _union(truth.voxels, n), _union(pred_voxels, n)
+    union = (true_union | pred_union).sum()
+    out: dict[str, Any] = {"parsed": True, "voxel_iou": float((true_union & pred_union).sum() / union) if union else 0.0}
+    if pred_asset is not None:
+        threshold = config.fscore_fraction * max(truth.annotation.dimensions)
+        pred_points = _sample({p.label: p.visual for p in pred_asset.parts}, config.points, config.seed)
+        true_points = _sample(true_meshes, config.points, config.seed + 1)
+        out["chamfer_m"], out["fscore"] = chamfer_fscore(pred_points, true_points, threshold)
+    else:
+        out["chamfer_m"], out["fscore"] = None, 0.0
+    pred_groups = {g.index: g for g in pred_annotation.groups}
+    moving = [g for g in truth.annotation.groups if g.index != 0]
+    correct, axes, pivots, ranges_deg, ranges_m = 0, [], [], [], []
+    for g in moving:
+        p = pred_groups.get(g.index)
+        if p is None:
+            continue
+        correct += p.joint_type == g.joint_type
+        if g.joint_type in ("revolute", "prismatic", "revolute_prismatic") and p.joint_type in (
+                "revolute", "prismatic", "revolute_prismatic", "ball"):
+            axes.append(_angle(p.axis, g.axis))
+            if g.joint_type != "prismatic":
+                pivots.append(_line_distance(p.pivot, g.pivot, g.axis))
+        if p.joint_type == g.joint_type and g.range is not None and p.range is not None:
+            err = 0.5 * (abs(p.range[0] - g.range[0]) + abs(p.range[1] - g.range[1]))
+            (ranges_m if g.joint_type == "prismatic" else ranges_deg).append(
+                err if g.joint_type == "prismatic" else math.degrees(err))
+    out["joint_type_accuracy"] = correct / len(moving) if moving else None
+    out["axis_error_deg"] = float(np.mean(axes)) if axes else None
+    out["pivot_distance_m"] = float(np.mean(pivots)) if pivots else None
+    out["range_error_deg"] = float(np.mean(ranges_deg)) if ranges_deg else None
+    out["range_error_m"] = float(np.mean(ranges_m)) if ranges_m else None
+    out["scale_error_m"] = float(np.mean(np.abs(np.subtract(pred_annotation.dimensions,
+                                                            truth.annotation.dimensions))))
+    materials = {p.label: p.material for p in pred_annotation.parts}
+    out["material_accuracy"] = float(np.mean([materials.get(p.label) == p.material for p in truth.annotation.parts]))
+    out["gate_pass"] = None if gate_passed is None else float(gate_passed)
+    return out
+
+
+def failed_metrics(reason: str, gate: bool) -> dict[str, Any]:
+    return {"parsed": False, "error": reason, "voxel_iou": 0.0, "chamfer_m": None, "fscore": 0.0,
+            "joint_type_accuracy": 0.0, "axis_error_deg": None, "pivot_distance_m": None, "range_error_deg": None,
+            "range_error_m": None, "scale_error_m": None, "material_accuracy": 0.0,
+            "gate_pass": 0.0 if gate else None}
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean of every metric over the rows where it is defined, with the count."""
+    out: dict[str, Any] = {"objects": len(rows), "parse_failures": sum(not r["parsed"] for r in rows)}
+    for name in METRICS:
+        values = [r[name] for r in rows if r.get(name) is not None]
+        out[name] = float(np.mean(values)) if values else None
+        out[f"{name}_n"] = len(values)
+    return out
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generator=None,
+                    progress=None) -> dict[str, Any]:
+    """Score the model and both baselines on the configured splits; writes ``result.json``
+    (returned as a dict: ``{"config", "table", "objects", "seconds"}``; ``table[split][method]``
+    holds the averaged metrics)."""
+    from physforge.assets.from_image import build_generated
+    from physforge.assets.gate import run_gate
+    from physforge.assets.image_data import library_object, read_split
+    from physforge.assets.image_model import AssetGenerator
+    from physforge.assets.image_text import GenerationParseError
+    from physforge.errors import PhysforgeError
+    from physforge.images import load_image
+    from physforge.outputs import staged_directory, write_json
+
+    start = time.perf_counter()
+    if config.threads:
+        import torch
+
+        torch.set_num_threads(config.threads)
+    generator = generator or AssetGenerator(config.model)
+    train = truths(read_split(config.data, "train"), None)
+    by_object: dict[str, Truth] = {}
+    for t in train:
+        by_object.setdefault(t.object_id, t)
+    nn = NearestNeighbour(generator, train)
+    per_category: dict[str, list[Truth]] = defaultdict(list)
+    for t in by_object.values():
+        per_category[t.category].append(t)
+    means = {c: mean_object(objs) for c, objs in per_category.items()}
+    global_mean = mean_object(list(by_object.values()))
+
+    def score(annotation, voxels, truth, true_meshes):
+        try:
+            asset, _ = build_generated(annotation, voxels)
+        except PhysforgeError as err:
+            return failed_metrics(f"decode: {err}", config.gate) | {"parsed": True}
+        passed = bool(run_gate(asset.world)["passed"]) if config.gate else None
+        return metrics(annotation, voxels, truth, true_meshes=true_meshes, pred_asset=asset, config=config,
+                       gate_passed=passed)
+
+    rows, table = [], {}
+    for split in config.splits:
+        tests = truths(read_split(config.data, split), config.view)
+        if config.max_objects:
+            tests = tests[:config.max_objects]
+        split_rows: dict[str, list] = {m: [] for m in METHODS}
+        for truth in tests:
+            source, _ = library_object(truth.spec)
+            true_meshes = source.meshes
+            image = load_image(truth.image_png, name=truth.object_id)
+            entries = {}
+            try:
+                generation = generator.generate(image)
+                entries["vlm"] = score(generation["annotation"], generation["voxels"], truth, true_meshes)
+                entries["vlm"].update(tokens=generation["tokens"], seconds=round(generation["seconds"], 3),
+                                      repairs=len(generation["repairs"]),
+                                      predicted_category=generation["annotation"].category)
+            except GenerationParseError as err:
+                entries["vlm"] = failed_metrics(str(err), config.gate)
+            neighbour = nn.predict(truth.image_png)
+            entries["nearest_neighbour"] = score(neighbour.annotation, neighbour.voxels, truth, true_meshes)
+            entries["nearest_neighbour"]["retrieved"] = neighbour.object_id
+            mean_annotation, mean_voxels = means.get(truth.category, global_mean)
+            entries["category_mean"] = score(mean_annotation, mean_voxels, truth, true_meshes)
+            for method, entry in entries.items():
+                entry.update(split=split, method=method, object_id=truth.object_id, category=truth.category)
+                split_rows[method].append(entry)
+                rows.append(entry)
+            if progress is not None:
+                progress(split, truth.object_id, entries)
+        table[split] = {m: summarise(r) for m, r in split_rows.items()}
+    result = {"config": config.to_dict(), "model": str(generator.path), "table": table, "objects": rows,
+              "seconds": round(time.perf_counter() - start, 2),
+              "notes": {"nearest_neighbour": "training object nearest in the model's vision-tower embedding",
+                        "category_mean": "mean object of the true category (held-out categories: of all training "
+                                         "objects)", "fscore_threshold": f"{config.fscore_fraction} x true largest "
+                                                                          "dimension"}}
+    with staged_directory(config.out, overwrite=overwrite) as staging:
+        write_json(staging / "result.json", result)
+        write_json(staging / "config.json", config.to_dict())
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """A plain-text table of ``result["table"]`` (one block per split)."""
+    lines = []
+    columns = ("voxel_iou", "chamfer_m", "fscore", "joint_type_accuracy", "axis_error_deg", "pivot_distance_m",
+               "range_error_deg", "range_error_m", "scale_error_m", "material_accuracy", "gate_pass")
+    short = ("IoU", "CD m", "F", "joint", "axis°", "pivot m", "range°", "range m", "scale m", "mat", "gate")
+    for split, methods in result["table"].items():
+        lines.append(f"{split}: " + "  ".join(f"{s:>8}" for s in ("method",) + short))
+        for method, row in methods.items():
+            cells = ["—" if row[c] is None else f"{row[c]:.3f}" for c in columns]
+            lines.append(f"  {method:<18}" + "  ".join(f"{c:>8}" for c in cells))
+    return "\n".join(lines)

@@ -1,0 +1,238 @@
+"""Recipe: a VLM that writes an object as text from one image (PhysX-Anything's generative half).
+
+Reads top to bottom: config -> data -> tokenizer/processor -> model -> loop; then
+``AssetGenerator``, the multi-round inference. The VLM code is ``physforge.vlm`` (shared with
+``physforge.reason``): from scratch, a byte-level BPE trained on the dataset's target text and
+a tiny Idefics3 from a config; with ``base_model``, LoRA on a local transformers VLM folder.
+Training is TRL's ``SFTTrainer`` on the dataset's conversational rows, the loss on every
+assistant round (global answer and each part's geometry).
+
+Run folder: ``config.json``, ``model/`` (weights or adapter + processor + ``physforge_asset.json``
+with the geometry resolution), ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from physforge.checkpoints import CheckpointError
+from physforge.configs import ConfigError, JsonConfig, check_float, check_int
+
+MODEL_META = "physforge_asset.json"
+
+
+class AssetVLMConfigError(ConfigError):
+    """An asset-VLM training config holds a bad value; ``path`` names the field."""
+
+
+@dataclass(frozen=True)
+class AssetVLMConfig(JsonConfig):
+    """One training run of ``physforge asset train-vlm``.
+
+    data: image-asset dataset folder (``physforge asset image-data``). out: run folder.
+    base_model: a local transformers VLM folder to fine-tune with LoRA (None: a tiny Idefics3
+    from scratch). seed: initialisation and data order. steps: optimiser steps. batch_size:
+    conversations per step. lr: learning rate. image_size: px given to the vision tower (a
+    multiple of patch_size). patch_size: px. hidden, layers, heads: width, depth and attention
+    heads of the vision and text towers. vocab_size: BPE vocabulary. lora_rank, lora_alpha:
+    LoRA settings (base_model only). max_train_examples: cap on training rows (drawn with the seed).
+    threads: torch CPU threads (0: torch's default). One is the default because on a shared
+    2-core machine two threads spin on each other: measured 5-10x slower per step under load.
+    """
+
+    data: str
+    out: str
+    base_model: str | None = None
+    seed: int = 0
+    steps: int = 600
+    batch_size: int = 8
+    lr: float = 2e-3
+    image_size: int = 96
+    patch_size: int = 8
+    hidden: int = 128
+    layers: int = 3
+    heads: int = 4
+    vocab_size: int = 1024
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    max_train_examples: int = 100_000
+    threads: int = 1
+
+    error_type = AssetVLMConfigError
+
+    def __post_init__(self):
+        e = AssetVLMConfigError
+        for name in ("data", "out"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise e(name, "expected a folder path")
+        if self.base_model is not None and (not isinstance(self.base_model, str) or not self.base_model):
+            raise e("base_model", "expected a local model folder or None")
+        check_int("seed", self.seed, 0, 2**31, e)
+        check_int("steps", self.steps, 1, 10_000_000, e)
+        check_int("batch_size", self.batch_size, 1, 4096, e)
+        check_float("lr", self.lr, 0.0, 10.0, e)
+        check_int("image_size", self.image_size, 16, 2048, e)
+        check_int("patch_size", self.patch_size, 2, 64, e)
+        if self.image_size % (2 * self.patch_size):
+            raise e("image_size", f"must be a multiple of 2 x patch_size ({2 * self.patch_size}) for the "
+                    f"connector's pixel shuffle, got {self.image_size}")
+        check_int("hidden", self.hidden, 8, 8192, e)
+        check_int("layers", self.layers, 1, 64, e)
+        check_int("heads", self.heads, 1, 128, e)
+        if self.hidden % self.heads:
+            raise e("heads", f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
+        check_int("vocab_size", self.vocab_size, 300, 200_000, e)
+        check_int("lora_rank", self.lora_rank, 1, 1024, e)
+        check_int("lora_alpha", self.lora_alpha, 1, 4096, e)
+        check_int("max_train_examples", self.max_train_examples, 1, 100_000_000, e)
+        check_int("threads", self.threads, 0, 1024, e)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def train_texts(rows_messages: list[list[dict]]) -> list[str]:
+    """Every prompt and answer of the training conversations (the tokenizer's corpus)."""
+    return [part["text"] for messages in rows_messages for message in messages for part in message["content"]
+            if part["type"] == "text" and part["text"]]
+
+
+def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[str, Any]:
+    """Run the recipe; returns the summary (also ``summary.json``)."""
+    import torch
+    from datasets import load_dataset
+
+    from physforge.outputs import OutputExistsError, write_json
+    from physforge.vlm import build_model, build_processor, load_base_for_lora, sft_train
+
+    # -- config -----------------------------------------------------------------------------------
+    out = Path(config.out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "config.json", config.to_dict())
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)  # transformers initialises weights from torch's global generator
+
+    # -- data -------------------------------------------------------------------------------------
+    data = Path(config.data)
+    info_path, train_path = data / "meta" / "info.json", data / "train" / "data.parquet"
+    if not info_path.is_file() or not train_path.is_file():
+        raise AssetVLMConfigError("data", f"{data} is not an image-asset dataset with a train split; write one with "
+                                  "'physforge asset image-data --out DIR'")
+    info = json.loads(info_path.read_text())
+    train = load_dataset("parquet", data_files={"train": str(train_path)}, split="train")
+    train = train.shuffle(seed=config.seed).select(range(min(config.max_train_examples, len(train))))
+    train = train.select_columns(["messages", "images"])
+
+    # -- tokenizer / processor and model ----------------------------------------------------------
+    peft_config = None
+    if config.base_model is None:
+        processor = build_processor(train_texts(train["messages"]), vocab_size=config.vocab_size,
+                                    image_size=config.image_size, patch_size=config.patch_size)
+        model = build_model(processor, hidden=config.hidden, layers=config.layers, heads=config.heads,
+                            image_size=config.image_size, patch_size=config.patch_size)
+    else:
+        model, processor, peft_config = load_base_for_lora(config.base_model, rank=config.lora_rank,
+                                                           alpha=config.lora_alpha)
+    n_params = sum(p.numel() for p in model.parameters())
+    tokenizer = processor.tokenizer
+    lengths = [len(tokenizer(processor.apply_chat_template(m, tokenize=False))["input_ids"])
+               for m in train["messages"][:200]]
+
+    # -- loop -------------------------------------------------------------------------------------
+    trainer, result, seconds, losses = sft_train(model, processor, train, work_dir=out / "trainer", steps=config.steps,
+                                                 batch_size=config.batch_size, lr=config.lr, seed=config.seed,
+                                                 assistant_only_loss=config.base_model is None,
+                                                 peft_config=peft_config)
+    model_dir = out / "model"
+    trainer.model.save_pretrained(model_dir)
+    processor.save_pretrained(model_dir)
+    write_json(model_dir / MODEL_META, {"kind": "physforge.asset_vlm", "resolution": info["resolution"],
+                                        "image_size": config.image_size, "train_categories":
+                                        info["categories"]["train"]})
+    shutil.rmtree(out / "trainer", ignore_errors=True)
+    summary = {"steps": config.steps, "parameters": n_params, "train_examples": len(train),
+               "mode": "lora" if peft_config is not None else "scratch", "base_model": config.base_model,
+               "train_seconds": round(seconds, 3), "train_loss": round(float(result.training_loss), 5),
+               "final_loss": round(float(losses[-1]), 5) if losses else None, "losses": losses,
+               "train_images_per_second": round(config.steps * config.batch_size / seconds, 3) if seconds else None,
+               "mean_text_tokens": float(np.mean(lengths)) if lengths else None, "model": str(model_dir)}
+    if not np.isfinite(summary["train_loss"]):
+        raise AssetVLMConfigError("lr", f"training loss is {summary['train_loss']}; lower --lr")
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+# -- inference ---------------------------------------------------------------------------------
+
+#: Where the built-in model lives (shipped with the package).
+BUILTIN_MODEL = Path(__file__).parent / "builtin_model"
+
+
+class AssetGenerator:
+    """Multi-round generation from one image: the global answer, parsed and repaired into the
+    schema, then each part's geometry decoded under a digits/space/semicolon token whitelist.
+
+        generator = AssetGenerator()                  # the built-in model, or AssetGenerator(path)
+        result = generator.generate(rgb)              # rgb: (H, W, 3) uint8
+        result["annotation"], result["voxels"]        # AssetAnnotation, label -> (n, n, n) bool
+    """
+
+    def __init__(self, model: str | Path | None = None, *, max_global_tokens: int = 700,
+                 max_part_tokens: int = 400):
+        from physforge.assets.image_text import GEOMETRY_CHARACTERS, GEOMETRY_RESOLUTION
+        from physforge.vlm import load_vlm, token_whitelist
+
+        path = Path(model) if model is not None else BUILTIN_MODEL
+        if not path.is_dir():
+            raise CheckpointError(path, "no such model folder; give a 'model/' folder written by "
+                                  "'physforge asset train-vlm' or leave --model out for the built-in model")
+        self.path = path
+        self.model, self.processor = load_vlm(path)
+        meta_path = path / MODEL_META
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        self.resolution = int(meta.get("resolution", GEOMETRY_RESOLUTION))
+        self.image_size = int(meta.get("image_size", 96))
+        self.geometry_tokens = token_whitelist(self.processor.tokenizer, GEOMETRY_CHARACTERS)
+        self.max_global_tokens, self.max_part_tokens = max_global_tokens, max_part_tokens
+
+    def generate(self, image: np.ndarray) -> dict[str, Any]:
+        """Text -> schema -> voxels for one RGB image (H, W, 3) uint8. Raises GenerationParseError
+        when the global answer cannot be repaired into an annotation."""
+        from PIL import Image
+
+        from physforge.assets.image_text import GLOBAL_PROMPT, geometry_prompt, parse_geometry, parse_global
+        from physforge.vlm import generate
+
+        start = time.perf_counter()
+        picture = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
+        messages: list[dict] = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": GLOBAL_PROMPT}]}]
+        first = generate(self.model, self.processor, messages, [picture], max_new_tokens=self.max_global_tokens)
+        parsed = parse_global(first["text"])
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": first["text"]}]})
+        tokens, logprob_sum = first["tokens"], first["mean_logprob"] * first["tokens"]
+        part_texts, voxels, dropped = {}, {}, {}
+        for part in parsed.annotation.parts:
+            ask = messages + [{"role": "user", "content": [{"type": "text",
+                                                            "text": geometry_prompt(part.label, part.name)}]}]
+            reply = generate(self.model, self.processor, ask, [picture], max_new_tokens=self.max_part_tokens,
+                             allowed_token_ids=self.geometry_tokens)
+            part_texts[part.label] = reply["text"]
+            voxels[part.label], dropped[part.label] = parse_geometry(reply["text"], self.resolution)
+            tokens += reply["tokens"]
+            logprob_sum += reply["mean_logprob"] * reply["tokens"]
+        return {"global_text": first["text"], "annotation": parsed.annotation, "repairs": list(parsed.repairs),
+                "part_texts": part_texts, "voxels": voxels, "dropped_cuboids": dropped, "tokens": tokens,
+                "mean_logprob": logprob_sum / max(1, tokens), "global_truncated": first["truncated"],
+                "seconds": time.perf_counter() - start, "resolution": self.resolution}
