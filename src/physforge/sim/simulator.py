@@ -10,8 +10,10 @@ import mujoco
 import numpy as np
 
 from physforge.errors import SimulationUnstable
-from physforge.sim.compile import CompiledWorld, compile_world, initial_state, restitution_solref
-from physforge.sim.events import SensorContactTracker, StepContactTracker, sort_events, state_events
+from physforge.sim.compile import (MAX_CONTACT_SENSOR_PAIRS, CompiledWorld, compile_world, initial_state,
+                                   restitution_solref)
+from physforge.sim.events import (ContactListReader, ContactTracker, StepContactTracker, sensor_rows, sort_events,
+                                  state_events)
 from physforge.sim.trajectory import Trajectory
 from physforge.world import Sphere, World
 
@@ -27,7 +29,7 @@ MAX_PENETRATION = 0.05
 HIDDEN_GEOM_GROUP = 5
 
 _MUTABLE_MODEL_FIELDS = ("body_mass", "body_inertia", "geom_friction", "geom_solref", "geom_contype",
-                         "geom_conaffinity", "geom_rgba", "geom_group")
+                         "geom_conaffinity", "geom_rgba", "geom_group", "dof_damping", "dof_frictionloss")
 _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 
 
@@ -136,12 +138,15 @@ class Simulator:
 
         on_frame(sim, frame_index) is called at each recorded frame, with body and camera
         poses up to date (render there). Raises SimulationUnstable on a blow-up.
-        contact_tracking: "sensors" steps each frame in C with ``mujoco.rollout`` and reads
-        per-pair contact sensors (fast); "steps" reads MuJoCo's contact list after every step
-        in Python (the reference); "auto" uses sensors when the world has them.
+        contact_tracking: how contacts become events, all giving the same events:
+            "sensors" steps each frame in C with ``mujoco.rollout`` and reads per-pair contact
+            sensors (fastest for worlds with few body pairs, which compile with sensors);
+            "batched" steps in Python and reads MuJoCo's contact list with numpy after each
+            step (fastest for many bodies); "steps" reads the contact list contact by contact
+            (the slow reference); "auto" picks sensors when the world has them, else batched.
         """
-        if contact_tracking not in ("auto", "sensors", "steps"):
-            raise ValueError(f"contact_tracking must be auto, sensors or steps, got {contact_tracking!r}")
+        if contact_tracking not in ("auto", "sensors", "batched", "steps"):
+            raise ValueError(f"contact_tracking must be auto, sensors, batched or steps, got {contact_tracking!r}")
         if not (duration > 0 and math.isfinite(duration)):
             raise ValueError(f"duration must be a positive number of seconds, got {duration}")
         if not (fps > 0 and math.isfinite(fps)):
@@ -153,17 +158,20 @@ class Simulator:
         # frame k is recorded after round(k / (fps dt)) steps, so the frame rate stays exact on average
         frame_steps = np.diff(np.round(np.arange(num_frames) / (fps * dt)).astype(np.int64))
         recorder = _Recorder(self, num_frames)
-        has_sensors = self.compiled.contact_pairs is not None
-        if contact_tracking == "sensors" and not has_sensors:
-            raise ValueError("this world has too many body pairs for contact sensors; use contact_tracking='steps'")
-        use_sensors = events and contact_tracking != "steps" and has_sensors
-        tracker: StepContactTracker | SensorContactTracker | None = None
-        if use_sensors:
-            tracker = SensorContactTracker(self.compiled.contact_pairs, self.compiled.contact_sensor_address,
-                                           self.compiled.geom_body_index, self._names, dt)
-            stepper = _SensorStepper(self.model, self.data, tracker)
+        compiled = self.compiled
+        if contact_tracking == "sensors" and not compiled.has_contact_sensors:
+            raise ValueError(f"this world has more than {MAX_CONTACT_SENSOR_PAIRS} touchable body pairs and so no "
+                             "contact sensors; use contact_tracking='batched'")
+        if contact_tracking == "auto":
+            contact_tracking = "sensors" if compiled.has_contact_sensors else "batched"
+        tracker: StepContactTracker | ContactTracker | None = None
+        stepper: _SensorStepper | _BatchedStepper | None = None
+        if events and contact_tracking == "steps":
+            tracker = StepContactTracker(compiled.geom_body_index, self._names, dt)
         elif events:
-            tracker = StepContactTracker(self.compiled.geom_body_index, self._names, dt)
+            tracker = ContactTracker(compiled.contact_pairs, compiled.geom_body_index, self._names, dt)
+            stepper = (_SensorStepper(self.model, self.data, tracker, compiled) if contact_tracking == "sensors"
+                       else _BatchedStepper(self.model, self.data, tracker, compiled))
         for frame in range(num_frames):
             self._update_kinematics()
             recorder.record(frame)
@@ -174,7 +182,7 @@ class Simulator:
             steps = int(frame_steps[frame])
             if tracker is None:
                 mujoco.mj_step(self.model, self.data, nstep=steps)
-            elif use_sensors:
+            elif stepper is not None:
                 stepper.advance(steps)
             else:
                 model, data, step, observe = self.model, self.data, mujoco.mj_step, tracker.observe
@@ -183,7 +191,7 @@ class Simulator:
                     observe(model, data)
             if self.check_stability:
                 self._check_stability()
-        if use_sensors:
+        if stepper is not None:
             stepper.close()
         trajectory = recorder.trajectory()
         log: list[dict] = []
@@ -231,6 +239,22 @@ class Simulator:
         if not (sliding >= 0 and math.isfinite(sliding)):
             raise ValueError(f"friction must be >= 0, got {sliding}")
         self.model.geom_friction[self._geom_span(name), 0] = sliding
+        self._after_intervention()
+
+    def set_joint_dynamics(self, joint: str, *, damping: float | None = None,
+                           frictionloss: float | None = None) -> None:
+        """Set the viscous damping (N·s/m or N·m·s/rad) and/or dry friction (N or N·m) of a joint's
+        degrees of freedom: a body name, or ``body/slide``."""
+        view = self.model.joint(joint)
+        count = {int(mujoco.mjtJoint.mjJNT_FREE): 6, int(mujoco.mjtJoint.mjJNT_BALL): 3}.get(int(view.type[0]), 1)
+        span = slice(int(view.dofadr[0]), int(view.dofadr[0]) + count)
+        for label, value, field in (("damping", damping, self.model.dof_damping),
+                                    ("frictionloss", frictionloss, self.model.dof_frictionloss)):
+            if value is None:
+                continue
+            if not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{label} of joint {joint!r} must be >= 0 and finite, got {value}")
+            field[span] = value
         self._after_intervention()
 
     def set_restitution(self, name: str, restitution: float) -> None:
@@ -373,34 +397,18 @@ class Simulator:
                                      f"(allowed {allowed:.4g} J)", self.time)
 
 
-class _SensorStepper:
-    """Steps with MuJoCo's C rollout (bit-identical to an mj_step loop when the warm start is
-    passed along) with contact sensors on, and hands states and sensor data to the tracker.
-
-    The rollout object and its buffers are made once per run (the checked Python wrapper costs
-    ~100 µs a call, more than a frame of physics), and each frame's steps are written into a
-    batch that the tracker reads a few hundred steps at a time.
-    """
+class _ChunkStepper:
+    """Steps a frame at a time and hands the tracker a few hundred steps at once: the state
+    after every step (to read an episode's opening facts) and the contact rows of each step."""
 
     BATCH_STEPS = 512
 
-    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, tracker: SensorContactTracker):
-        from mujoco import rollout
-
+    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, tracker: ContactTracker):
         self.model, self.data, self.tracker = model, data, tracker
-        self.runner = rollout.Rollout(nthread=0)
         self.scratch = mujoco.MjData(model)
         self.full = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
         nstate = mujoco.mj_stateSize(model, self.full)
-        self.start = np.empty((1, nstate))
-        # applied forces (e.g. holding removed bodies) are inputs, not physics state: pass them on
-        self.input_spec = int(mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_QFRC_APPLIED
-                              | mujoco.mjtState.mjSTATE_XFRC_APPLIED)
-        self.inputs = np.empty(mujoco.mj_stateSize(model, self.input_spec))
-        self.warmstart = np.empty((1, model.nv))
-        self.controls: dict[int, np.ndarray] = {}
-        self.states = np.empty((1, self.BATCH_STEPS, nstate))
-        self.sensordata = np.empty((1, self.BATCH_STEPS, model.nsensordata))
+        self.states = np.empty((self.BATCH_STEPS, nstate))
         self.batch_start = np.empty(nstate)
         self.batch_time = 0.0
         self.filled = 0
@@ -408,14 +416,61 @@ class _SensorStepper:
     def advance(self, steps: int) -> None:
         if self.filled + steps > self.BATCH_STEPS:
             self.flush()
-        if steps > self.BATCH_STEPS:  # a very slow frame rate: one rollout of its own
-            self.states = np.empty((1, steps, self.states.shape[2]))
-            self.sensordata = np.empty((1, steps, self.sensordata.shape[2]))
+        if steps > len(self.states):  # a very slow frame rate: a batch of its own
+            self._grow(steps)
+        if self.filled == 0:
+            mujoco.mj_getState(self.model, self.data, self.batch_start, self.full)
+            self.batch_time = float(self.data.time)
+        self._step(steps)
+        self.filled += steps
+
+    def flush(self) -> None:
+        if self.filled:
+            steps, columns, forces = self._rows()
+            self.tracker.consume(self.model, self.scratch, self.batch_time, self.batch_start,
+                                 self.states[:self.filled], steps, columns, forces)
+            self.filled = 0
+
+    def close(self) -> None:
+        self.flush()
+
+    def _grow(self, steps: int) -> None:
+        self.states = np.empty((steps, self.states.shape[1]))
+
+    def _step(self, steps: int) -> None:
+        raise NotImplementedError
+
+    def _rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
+class _SensorStepper(_ChunkStepper):
+    """Steps with MuJoCo's C rollout (bit-identical to an mj_step loop when the warm start is
+    passed along) with contact sensors on. The rollout object and its buffers are made once per
+    run: the checked Python wrapper costs ~100 µs a call, more than a frame of physics."""
+
+    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, tracker: ContactTracker, compiled: CompiledWorld):
+        from mujoco import rollout
+
+        super().__init__(model, data, tracker)
+        self.address, self.n_pairs = compiled.contact_sensor_address, len(compiled.contact_pairs)
+        self.runner = rollout.Rollout(nthread=0)
+        self.start = np.empty((1, self.states.shape[1]))
+        # applied forces (e.g. holding removed bodies) are inputs, not physics state: pass them on
+        self.input_spec = int(mujoco.mjtState.mjSTATE_CTRL | mujoco.mjtState.mjSTATE_QFRC_APPLIED
+                              | mujoco.mjtState.mjSTATE_XFRC_APPLIED)
+        self.inputs = np.empty(mujoco.mj_stateSize(model, self.input_spec))
+        self.warmstart = np.empty((1, model.nv))
+        self.controls: dict[int, np.ndarray] = {}
+        self.sensordata = np.empty((self.BATCH_STEPS, model.nsensordata))
+
+    def _grow(self, steps: int) -> None:
+        super()._grow(steps)
+        self.sensordata = np.empty((steps, self.sensordata.shape[1]))
+
+    def _step(self, steps: int) -> None:
         model, data = self.model, self.data
         mujoco.mj_getState(model, data, self.start[0], self.full)
-        if self.filled == 0:
-            self.batch_start[:] = self.start[0]
-            self.batch_time = float(data.time)
         mujoco.mj_getState(model, data, self.inputs, self.input_spec)
         controls = self.controls.get(steps)
         if controls is None:
@@ -428,20 +483,43 @@ class _SensorStepper:
             window = slice(self.filled, self.filled + steps)
             self.runner.rollout([model], [data], self.start, controls, control_spec=self.input_spec,
                                 skip_checks=True, nstep=steps, initial_warmstart=self.warmstart,
-                                state=self.states[:, window], sensordata=self.sensordata[:, window])
+                                state=self.states[None, window], sensordata=self.sensordata[None, window])
         finally:
             model.opt.disableflags |= sensor_bit
-        self.filled += steps
 
-    def flush(self) -> None:
-        if self.filled:
-            self.tracker.consume(self.model, self.scratch, self.batch_time, self.batch_start,
-                                 self.states[0, :self.filled], self.sensordata[0, :self.filled])
-            self.filled = 0
+    def _rows(self):
+        return sensor_rows(self.sensordata[:self.filled], self.address, self.n_pairs)
 
     def close(self) -> None:
-        self.flush()
+        super().close()
         self.runner.close()
+
+
+class _BatchedStepper(_ChunkStepper):
+    """Steps with mj_step from Python and reads each step's contact list with numpy: for worlds
+    with many body pairs, where per-pair contact sensors would cost more than the physics."""
+
+    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, tracker: ContactTracker, compiled: CompiledWorld):
+        super().__init__(model, data, tracker)
+        self.reader = ContactListReader(model, compiled.contact_pairs, compiled.geom_body_index)
+        self.rows: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def _step(self, steps: int) -> None:
+        model, data, states, full = self.model, self.data, self.states, self.full
+        step, get_state, read, rows = mujoco.mj_step, mujoco.mj_getState, self.reader.read, self.rows
+        for index in range(self.filled, self.filled + steps):
+            step(model, data)
+            get_state(model, data, states[index], full)
+            found = read(data)
+            if found is not None:
+                rows.append((index, *found))
+
+    def _rows(self):
+        rows, self.rows = self.rows, []
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 3))
+        steps = np.concatenate([np.full(len(columns), index) for index, columns, _ in rows])
+        return steps, np.concatenate([r[1] for r in rows]), np.concatenate([r[2] for r in rows])
 
 
 class _Recorder:
