@@ -138,3 +138,116 @@ def test_grading_per_option_per_question_and_as_a_reward():
                              answer_type=["multi", "multi", "number"], tolerance_abs=[0, 0, 0.1],
                              tolerance_rel=[0, 0, 0], options=[question["options"]] * 2 + [[]])
     assert rewards == [1.0, pytest.approx(2 / 3), 0.0]
+
+
+def _scene(family: str, size: int = 32):
+    from physforge.data.scene import assign, scene_rng
+
+    config = DataConfig(seed=3, families={family: 1.0}, heldout_families=(), width=size, height=size)
+    rng = scene_rng(config.seed, 0)
+    _, _, variant = assign(config, rng)
+    return config, FAMILIES[family].build(rng, config.params[family], variant)
+
+
+@pytest.mark.parametrize("shape, dtype", [((37, 53, 3), np.uint8), ((37, 53), np.uint8), ((37, 53), np.uint16)])
+def test_png_frames_decode_to_the_same_pixels(shape, dtype):
+    import io
+
+    from PIL import Image
+
+    from physforge.data.scene import _png
+
+    image = np.zeros(shape, dtype)  # flat regions, as in a render, and a band of noise
+    image[5:20] = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, size=image[5:20].shape, endpoint=True,
+                                                    dtype=dtype)
+    decoded = np.asarray(Image.open(io.BytesIO(_png(image))))
+    assert decoded.dtype == dtype and np.array_equal(decoded, image)
+    with pytest.raises(ValueError, match=r"expected \(H, W, 3\) uint8.*got \(4, 4, 4\) uint8"):
+        _png(np.zeros((4, 4, 4), np.uint8))
+
+
+def test_rollouts_skip_contact_tracking_only_where_no_program_reads_events():
+    from physforge.data.programs import RolloutProvider, event_rollouts, rollout_key
+    from physforge.sim import Simulator
+
+    _, spec = _scene("collisions")
+    sim = Simulator(spec.world)
+    snapshot = sim.snapshot()
+    key = {"mass_scale": [spec.objects[0].name, 3.0]}
+    reference = RolloutProvider(sim, snapshot, 1.0, 20.0).get(key)
+    assert reference.events, "objects resting on the table touch it"
+    lean = RolloutProvider(sim, snapshot, 1.0, 20.0, event_rollouts=set())
+    trajectory_only = lean.get(key, events=False)
+    assert trajectory_only.events == []
+    for name in ("time", "position", "quaternion", "linear_velocity", "angular_velocity"):
+        np.testing.assert_array_equal(getattr(trajectory_only.trajectory, name), getattr(reference.trajectory, name))
+    # a program that reads the events of that rollout gets them: simulated again, with tracking
+    again = lean.get(key, events=True)
+    assert again.events == reference.events and lean.simulations == 2
+    assert lean.get(key) is again and lean.simulations == 2
+    # keys named in event_rollouts are tracked from the first run
+    hinted = RolloutProvider(sim, snapshot, 1.0, 20.0, event_rollouts={rollout_key(key)})
+    assert hinted.get(key, events=False).events == reference.events and hinted.simulations == 1
+    a, b = spec.objects[0].name, spec.objects[1].name
+    assert event_rollouts([{"op": "state", "body": a, "field": "z", "time": 0.1, "rollout": key}]) == set()
+    assert event_rollouts([{"op": "predicate", "name": "inside", "body": a, "bounds": [0, 1, 0, 1, 1]}]) == set()
+    assert event_rollouts([{"op": "predicate", "name": "toppled", "body": a, "rollout": key}]) == {rollout_key(key)}
+    assert event_rollouts([{"op": "events", "type": "contact_start"}, {"op": "pair", "inputs": [0], "a": a, "b": b},
+                           {"op": "exists", "inputs": [1]}]) == {"factual"}
+
+
+def test_impossible_twin_from_the_mid_clip_snapshot_matches_a_rerun_from_the_start():
+    import io
+
+    from PIL import Image
+
+    from physforge.data.scene import VIOLATION_KICK_SPEED, _image, _impossible_clip
+    from physforge.sim import RenderConfig, SceneRenderer, Simulator
+
+    config, spec = _scene("collisions", size=48)
+    sim = Simulator(spec.world)
+    start = sim.snapshot()
+    renderer = SceneRenderer(config=RenderConfig(48, 48))
+    renderer.bind(sim.compiled)
+    stride, n, half = config.frame_stride, config.num_frames, config.num_frames // 2
+    factual, middle = [], []
+
+    def on_frame(simulator, frame):
+        if frame == half * stride:
+            middle.append(simulator.snapshot())
+        if frame % stride == 0 and frame // stride < n:
+            factual.append(renderer.rgb(simulator.data, spec.camera))
+
+    sim.run(config.duration, config.state_fps, on_frame=on_frame)
+    kinds = set()
+    for seed in range(12):
+        twin: list[dict] = []
+        violation = _impossible_clip(sim, middle[0], [_image(f) for f in factual], spec, config, renderer,
+                                     np.random.default_rng(seed), twin)
+        if violation is None or violation["kind"] in kinds:
+            continue
+        kinds.add(violation["kind"])
+        # the reference: re-simulate the first half from t = 0, then break physics there
+        expected = []
+
+        def record(simulator, frame, skip_first):
+            if frame % stride == 0 and not (skip_first and frame == 0):
+                expected.append(renderer.rgb(simulator.data, spec.camera))
+
+        sim.restore(start)
+        sim.run(half / config.fps, config.state_fps, events=False, on_frame=lambda s, f: record(s, f, False))
+        if violation["kind"] == "gravity_reversal":
+            sim.set_gravity([-g for g in spec.world.gravity])
+        else:
+            sim.apply_impulse(violation["body"], [0.0, 0.0, sim.body_mass(violation["body"]) * VIOLATION_KICK_SPEED])
+        sim.run((n - 1 - half) / config.fps, config.state_fps, events=False, on_frame=lambda s, f: record(s, f, True))
+        decoded = [np.asarray(Image.open(io.BytesIO(image["bytes"]))) for image in twin]
+        assert len(decoded) == len(expected) == n
+        assert all(np.array_equal(a, b) for a, b in zip(decoded, expected))
+        assert all(np.array_equal(a, b) for a, b in zip(decoded[:half + 1], factual[:half + 1]))
+        assert any(not np.array_equal(a, b) for a, b in zip(decoded[half + 1:], factual[half + 1:])), \
+            "the violation shows after frame n // 2"
+        if len(kinds) == 2:
+            break
+    renderer.close()
+    assert kinds == {"gravity_reversal", "spontaneous_kick"}

@@ -6,9 +6,10 @@ Everything random comes from one generator per scene, ``SeedSequence([seed, inde
 from __future__ import annotations
 
 import copy
-import io
 import os
+import struct
 import time
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,13 +70,30 @@ class SceneResult:
     rejected: str | None = None
 
 
-def _png(array: np.ndarray) -> bytes:
-    from PIL import Image
+_PNG_KINDS = {(3, "uint8"): (8, 2), (2, "uint8"): (8, 0), (2, "uint16"): (16, 0)}  # (ndim, dtype) -> bit depth, colour type
 
-    buffer = io.BytesIO()
-    image = Image.fromarray(np.ascontiguousarray(array))  # uint16 -> 16-bit grey, uint8 (H, W) -> 8-bit grey
-    image.save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+
+def _png_chunk(tag: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + tag + payload + struct.pack(">I", zlib.crc32(tag + payload))
+
+
+def _png(array: np.ndarray) -> bytes:
+    """PNG bytes of an (H, W, 3) uint8 RGB, (H, W) uint8 grey or (H, W) uint16 grey image.
+
+    Rows go unfiltered into zlib at level 1. Pillow's PNG encoder tries all five row filters on
+    every row whatever the settings, which here costs twice the deflate itself (~4.3 vs ~1.6 ms
+    per 256² RGB frame) and gives no smaller files on flat-shaded renders. Any PNG reader
+    decodes these (the tests read them back with Pillow).
+    """
+    kind = _PNG_KINDS.get((array.ndim, array.dtype.name))
+    if kind is None or (array.ndim == 3 and array.shape[2] != 3):
+        raise ValueError(f"expected (H, W, 3) uint8, (H, W) uint8 or (H, W) uint16, got {array.shape} {array.dtype}")
+    height, width = array.shape[:2]
+    rows = np.zeros((height, 1 + array[0].nbytes), dtype=np.uint8)  # first byte of a row: filter 0 (none)
+    rows[:, 1:] = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder(">")).reshape(height, -1).view(np.uint8)
+    header = struct.pack(">IIBBBBB", width, height, kind[0], kind[1], 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(rows, 1))
+            + _png_chunk(b"IEND", b""))
 
 
 def _image(array: np.ndarray) -> dict[str, Any]:
