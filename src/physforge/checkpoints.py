@@ -35,7 +35,10 @@ def save_checkpoint(model, folder: str | Path, meta: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     temporary = folder / f".{WEIGHTS_FILE}.tmp-{os.getpid()}"
-    save_file(tensors, str(temporary), metadata={"kind": str(meta["kind"]), "step": str(meta.get("step", 0))})
+    # One metadata key: safetensors writes its metadata map in hash order, which differs between
+    # processes when there are several keys, so the same weights would not give the same bytes.
+    header = json.dumps({"kind": str(meta["kind"]), "step": str(meta.get("step", 0))}, sort_keys=True)
+    save_file(tensors, str(temporary), metadata={"physforge": header})
     temporary.replace(folder / WEIGHTS_FILE)
     write_json(folder / META_FILE, meta)
     return folder

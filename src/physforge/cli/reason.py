@@ -29,6 +29,8 @@ def train_command(
     seed: int = typer.Option(0, help="Seed of initialisation and batch order."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TrainConfig JSON (overrides the options)."),
     overwrite: bool = typer.Option(False, help="Replace a non-empty run folder."),
+    save_every: int = typer.Option(0, help="Steps between resumable states in OUT/resume/ (0: none)."),
+    resume: bool = typer.Option(False, help="Continue the run in OUT from its last saved state."),
 ) -> None:
     """Train a PhysEncoder (multi-task heads + question answering) on a dataset."""
     from physforge.reason.config import EncoderConfig, TrainConfig
@@ -39,9 +41,9 @@ def train_command(
             cfg = TrainConfig.load(config)
         else:
             cfg = TrainConfig(data=str(data), out=str(out), steps=steps, batch_size=batch_size, lr=lr,
-                              aux_weight=aux_weight, seed=seed,
+                              aux_weight=aux_weight, seed=seed, save_every=save_every,
                               model=EncoderConfig(image_size=image_size, clip_frames=clip_frames, blind=blind))
-        summary = train_encoder(cfg, overwrite=overwrite, progress=True)
+        summary = train_encoder(cfg, overwrite=overwrite, resume=resume, progress=True)
         console.print(f"[green]wrote[/green] {cfg.out}: {summary['steps']} steps, "
                       f"{summary['train_images_per_second']} images/s, final loss {summary['final_loss']}")
         if "val" in summary:

@@ -93,6 +93,8 @@ class TrainConfig(_Config):
     splits trained on. val_split: split scored during training ('' for none). eval_every: steps
     between validation scores (0: only at the end). max_val_questions: validation sample size.
     model: the PhysEncoder's arguments (its vocab is built from the training questions).
+    save_every: steps between resumable training states in ``out/resume/`` (0: none); a run
+    killed part way and started again with ``resume`` ends with the same bytes.
     """
 
     data: str
@@ -108,6 +110,7 @@ class TrainConfig(_Config):
     eval_every: int = 0
     max_val_questions: int = 400
     model: EncoderConfig = field(default_factory=EncoderConfig)
+    save_every: int = 0
 
     def __post_init__(self):
         if not isinstance(self.data, str) or not self.data:
@@ -126,6 +129,7 @@ class TrainConfig(_Config):
         object.__setattr__(self, "train_splits", splits)
         _int("eval_every", self.eval_every, 0, 10_000_000)
         _int("max_val_questions", self.max_val_questions, 1, 10_000_000)
+        _int("save_every", self.save_every, 0, 10_000_000)
         model = self.model
         if isinstance(model, dict):
             model = EncoderConfig.from_dict(model)

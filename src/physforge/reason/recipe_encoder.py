@@ -3,7 +3,10 @@
 Reads top to bottom: config -> data -> model -> loop. A run folder holds ``config.json``,
 ``init/`` (the weights before training, for the "without physics training" baseline),
 ``checkpoint/`` (the trained weights), ``metrics.jsonl`` (one line per logged step) and
-``summary.json``.
+``summary.json``. With ``save_every``, ``resume/`` holds the latest resumable training state
+(weights, AdamW moments, schedule, RNG states, batch order; safetensors + JSON, no pickle)
+until the run finishes; ``train_encoder(..., resume=True)`` continues from it and ends with
+the same weights and metrics, byte for byte, as a run that was never interrupted.
 
     from physforge.reason.config import TrainConfig
     from physforge.reason.recipe_encoder import train_encoder
@@ -122,8 +125,13 @@ def evaluate_accuracy(model, split: Split, questions: list[dict[str, Any]]) -> d
             "per_type": {k: round(c / n, 4) for k, (c, n) in sorted(per_type.items())}}
 
 
-def train_encoder(config: TrainConfig, *, overwrite: bool = False, progress: bool = False) -> dict[str, Any]:
-    """Run the recipe; returns the summary (also written to ``summary.json``)."""
+def train_encoder(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
+                  progress: bool = False) -> dict[str, Any]:
+    """Run the recipe; returns the summary (also written to ``summary.json``).
+
+    resume: continue the run in ``config.out`` from its last saved state (see ``save_every``);
+    without one it starts from step 0 in place. The folder's config must be this config.
+    """
     import torch
 
     from physforge.outputs import OutputExistsError, write_json
@@ -131,7 +139,7 @@ def train_encoder(config: TrainConfig, *, overwrite: bool = False, progress: boo
 
     # -- config -----------------------------------------------------------------------------------
     out = Path(config.out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(out.iterdir()) and not resume:
         if not overwrite:
             raise OutputExistsError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
         shutil.rmtree(out)
@@ -148,12 +156,21 @@ def train_encoder(config: TrainConfig, *, overwrite: bool = False, progress: boo
                          rng=sample_rng)
     vocab, names = build_vocab(train)
     model_config = EncoderConfig.from_dict({**config.model.to_dict(), "vocab": list(vocab), "names": list(names)})
-    write_json(out / "config.json", {**config.to_dict(), "model": model_config.to_dict()})
+    run_config = {**config.to_dict(), "model": model_config.to_dict()}
+    state_dir = _resume_folder(out) if resume else None
+    if resume and (out / "config.json").is_file() and json.loads((out / "config.json").read_text()) != \
+            json.loads(json.dumps(run_config)):
+        raise ReasonConfigError("out", f"{out} holds a run with another config; resume it with the same config, "
+                                "or choose another --out")
+    if state_dir is None:
+        (out / "metrics.jsonl").unlink(missing_ok=True)  # a fresh start in place appends nothing stale
+    write_json(out / "config.json", run_config)
     log.info("training on %d questions of %d scenes", len(train.questions), len(train.scenes))
 
     # -- model ------------------------------------------------------------------------------------
     model = build_encoder(model_config, generator)
-    save_encoder(model, out / "init", step=0, train_config=config.to_dict())
+    if state_dir is None:
+        save_encoder(model, out / "init", step=0, train_config=config.to_dict())
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     warmup = max(1, config.steps // 20)  # linear warm-up, then cosine decay to 0
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -165,9 +182,14 @@ def train_encoder(config: TrainConfig, *, overwrite: bool = False, progress: boo
     cursor, images_seen, train_seconds = 0, 0, 0.0
     metrics_path = out / "metrics.jsonl"
     history = []
+    first = 1
+    if state_dir is not None:
+        first, cursor, images_seen, train_seconds, history, order = _load_state(
+            state_dir, model, optimiser, schedule, generator, metrics_path)
+        log.info("resuming %s at step %d of %d", out, first, config.steps)
     bar = _bar(progress, config.steps)
     model.train()
-    for step in range(1, config.steps + 1):
+    for step in range(first, config.steps + 1):
         if cursor + config.batch_size > len(order):
             order, cursor = torch.randperm(len(train.questions), generator=generator), 0
         chunk = [train.questions[int(i)] for i in order[cursor: cursor + config.batch_size]]
@@ -196,6 +218,9 @@ def train_encoder(config: TrainConfig, *, overwrite: bool = False, progress: boo
             with metrics_path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
         history.append(record)
+        if config.save_every and step % config.save_every == 0 and step < config.steps:
+            _save_state(out, step + 1, model, optimiser, schedule, generator, order, cursor, images_seen,
+                        train_seconds, history, metrics_path)
         bar(step, record["loss"])
     bar(None, None)
 
@@ -210,7 +235,75 @@ def train_encoder(config: TrainConfig, *, overwrite: bool = False, progress: boo
     if val is not None:
         summary["val"] = evaluate_accuracy(model, val, val.questions) | {"questions": len(val.questions)}
     write_json(out / "summary.json", summary)
+    for stale in [out / "resume", *out.glob(".resume.*")]:
+        shutil.rmtree(stale, ignore_errors=True)
     return summary
+
+
+# -- resumable training state (safetensors for tensors, JSON for the rest: nothing is pickled) ------
+
+def _save_state(out: Path, next_step: int, model, optimiser, schedule, generator, order, cursor: int,
+                images_seen: int, train_seconds: float, history: list, metrics_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from physforge.outputs import staged_directory, write_json
+
+    tensors = {f"model.{k}": v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    optimiser_state = optimiser.state_dict()
+    plain: dict[str, dict] = {}
+    for index, entry in optimiser_state["state"].items():
+        plain[str(index)] = {}
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{index}.{key}"] = value.detach().clone().contiguous()
+            else:
+                plain[str(index)][key] = value
+    tensors["rng.generator"] = generator.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["order"] = order.clone().contiguous()
+    schedule_state = {k: v for k, v in schedule.state_dict().items() if k != "lr_lambdas"}
+    metrics_bytes = metrics_path.stat().st_size if metrics_path.exists() else 0
+    # A kill during this write leaves the previous state in place (staged folder + rename).
+    with staged_directory(out / "resume", overwrite=True) as staging:
+        save_file(tensors, str(staging / "state.safetensors"))
+        write_json(staging / "state.json", {
+            "next_step": next_step, "cursor": cursor, "images_seen": images_seen, "train_seconds": train_seconds,
+            "history": history, "metrics_bytes": metrics_bytes, "optimiser": {
+                "param_groups": optimiser_state["param_groups"], "state": plain}, "schedule": schedule_state})
+
+
+def _resume_folder(out: Path) -> Path | None:
+    """The saved state to resume from: ``resume/``, or the previous one a kill left mid-replace."""
+    candidates = [out / "resume", *sorted(out.glob(".resume.old-*"))]
+    for folder in candidates:
+        if (folder / "state.json").is_file() and (folder / "state.safetensors").is_file():
+            return folder
+    return None
+
+
+def _load_state(folder: Path, model, optimiser, schedule, generator, metrics_path: Path):
+    import torch
+    from safetensors.torch import load_file
+
+    state = json.loads((folder / "state.json").read_text())
+    tensors = load_file(str(folder / "state.safetensors"))
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}, strict=True)
+    entries: dict[int, dict] = {int(i): dict(plain) for i, plain in state["optimiser"]["state"].items()}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            entries.setdefault(int(index), {})[name] = value
+    optimiser.load_state_dict({"state": entries, "param_groups": state["optimiser"]["param_groups"]})
+    schedule.load_state_dict({**state["schedule"], "lr_lambdas": [None] * len(schedule.lr_lambdas)})
+    generator.set_state(tensors["rng.generator"])
+    torch.set_rng_state(tensors["rng.torch"])
+    # Lines logged after the state was saved are logged again by the resumed run: cut them.
+    if metrics_path.exists():
+        with metrics_path.open("r+b") as handle:
+            handle.truncate(state["metrics_bytes"])
+    return (state["next_step"], state["cursor"], state["images_seen"], state["train_seconds"], state["history"],
+            tensors["order"])
 
 
 def _bar(enabled: bool, total: int):
