@@ -38,8 +38,12 @@ def save_checkpoint(model, folder: str | Path, meta: dict[str, Any]) -> Path:
     # One metadata key: safetensors writes its metadata map in hash order, which differs between
     # processes when there are several keys, so the same weights would not give the same bytes.
     header = json.dumps({"kind": str(meta["kind"]), "step": str(meta.get("step", 0))}, sort_keys=True)
-    save_file(tensors, str(temporary), metadata={"physforge": header})
-    temporary.replace(folder / WEIGHTS_FILE)
+    try:
+        save_file(tensors, str(temporary), metadata={"physforge": header})
+        temporary.replace(folder / WEIGHTS_FILE)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # e.g. ENOSPC: the previous weights stay as they were
+        raise
     write_json(folder / META_FILE, meta)
     return folder
 

@@ -48,8 +48,14 @@ def write_json(path: str | Path, payload: Any) -> Path:
     """Write JSON atomically (temporary file + rename), refusing NaN."""
     path = Path(path)
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(payload, indent=1, allow_nan=False, default=_default) + "\n")
-    temporary.replace(path)
+    text = json.dumps(payload, indent=1, allow_nan=False, default=_default) + "\n"
+    try:
+        temporary.write_text(text)
+        temporary.replace(path)
+    except BaseException:
+        # A full disk (ENOSPC) or a kill mid-write: the previous file stays, no partial one lingers.
+        temporary.unlink(missing_ok=True)
+        raise
     return path
 
 

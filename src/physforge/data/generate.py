@@ -75,6 +75,7 @@ def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int)
         stats.update(result.stats)
         if result.scene is None:
             stats[f"rejected.{result.family}"] += 1
+            log.warning("scene %d (%s) rejected, not written: %s", index, result.family, result.rejected)
             continue
         scenes.setdefault(result.split, []).append(result.scene)
         questions.setdefault(result.split, []).extend(result.questions)
