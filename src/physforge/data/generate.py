@@ -42,12 +42,12 @@ def _atomic_parquet(table, path: Path) -> None:
 
     from physforge.data.programs import TIMINGS
 
-    start = time.perf_counter()
+    start = time.process_time()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     pq.write_table(table, temporary, compression="zstd")
     os.replace(temporary, path)
-    TIMINGS["write"] += time.perf_counter() - start
+    TIMINGS["write"] += time.process_time() - start
 
 
 def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int) -> dict[str, Any]:

@@ -97,9 +97,9 @@ def _png(array: np.ndarray) -> bytes:
 
 
 def _image(array: np.ndarray) -> dict[str, Any]:
-    start = time.perf_counter()
+    start = time.process_time()
     data = _png(array)
-    TIMINGS["encode"] += time.perf_counter() - start
+    TIMINGS["encode"] += time.process_time() - start
     return {"bytes": data, "path": None}
 
 
@@ -164,6 +164,7 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
     scene = Scene(spec, context, frame_times)
 
     # questions: one per template, balanced, then checked against perturbed initial states
+    questions_start, resimulation_before = time.process_time(), TIMINGS["resimulation"]
     kept: list[Candidate] = []
     proposals = propose(scene, rng)
     # re-simulations whose event log no candidate reads skip contact tracking
@@ -202,11 +203,13 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
         balancer.record(chosen)
         kept.append(chosen)
 
+    TIMINGS["questions"] += time.process_time() - questions_start - (TIMINGS["resimulation"] - resimulation_before)
+
     alt_rgb: list[dict] = []
     if config.plausibility_fraction > 0 and rng.random() < config.plausibility_fraction:
-        start = time.perf_counter()
+        start, encode_before = time.process_time(), TIMINGS["encode"]
         violation = _impossible_clip(sim, middle[0], rgb, spec, config, renderer, rng, alt_rgb)
-        TIMINGS["plausibility_clip"] += time.perf_counter() - start
+        TIMINGS["plausibility_clip"] += time.process_time() - start - (TIMINGS["encode"] - encode_before)
         if violation is not None:
             kept.append(_plausibility_question(violation, n, rng, balancer))
         else:
@@ -214,6 +217,7 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
     renderer.release()
     result.stats["simulations"] += provider.simulations + sum(c.provider.simulations for c in perturbed_contexts) + 1
 
+    rows_start = time.process_time()
     scene_id = f"s{config.seed}-{index:08d}"
     trajectory = factual.trajectory
     K = camera.intrinsics(config.width, config.height)
@@ -243,6 +247,7 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
     for k, c in enumerate(kept):
         result.questions.append(_question_row(c, scene_id, k, split, family, n))
         result.stats[f"questions.{c.qtype}"] += 1
+    TIMINGS["rows"] += time.process_time() - rows_start
     return result
 
 
