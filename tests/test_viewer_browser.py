@@ -111,18 +111,15 @@ def test_dataset_page_filters_and_shows_a_question(browser, dataset):
         rows = browser.find_elements(By.CSS_SELECTOR, ".q-row")
         assert rows and {r.get_attribute("data-family") for r in rows} == {family}
         assert browser.find_element(By.ID, "page-info").text.endswith(f"of {len(expected)}")
-        with_options = next(k for k, q in enumerate(expected[:len(rows)]) if q["options"]) \
-            if any(q["options"] for q in expected[:len(rows)]) else 0
+        with_options = next(k for k, q in enumerate(expected[:len(rows)]) if q["options"])
         rows[with_options].click()
         _wait(browser, lambda d: d.find_elements(By.ID, "question-text"))
         question = expected[with_options]
         assert browser.find_element(By.ID, "question-text").text == question["question"]
         assert browser.find_element(By.ID, "answer").text == question["answer"]
-        if question["options"]:
-            correct = browser.find_elements(By.CSS_SELECTOR, "#options li.correct")
-            wrong = browser.find_elements(By.CSS_SELECTOR, "#options li.incorrect")
-            assert len(correct) == sum(o["correct"] for o in question["options"])
-            assert len(correct) + len(wrong) == len(question["options"])
+        shown = [(li.get_attribute("class"), li.text) for li in browser.find_elements(By.CSS_SELECTOR, "#options li")]
+        assert shown == [("correct", f"✓ {o['label']}. {o['text']}") if o["correct"] else
+                         ("incorrect", f"✗ {o['label']}. {o['text']}") for o in question["options"]]
         _loaded(browser, "clip")
         scene = next(r for p in sorted((dataset / "scenes").glob("*/*.parquet")) for r in pq.read_table(p).to_pylist()
                      if r["scene_id"] == question["scene_id"])
