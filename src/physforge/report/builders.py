@@ -117,13 +117,14 @@ def dataset_report(folder: str | Path, *, command=None, examples: int = 3) -> Pa
 
 
 def _questions_of(folder: Path, scene_ids: set[str]) -> dict[str, list[dict]]:
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     out: dict[str, list[dict]] = {}
     for path in sorted((folder / "questions").glob("*/*.parquet")):
         table = pq.read_table(path, columns=["scene_id", "question_type", "question", "answer", "options"])
-        mask = pc.is_in(table.column("scene_id"), value_set=__import__("pyarrow").array(sorted(scene_ids)))
+        mask = pc.is_in(table.column("scene_id"), value_set=pa.array(sorted(scene_ids)))
         for row in table.filter(mask).to_pylist():
             out.setdefault(row["scene_id"], []).append(row)
         if len(out) == len(scene_ids):

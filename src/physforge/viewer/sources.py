@@ -128,8 +128,9 @@ class DatasetSource:
         """A scene's metadata: objects, latent properties, events, timing (no images)."""
         path, g, r = self._scene_location(scene_id)
         row = self.groups.get(path, g, SCENE_COLUMNS).slice(r, 1).to_pylist()[0]
-        frames = self.groups.get(path, g, ("frames",)).column(0)[r]
-        row["num_frames"] = len(frames)
+        row["num_frames"] = len(self.groups.get(path, g, ("frames",)).column(0)[r])
+        # plausibility questions compare the clip with its impossible twin (alt_frames)
+        row["num_alt_frames"] = len(self.groups.get(path, g, ("alt_frames",)).column(0)[r])
         return row
 
     def frame(self, scene_id: str, index: int, column: str = "frames") -> bytes:
