@@ -181,6 +181,10 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
         chosen = select(proposals[template], context, balancer, rng, result.stats)
         if chosen is None:
             continue
+        # balance first: a question the balancer drops needs no perturbed re-simulations
+        if not balancer.admit(chosen):
+            result.stats["balance_dropped"] += 1
+            continue
         flipped = False
         for perturbed in perturbed_contexts:
             twin = copy.deepcopy(chosen)
@@ -197,9 +201,6 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
             result.stats[f"near_threshold_dropped.{template}"] += 1
             continue
         balancer.place_correct(chosen, rng)
-        if not balancer.admit(chosen):
-            result.stats["balance_dropped"] += 1
-            continue
         balancer.record(chosen)
         kept.append(chosen)
 
