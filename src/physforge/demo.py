@@ -94,7 +94,7 @@ def _data_config(config: DemoConfig):
 
 
 # -- steps: each returns {"summary": one line, "folder": relative, "image": optional (H, W, 3)} ------
-def _asset_step(config: DemoConfig, out: Path) -> dict[str, Any]:
+def _asset_step(config: DemoConfig, out: Path, console) -> dict[str, Any]:
     """An articulated library object built into a sim-ready asset and gated in simulation (the
     `physforge asset build` path; issue #5's `asset from-image` is meant to replace it here)."""
     from physforge.assets.build import BuildConfig, build_asset
@@ -105,8 +105,9 @@ def _asset_step(config: DemoConfig, out: Path) -> dict[str, Any]:
     source = generate(config.asset_category, object_rng(config.seed, 0), seed=config.seed,
                       name=f"{config.asset_category}_demo")
     folder = out / "asset"
-    report = write_asset(build_asset(source, BuildConfig(cache_dir=out / ".cache")), folder)
-    asset_report(folder, command=_command(config))
+    with console.status(f"building {source.annotation.name}, gating it in simulation, rendering its previews"):
+        report = write_asset(build_asset(source, BuildConfig(cache_dir=out / ".cache")), folder)
+        asset_report(folder, command=_command(config))
     status = "passed the gate" if report["passed"] else f"FAILED the gate ({', '.join(report['failed'])})"
     from physforge.sim.preview import joint_sweep
     from physforge.world import load_world
@@ -117,7 +118,7 @@ def _asset_step(config: DemoConfig, out: Path) -> dict[str, Any]:
             "passed": report["passed"]}
 
 
-def _data_step(config: DemoConfig, out: Path) -> dict[str, Any]:
+def _data_step(config: DemoConfig, out: Path, console) -> dict[str, Any]:
     from physforge.data.generate import generate_dataset
     from physforge.report import dataset_report
 
@@ -135,7 +136,7 @@ def _data_step(config: DemoConfig, out: Path) -> dict[str, Any]:
             "num_questions": info["num_questions"]}
 
 
-def _reason_step(config: DemoConfig, out: Path) -> dict[str, Any]:
+def _reason_step(config: DemoConfig, out: Path, console) -> dict[str, Any]:
     from physforge.reason import TrainConfig, train_encoder
     from physforge.reason.config import EncoderConfig
     from physforge.reason.harness import EvalConfig, evaluate
@@ -146,9 +147,10 @@ def _reason_step(config: DemoConfig, out: Path) -> dict[str, Any]:
                               seed=config.seed, val_split="", model=EncoderConfig(image_size=64, clip_frames=4)),
                   progress=True)
     folder = out / "reason" / "eval"
-    result = evaluate(EvalConfig(data=str(out / "data"), out=str(folder), model=str(run), max_questions=200,
-                                 blind_steps=config.blind_steps, seed=config.seed))
-    reason_eval_report(folder, command=_command(config))
+    with console.status("evaluating the encoder and the majority, blind (trained here) and untrained baselines"):
+        result = evaluate(EvalConfig(data=str(out / "data"), out=str(folder), model=str(run), max_questions=200,
+                                     blind_steps=config.blind_steps, seed=config.seed))
+        reason_eval_report(folder, command=_command(config))
     overall = {m["name"].split(":")[0]: m["grade"]["overall"]["accuracy"] for m in result["models"]}
     shown = ", ".join(f"{name} {100 * acc:.1f}%" for name, acc in overall.items())
     plots = sorted(folder.glob("accuracy_*.png"))
@@ -157,7 +159,7 @@ def _reason_step(config: DemoConfig, out: Path) -> dict[str, Any]:
             "accuracy": overall}
 
 
-def _dynamics_step(config: DemoConfig, out: Path) -> dict[str, Any]:
+def _dynamics_step(config: DemoConfig, out: Path, console) -> dict[str, Any]:
     import imageio.v3 as iio
     import pyarrow.parquet as pq
 
@@ -183,6 +185,7 @@ def _dynamics_step(config: DemoConfig, out: Path) -> dict[str, Any]:
     means = {}
     samples = {}
     for name, checkpoint in (("before DPO (SFT)", sft), ("after DPO", dpo)):
+        console.print(f"sampling {name} and scoring with the verifier")
         folder = out / "dynamics" / "samples" / ("before" if name.startswith("before") else "after")
         payload = sample_scene(checkpoint, image, world, folder, num=2, seed=config.seed, video_size=128, score=True)
         samples[name] = folder
@@ -193,15 +196,17 @@ def _dynamics_step(config: DemoConfig, out: Path) -> dict[str, Any]:
             "summary": f"scene {row['scene_id']}: mean verifier cost (lower is more physical) {shown}", "cost": means}
 
 
-def _robot_step(config: DemoConfig, out: Path) -> dict[str, Any]:
+def _robot_step(config: DemoConfig, out: Path, console) -> dict[str, Any]:
     from physforge.report import robot_eval_report
     from physforge.robot.experiment import CompareConfig, run_comparison
 
-    result = run_comparison(CompareConfig(tasks=(config.robot_task,), episodes=config.robot_episodes,
-                                          train_steps=config.robot_train_steps,
-                                          n_steps=min(256, config.robot_train_steps),
-                                          batch_size=min(64, config.robot_train_steps), seed=config.seed),
-                            out / "robot")
+    status = console.status(f"{config.robot_task}: reconstructing, retargeting, PPO from scratch and residual PPO "
+                            f"({config.robot_train_steps} steps each), {config.robot_episodes} episodes per method")
+    with status:
+        compare = CompareConfig(tasks=(config.robot_task,), episodes=config.robot_episodes,
+                                train_steps=config.robot_train_steps, n_steps=min(256, config.robot_train_steps),
+                                batch_size=min(64, config.robot_train_steps), seed=config.seed)
+        result = run_comparison(compare, out / "robot")
     robot_eval_report(out / "robot", command=_command(config))
     rates = ", ".join(f"{m} {100 * r:.0f}%" for m, r in result["mean_success"].items())
     return {"folder": "robot",
@@ -209,7 +214,7 @@ def _robot_step(config: DemoConfig, out: Path) -> dict[str, Any]:
             "success": result["mean_success"]}
 
 
-STEPS: tuple[tuple[str, Callable[[DemoConfig, Path], dict]], ...] = (
+STEPS: tuple[tuple[str, Callable[[DemoConfig, Path, Any], dict]], ...] = (
     ("asset", _asset_step), ("data", _data_step), ("reason", _reason_step), ("dynamics", _dynamics_step),
     ("robot", _robot_step))
 
@@ -256,11 +261,7 @@ def run_demo(config: DemoConfig, *, console=None) -> Path:
     for k, (name, step) in enumerate(STEPS):
         console.rule(f"[bold]{k + 1}/{len(STEPS)} {name}")
         begin = time.perf_counter()
-        if name in ("asset", "robot"):  # the other steps show their own progress bars
-            with console.status(f"{name}: running", spinner="dots"):
-                result = step(config, out)
-        else:
-            result = step(config, out)
+        result = step(config, out, console)
         result.update(name=name, seconds=time.perf_counter() - begin)
         console.print(f"[green]{name}[/green] ({result['seconds']:.0f} s): {result['summary']}")
         done.append(result)
