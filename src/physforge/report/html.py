@@ -49,13 +49,13 @@ img,video{max-width:100%;image-rendering:auto}pre{background:#f6f6f6;padding:.6e
 def environment() -> dict[str, str]:
     """Versions of what produced an output: physforge, MuJoCo, torch (if installed), Python."""
     import physforge
+    from physforge.sim import MUJOCO_VERSION
 
-    versions = {"physforge": physforge.__version__}
-    for name in ("mujoco", "torch"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    versions = {"physforge": physforge.__version__, "mujoco": MUJOCO_VERSION}
+    try:  # the installed wheel's version, without importing torch (seconds) just to print it
+        versions["torch"] = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        versions["torch"] = "not installed"
     versions["python"] = platform.python_version()
     return versions
 
