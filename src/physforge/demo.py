@@ -221,7 +221,8 @@ STEPS: tuple[tuple[str, Callable[[DemoConfig, Path, Any], dict]], ...] = (
 
 def _is_demo_folder(folder: Path) -> bool:
     try:
-        return set(json.loads((folder / "config.json").read_text())) == set(DemoConfig().to_dict())
+        # fields only a demo's config.json has (new DemoConfig fields must not orphan old demos)
+        return {"scenes", "robot_task", "asset_category"} <= set(json.loads((folder / "config.json").read_text()))
     except (OSError, ValueError):
         return False
 
