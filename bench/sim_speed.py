@@ -9,6 +9,8 @@ median time over REPEATS (this VM's timings jitter by ±30 % run to run):
   physforge     Simulator.step(n) (recording off; stability check at the end)
   physforge_run Simulator.run(..., fps=30) with full recording: per-frame poses, velocities,
                 energies, contact events at every physics step, stability checks per frame
+                (contacts through per-pair MuJoCo sensors in a C rollout for worlds with few body
+                pairs, through the contact list read with numpy for many; see contact_tracking)
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ def measure(world: World) -> dict:
     rate = {k: steps / float(np.median(v)) for k, v in times.items()}
     return {
         "world": world.name, "bodies": len(world.bodies), "physics_steps": steps,
+        "contact_pairs": len(sim.compiled.contact_pairs),
+        "contact_tracking": "sensors" if sim.compiled.has_contact_sensors else "batched",
         "steps_per_s": {k: round(v) for k, v in rate.items()},
         "ratio_recording_off_vs_raw_loop": round(rate["physforge"] / rate["raw_loop"], 3),
         "ratio_recording_off_vs_raw_nstep": round(rate["physforge"] / rate["raw_nstep"], 3),

@@ -173,16 +173,7 @@ def test_bad_run_arguments_are_named():
         sim.set_mass("zz", 2.0)
 
 
-@pytest.mark.parametrize("example", ["collision", "ramp", "pendulum"])
-def test_fast_sensor_events_match_the_naive_step_loop(example):
-    from physforge.world import load_world
-
-    world = load_world(f"examples/{example}.json")
-    sim = Simulator(world)
-    start = sim.snapshot()
-    fast = sim.run(duration=2.0, fps=30, contact_tracking="sensors")
-    sim.restore(start)
-    naive = sim.run(duration=2.0, fps=30, contact_tracking="steps")
+def _assert_same_events(fast, naive):
     assert np.array_equal(fast.trajectory.position, naive.trajectory.position)
     assert len(fast.events) == len(naive.events) > 2
     for a, b in zip(fast.events, naive.events):
@@ -190,6 +181,41 @@ def test_fast_sensor_events_match_the_naive_step_loop(example):
         for key in ("impulse", "relative_speed"):
             if key in a:
                 assert a[key] == pytest.approx(b[key], rel=1e-6, abs=1e-9), (key, a, b)
+
+
+@pytest.mark.parametrize("tracking", ["sensors", "batched"])
+@pytest.mark.parametrize("example", ["collision", "ramp", "pendulum"])
+def test_fast_contact_tracking_matches_the_naive_step_loop(example, tracking):
+    from physforge.world import load_world
+
+    world = load_world(f"examples/{example}.json")
+    sim = Simulator(world)
+    start = sim.snapshot()
+    fast = sim.run(duration=2.0, fps=30, contact_tracking=tracking)
+    sim.restore(start)
+    naive = sim.run(duration=2.0, fps=30, contact_tracking="steps")
+    _assert_same_events(fast, naive)
+
+
+def test_many_body_pile_tracks_contacts_without_sensors_and_matches_the_naive_loop():
+    from physforge.sim.compile import MAX_CONTACT_SENSOR_PAIRS
+
+    rng = np.random.default_rng(3)
+    bodies = []
+    for i in range(12):  # 78 touchable pairs with the ground: above the sensor limit
+        shape = Sphere(0.04) if i % 2 else Box((0.04, 0.04, 0.04))
+        x, y = rng.uniform(-0.15, 0.15, 2)
+        bodies.append(Body(f"b{i}", (Geom(shape),), Pose((float(x), float(y), 0.05 + 0.1 * i))))
+    sim = Simulator(World(name="pile", bodies=tuple(bodies)))
+    assert len(sim.compiled.contact_pairs) > MAX_CONTACT_SENSOR_PAIRS and not sim.compiled.has_contact_sensors
+    with pytest.raises(ValueError, match="batched"):
+        sim.run(duration=0.1, contact_tracking="sensors")
+    start = sim.snapshot()
+    fast = sim.run(duration=1.5, fps=30)
+    sim.restore(start)
+    naive = sim.run(duration=1.5, fps=30, contact_tracking="steps")
+    _assert_same_events(fast, naive)
+    assert sum(e["type"] == "contact_start" and "ground" not in e["bodies"] for e in fast.events) >= 3
 
 
 def test_position_actuator_servos_a_hinge_to_its_target():

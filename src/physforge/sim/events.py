@@ -120,7 +120,7 @@ class StepContactTracker:
     """Reference tracker: reads MuJoCo's contact list after every ``mj_step`` (plain Python).
 
     Used for worlds with too many body pairs for contact sensors, and in tests as the naive
-    loop the fast SensorContactTracker must agree with. Body indices are those of
+    loop the fast ContactTracker must agree with. Body indices are those of
     ``world.bodies``; -1 is the world itself (the ground, or another world geom).
     """
 
@@ -151,53 +151,50 @@ class StepContactTracker:
         return self._book.finish(end_time)
 
 
-class SensorContactTracker:
-    """Fast tracker: reads per-pair MuJoCo contact sensors recorded by ``mujoco.rollout``.
+class ContactTracker:
+    """Fast tracker: takes a chunk of steps at once as sparse (step, pair, force) rows, finds the
+    touching steps per pair with numpy, and does Python-level work only per episode.
 
-    The compiled world carries one contact sensor per body pair that can touch (``found`` and
-    the net ``force``, world frame). A chunk of steps is consumed at once: touching steps per
-    pair are found with numpy, and Python-level work happens only per episode. The facts that
-    open an episode (contact point, normal, closing speed) are read by re-running MuJoCo's
-    forward pass on the recorded state of that step.
+    The rows come from per-pair MuJoCo contact sensors recorded by ``mujoco.rollout``
+    (``sensor_rows``) or from MuJoCo's contact list read with numpy after each step
+    (``ContactListReader``). The facts that open an episode (contact point, normal, closing
+    speed) are read by re-running MuJoCo's forward pass on the recorded state of that step.
     """
 
-    def __init__(self, pairs: np.ndarray, sensor_address: int, geom_body_index: np.ndarray,
-                 body_names: tuple[str, ...], timestep: float):
+    def __init__(self, pairs: np.ndarray, geom_body_index: np.ndarray, body_names: tuple[str, ...], timestep: float):
         self._pairs = [tuple(int(v) for v in p) for p in pairs]
-        self._address = sensor_address
         self._geom_body = np.asarray(geom_body_index, dtype=np.int64)
         self._book = _EpisodeBook(body_names, timestep)
         self._dt = timestep
         self._state_spec = mujoco.mjtState.mjSTATE_FULLPHYSICS
 
     def consume(self, model: mujoco.MjModel, scratch: mujoco.MjData, start_time: float, start_state: np.ndarray,
-                states: np.ndarray, sensordata: np.ndarray) -> None:
+                states: np.ndarray, steps: np.ndarray, columns: np.ndarray, forces: np.ndarray) -> None:
         """Account for ``len(states)`` steps taken from ``start_state`` at ``start_time``.
 
-        states: (n_steps, nstate) FULLPHYSICS state after each step; sensordata:
-        (n_steps, nsensordata), the sensors of each step (computed at the state before it).
+        states: (n_steps, nstate) FULLPHYSICS state after each step. steps, columns: (k,) int,
+        a step index and a pair index (into ``pairs``) where that pair touched, one row per
+        contact or per pair; forces: (k, 3) float, N, world frame, the contact force of the row
+        (computed at the state before the step). Rows of one step and pair are summed.
         """
         n_steps = len(states)
-        block = sensordata[:, self._address:self._address + 4 * len(self._pairs)].reshape(n_steps, -1, 4)
-        found = block[:, :, 0] > 0
-        touched = found.any(axis=0)
-        if not touched.any():
+        if len(steps) == 0:
             return
-        throughout = found.all(axis=0)
-        impulses = block[:, :, 1:4].sum(axis=0) * self._dt
-        end = start_time + (n_steps - 1) * self._dt
-        for column in np.flatnonzero(throughout).tolist():  # the common case: steady contact
+        key, inverse = np.unique(np.asarray(columns, dtype=np.int64) * n_steps + steps, return_inverse=True)
+        force = np.zeros((len(key), 3))
+        np.add.at(force, inverse.ravel(), forces)
+        column_of, step_of = np.divmod(key, n_steps)
+        bounds = np.flatnonzero(np.diff(column_of)) + 1
+        for rows in np.split(np.arange(len(key)), bounds):
+            column = int(column_of[rows[0]])
             pair = self._pairs[column]
-            self._book.touch(pair, start_time, end, impulses[column],
-                             lambda pair=pair: self._opening(model, scratch, pair, start_time, start_state, states, 0))
-        for column in np.flatnonzero(touched & ~throughout).tolist():
-            steps = np.flatnonzero(found[:, column])
+            touching = step_of[rows]
             # split into runs separated by gaps of at least the release time
-            gaps = (np.diff(steps) - 1) * self._dt >= CONTACT_RELEASE_TIME - 1e-9
-            for run in np.split(steps, np.flatnonzero(gaps) + 1):
+            gaps = (np.diff(touching) - 1) * self._dt >= CONTACT_RELEASE_TIME - 1e-9
+            cuts = np.flatnonzero(gaps) + 1
+            for run_rows, run in zip(np.split(rows, cuts), np.split(touching, cuts)):
                 first, last = int(run[0]), int(run[-1])
-                impulse = block[run, column, 1:4].sum(axis=0) * self._dt
-                pair = self._pairs[column]
+                impulse = force[run_rows].sum(axis=0) * self._dt
                 self._book.touch(pair, start_time + first * self._dt, start_time + last * self._dt, impulse,
                                  lambda pair=pair, first=first: self._opening(model, scratch, pair, start_time,
                                                                               start_state, states, first))
@@ -209,6 +206,85 @@ class SensorContactTracker:
 
     def finish(self, end_time: float) -> list[dict]:
         return self._book.finish(end_time)
+
+
+def sensor_rows(sensordata: np.ndarray, address: int, n_pairs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, columns, forces) rows for ContactTracker from per-pair contact sensors.
+
+    sensordata: (n_steps, nsensordata); from ``address`` on, 4 values per pair (found, net
+    force in the world frame).
+    """
+    block = sensordata[:, address:address + 4 * n_pairs].reshape(len(sensordata), n_pairs, 4)
+    steps, columns = np.nonzero(block[:, :, 0] > 0)
+    return steps, columns, block[steps, columns, 1:4]
+
+
+class ContactListRecorder:
+    """Collects MuJoCo's contact list after each ``mj_step`` (a few array copies a step, no
+    per-contact Python) and turns a batch of steps into ContactTracker rows with numpy: each
+    contact between two different bodies becomes a (step, pair index, world-frame force) row.
+
+    The force is the elliptic-cone contact force (normal and the two sliding-friction
+    components, which MuJoCo stores first in ``efc_force`` at the contact's address) rotated
+    out of the contact frame and signed as the force on the pair's second body, so the rows of
+    one pair add up like MuJoCo's net-force contact sensor.
+    """
+
+    def __init__(self, model: mujoco.MjModel, pairs: np.ndarray, geom_body_index: np.ndarray):
+        if model.opt.cone != mujoco.mjtCone.mjCONE_ELLIPTIC:
+            raise ValueError("ContactListRecorder reads elliptic-cone contact forces; the model uses another cone")
+        n_bodies = int(max(np.max(geom_body_index, initial=-1), np.max(pairs, initial=-1))) + 2
+        self._column = np.full((n_bodies, n_bodies), -1, dtype=np.int64)
+        if len(pairs):
+            self._column[pairs[:, 0] + 1, pairs[:, 1] + 1] = np.arange(len(pairs))
+        self._geom_body = np.asarray(geom_body_index, dtype=np.int64) + 1  # 0 = the world
+        self._steps: list[int] = []
+        self._counts: list[int] = []
+        self._geoms: list[np.ndarray] = []
+        self._addresses: list[np.ndarray] = []
+        self._dims: list[np.ndarray] = []
+        self._frames: list[np.ndarray] = []
+        self._efc_forces: list[np.ndarray] = []
+
+    def record(self, step: int, data: mujoco.MjData) -> None:
+        """Keep the contacts of the step just taken (index ``step`` in the batch)."""
+        n = data.ncon
+        if n:
+            contact = data.contact
+            self._steps.append(step)
+            self._counts.append(n)
+            self._geoms.append(contact.geom[:n].copy())
+            self._addresses.append(contact.efc_address[:n].copy())
+            self._dims.append(contact.dim[:n].copy())
+            self._frames.append(contact.frame[:n].copy())
+            self._efc_forces.append(data.efc_force[:data.nefc].copy())
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(steps (k,), columns (k,), forces (k, 3)) of the contacts recorded since the last call."""
+        if not self._steps:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 3))
+        counts = np.array(self._counts)
+        steps = np.repeat(np.array(self._steps), counts)
+        bodies = self._geom_body[np.concatenate(self._geoms)]
+        efc_force = np.concatenate(self._efc_forces)
+        efc_offset = np.repeat(np.cumsum([0] + [len(f) for f in self._efc_forces[:-1]]), counts)
+        address = np.concatenate(self._addresses)
+        dims = np.concatenate(self._dims)
+        frames = np.concatenate(self._frames).reshape(-1, 3, 3)
+        for values in (self._steps, self._counts, self._geoms, self._addresses, self._dims, self._frames,
+                       self._efc_forces):
+            values.clear()
+        columns = self._column[np.minimum(bodies[:, 0], bodies[:, 1]), np.maximum(bodies[:, 0], bodies[:, 1])]
+        keep = columns >= 0  # not a pair: parts of one body
+        components = np.arange(3)
+        # frictionless contacts have a normal row only; excluded ones (address -1) have none
+        has_row = (components < dims[keep, None]) & (address[keep, None] >= 0)
+        index = np.where(has_row, (efc_offset + address)[keep, None] + components, -1)
+        local = np.where(index >= 0, efc_force[np.maximum(index, 0)], 0.0)
+        forces = np.einsum("kij,ki->kj", frames[keep], local)
+        # MuJoCo's contact force acts on the contact's second geom; flip where the order differs
+        forces[bodies[keep, 0] > bodies[keep, 1]] *= -1.0
+        return steps[keep], columns[keep], forces
 
 
 def state_events(trajectory: Trajectory, contact_events: list[dict], movable: list[bool],

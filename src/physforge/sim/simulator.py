@@ -12,7 +12,7 @@ import numpy as np
 from physforge.errors import SimulationUnstable
 from physforge.sim.compile import (MAX_CONTACT_SENSOR_PAIRS, CompiledWorld, compile_world, initial_state,
                                    restitution_solref)
-from physforge.sim.events import (ContactListReader, ContactTracker, StepContactTracker, sensor_rows, sort_events,
+from physforge.sim.events import (ContactListRecorder, ContactTracker, StepContactTracker, sensor_rows, sort_events,
                                   state_events)
 from physforge.sim.trajectory import Trajectory
 from physforge.world import Sphere, World
@@ -31,6 +31,7 @@ HIDDEN_GEOM_GROUP = 5
 _MUTABLE_MODEL_FIELDS = ("body_mass", "body_inertia", "geom_friction", "geom_solref", "geom_contype",
                          "geom_conaffinity", "geom_rgba", "geom_group", "dof_damping", "dof_frictionloss")
 _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
+_BADQACC = int(mujoco.mjtWarning.mjWARN_BADQACC)
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,8 @@ class Simulator:
         num_frames = int(math.floor(duration * fps + 1e-9)) + 1
         # frame k is recorded after round(k / (fps dt)) steps, so the frame rate stays exact on average
         frame_steps = np.diff(np.round(np.arange(num_frames) / (fps * dt)).astype(np.int64))
-        recorder = _Recorder(self, num_frames)
+        # without a callback nothing can intervene mid-run: masses and gravity are read once
+        recorder = _Recorder(self, num_frames, live_properties=on_frame is not None)
         compiled = self.compiled
         if contact_tracking == "sensors" and not compiled.has_contact_sensors:
             raise ValueError(f"this world has more than {MAX_CONTACT_SENSOR_PAIRS} touchable body pairs and so no "
@@ -173,7 +175,7 @@ class Simulator:
             stepper = (_SensorStepper(self.model, self.data, tracker, compiled) if contact_tracking == "sensors"
                        else _BatchedStepper(self.model, self.data, tracker, compiled))
         for frame in range(num_frames):
-            self._update_kinematics()
+            self._update_kinematics(cameras=on_frame is not None)
             recorder.record(frame)
             if on_frame is not None:
                 on_frame(self, frame)
@@ -364,20 +366,21 @@ class Simulator:
     def _total_energy(self) -> float:
         return float(self.data.energy[0] + self.data.energy[1])
 
-    def _update_kinematics(self) -> None:
+    def _update_kinematics(self, cameras: bool = True) -> None:
         """Positions, velocities and camera poses of the current state (mj_step leaves them one step old)."""
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mj_comPos(self.model, self.data)
-        mujoco.mj_camlight(self.model, self.data)
+        if cameras:
+            mujoco.mj_camlight(self.model, self.data)
         mujoco.mj_comVel(self.model, self.data)
 
     def _check_stability(self) -> None:
         data = self.data
-        bad_acc = int(data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number)
+        bad_acc = int(data.warning.number[_BADQACC])
         if bad_acc > self._warnings_seen:
             self._warnings_seen = bad_acc
             raise SimulationUnstable("MuJoCo reported a non-finite acceleration and reset the state", self.time)
-        if not math.isfinite(float(data.qpos.sum()) + float(data.qvel.sum())):
+        if not math.isfinite(float(np.dot(data.qpos, data.qpos)) + float(np.dot(data.qvel, data.qvel))):
             raise SimulationUnstable("positions or velocities became NaN or infinite", self.time)
         if data.ncon:
             deepest = -float(data.contact.dist.min())
@@ -496,40 +499,37 @@ class _SensorStepper(_ChunkStepper):
 
 
 class _BatchedStepper(_ChunkStepper):
-    """Steps with mj_step from Python and reads each step's contact list with numpy: for worlds
-    with many body pairs, where per-pair contact sensors would cost more than the physics."""
+    """Steps with mj_step from Python and copies each step's contact list: for worlds with many
+    body pairs, where per-pair contact sensors would cost more than the physics."""
 
     def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, tracker: ContactTracker, compiled: CompiledWorld):
         super().__init__(model, data, tracker)
-        self.reader = ContactListReader(model, compiled.contact_pairs, compiled.geom_body_index)
-        self.rows: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.contacts = ContactListRecorder(model, compiled.contact_pairs, compiled.geom_body_index)
 
     def _step(self, steps: int) -> None:
         model, data, states, full = self.model, self.data, self.states, self.full
-        step, get_state, read, rows = mujoco.mj_step, mujoco.mj_getState, self.reader.read, self.rows
+        step, get_state, record = mujoco.mj_step, mujoco.mj_getState, self.contacts.record
         for index in range(self.filled, self.filled + steps):
             step(model, data)
             get_state(model, data, states[index], full)
-            found = read(data)
-            if found is not None:
-                rows.append((index, *found))
+            record(index, data)
 
     def _rows(self):
-        rows, self.rows = self.rows, []
-        if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros((0, 3))
-        steps = np.concatenate([np.full(len(columns), index) for index, columns, _ in rows])
-        return steps, np.concatenate([r[1] for r in rows]), np.concatenate([r[2] for r in rows])
+        return self.contacts.rows()
 
 
 class _Recorder:
     """Copies the raw MuJoCo quantities of each frame; velocities and energies are derived for
     all frames at once at the end (per-frame work is a handful of array copies)."""
 
-    def __init__(self, sim: Simulator, num_frames: int):
+    def __init__(self, sim: Simulator, num_frames: int, *, live_properties: bool = True):
         self.sim = sim
         model = sim.model
         self.ids = sim._body_ids
+        # the world's bodies are usually MuJoCo bodies 1..n in order: slices copy faster than an index array
+        first = int(self.ids[0]) if len(self.ids) else 0
+        contiguous = np.array_equal(self.ids, np.arange(first, first + len(self.ids)))
+        self.rows = slice(first, first + len(self.ids)) if contiguous else self.ids
         self.roots = model.body_rootid[self.ids]
         n_bodies = len(self.ids)
         scalar_types = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
@@ -538,6 +538,7 @@ class _Recorder:
         self.spring_qpos = model.jnt_qposadr[springs]
         self.spring_stiffness = model.jnt_stiffness[springs]
         self.spring_rest = model.qpos_spring[self.spring_qpos]
+        self.live = live_properties
         self.time = np.zeros(num_frames)
         self.xpos = np.zeros((num_frames, n_bodies, 3))
         self.xquat = np.zeros((num_frames, n_bodies, 4))
@@ -549,19 +550,24 @@ class _Recorder:
         self.inertia = np.zeros((num_frames, n_bodies, 3))
         self.gravity = np.zeros((num_frames, 3))
         self.spring_q = np.zeros((num_frames, len(springs)))
+        if not self.live:
+            self.mass[:] = model.body_mass[self.ids]
+            self.inertia[:] = model.body_inertia[self.ids]
+            self.gravity[:] = model.opt.gravity
 
     def record(self, frame: int) -> None:
-        model, data, ids = self.sim.model, self.sim.data, self.ids
+        model, data, rows = self.sim.model, self.sim.data, self.rows
         self.time[frame] = data.time
-        self.xpos[frame] = data.xpos[ids]
-        self.xquat[frame] = data.xquat[ids]
-        self.xipos[frame] = data.xipos[ids]
-        self.ximat[frame] = data.ximat[ids]
-        self.cvel[frame] = data.cvel[ids]
+        self.xpos[frame] = data.xpos[rows]
+        self.xquat[frame] = data.xquat[rows]
+        self.xipos[frame] = data.xipos[rows]
+        self.ximat[frame] = data.ximat[rows]
+        self.cvel[frame] = data.cvel[rows]
         self.root_com[frame] = data.subtree_com[self.roots]
-        self.mass[frame] = model.body_mass[ids]  # live: interventions may change them
-        self.inertia[frame] = model.body_inertia[ids]
-        self.gravity[frame] = model.opt.gravity
+        if self.live:  # a callback may intervene between frames
+            self.mass[frame] = model.body_mass[rows]
+            self.inertia[frame] = model.body_inertia[rows]
+            self.gravity[frame] = model.opt.gravity
         if len(self.spring_qpos):
             self.spring_q[frame] = data.qpos[self.spring_qpos]
 
