@@ -164,6 +164,7 @@ def main() -> None:
         "rejected_unstable": info["stats"].get("rejected_unstable", 0),
         "near_threshold_dropped": info["stats"].get("near_threshold_dropped", 0),
         "balance_dropped": info["stats"].get("balance_dropped", 0),
+        "balance_trimmed": info["stats"].get("balance_trimmed", 0),
         "seconds_per_scene_per_core": round(full_seconds / args.scenes, 4),
         "bare_simulate_render_seconds_per_scene": round(bare_seconds / args.scenes, 4),
         "overhead_percent": round(100.0 * (full_seconds - bare_seconds) / bare_seconds, 1),

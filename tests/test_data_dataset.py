@@ -13,7 +13,7 @@ from physforge.cli.main import app
 from physforge.data import DataConfig, DataConfigError, DatasetValidationError
 from physforge.data.export import export_dataset
 from physforge.data.generate import content_hash, generate_dataset
-from physforge.data.questions import Balancer
+from physforge.data.questions import Balancer, balance_rows
 from physforge.data.scene import generate_scene
 from physforge.data.validate import validate_dataset
 from physforge.errors import SimulationUnstable
@@ -73,6 +73,7 @@ def test_write_read_round_trip_matches_the_scenes_in_memory(dataset):
     renderer = SceneRenderer(config=RenderConfig(CONFIG.width, CONFIG.height))
     for shard_start in range(0, NUM_SCENES, CONFIG.shard_size):
         balancer = Balancer()
+        generated = []
         for index in range(shard_start, shard_start + CONFIG.shard_size):
             result = generate_scene(CONFIG, index, renderer, balancer)
             if result.scene is None:
@@ -80,9 +81,18 @@ def test_write_read_round_trip_matches_the_scenes_in_memory(dataset):
             row = written[result.scene["scene_id"]]
             for key, value in result.scene.items():
                 assert row[key] == value, key
-            for q in result.questions:
-                assert questions[q["question_id"]] == q
+            generated.extend(result.questions)
+        kept, trimmed = balance_rows(generated)
+        for q in kept:
+            assert questions[q["question_id"]] == q
+        assert not [q for q in trimmed if q["question_id"] in questions]
     renderer.close()
+    # every yes/no template has as many "yes" as "no" answers
+    counts = {}
+    for q in questions.values():
+        if q["answer_type"] == "bool":
+            counts.setdefault(q["template"], []).append(q["answer"])
+    assert counts and all(a.count("yes") == a.count("no") for a in counts.values()), counts
 
 
 def test_loads_with_hugging_face_datasets_and_decodes_images(dataset):

@@ -251,3 +251,35 @@ def test_impossible_twin_from_the_mid_clip_snapshot_matches_a_rerun_from_the_sta
             break
     renderer.close()
     assert kinds == {"gravity_reversal", "spontaneous_kick"}
+
+
+def test_balance_rows_trims_the_latest_surplus_of_each_yes_no_template():
+    from physforge.data.questions import balance_rows
+
+    rows = [{"template": t, "answer_type": kind, "answer": a, "i": i} for i, (t, kind, a) in enumerate([
+        ("door", "bool", "yes"), ("door", "bool", "yes"), ("tower", "bool", "no"), ("door", "bool", "no"),
+        ("door", "bool", "yes"), ("tower", "bool", "yes"), ("count", "count", "3"), ("count", "count", "3"),
+        ("wall", "bool", "no")])]
+    kept, dropped = balance_rows(rows)
+    assert [r["i"] for r in dropped] == [1, 4, 8]  # door: 3 yes to 1 no, the two latest yes go; wall: no "yes"
+    assert [r["i"] for r in kept] == [0, 2, 3, 5, 6, 7]
+    for template in ("door", "tower", "wall"):
+        answers = [r["answer"] for r in kept if r["template"] == template]
+        assert answers.count("yes") == answers.count("no")
+
+
+def test_multiple_answer_options_are_shuffled_with_their_labels():
+    balancer = Balancer()
+    first_correct = []
+    for k in range(300):
+        c = Candidate("causal", "responsible", "which?", "multi", options=[
+            {"text": text, "program": [{"op": "constant", "value": text == "early"}]}
+            for text in ("early", "middle", "late")])
+        c.evaluate(_Context())
+        assert c.answer == "A"
+        balancer.place_correct(c, np.random.default_rng(k))
+        assert [o["text"] == "early" for o in c.options] == c.option_correct
+        assert c.answer == "ABC"[c.option_correct.index(True)]
+        first_correct.append(c.answer)
+    # each letter ~100 times: a binomial(300, 1/3) lies within 100 +- 30 with probability > 0.999
+    assert all(70 <= first_correct.count(letter) <= 130 for letter in "ABC")

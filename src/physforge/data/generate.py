@@ -55,7 +55,7 @@ def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int)
     returns its stats. Runs in a worker process (pool or Ray); one renderer per process."""
     import pyarrow as pa
 
-    from physforge.data.questions import Balancer
+    from physforge.data.questions import Balancer, balance_rows
     from physforge.data.scene import generate_scene
     from physforge.data.schema import QUESTIONS_HF, SCENES_HF
     from physforge.sim.render import RenderConfig, SceneRenderer
@@ -67,7 +67,7 @@ def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int)
     start = shard * config.shard_size
     stop = min(num_scenes, start + config.shard_size)
     scenes: dict[str, list[dict]] = {}
-    questions: dict[str, list[dict]] = {}
+    generated: list[dict] = []  # question rows in generation order
     stats: Counter = Counter()
     answers: dict[str, Counter] = {}
     for index in range(start, stop):
@@ -78,12 +78,21 @@ def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int)
             log.warning("scene %d (%s) rejected, not written: %s", index, result.family, result.rejected)
             continue
         scenes.setdefault(result.split, []).append(result.scene)
-        questions.setdefault(result.split, []).extend(result.questions)
+        generated.extend(result.questions)
         stats[f"scenes.{result.split}.{result.family}"] += 1
-        for q in result.questions:
-            stats[f"questions.{q['split']}.{q['family']}.{q['question_type']}"] += 1
-            answers.setdefault(q["template"], Counter())[q["answer"]] += 1
     renderer.close()
+    kept, trimmed = balance_rows(generated)
+    questions: dict[str, list[dict]] = {}
+    for q in kept:
+        questions.setdefault(q["split"], []).append(q)
+        stats[f"questions.{q['split']}.{q['family']}.{q['question_type']}"] += 1
+        answers.setdefault(q["template"], Counter())[q["answer"]] += 1
+    for q in trimmed:
+        stats[f"questions.{q['question_type']}"] -= 1
+        if not stats[f"questions.{q['question_type']}"]:
+            del stats[f"questions.{q['question_type']}"]
+        stats["balance_trimmed"] += 1
+        stats[f"balance_trimmed.{q['template']}"] += 1
     name = SHARD_NAME.format(shard)
     for split, rows in sorted(scenes.items()):
         _atomic_parquet(pa.Table.from_pylist(rows, schema=SCENES_HF), out / "scenes" / split / f"{name}.parquet")

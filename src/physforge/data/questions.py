@@ -532,7 +532,15 @@ class Balancer:
 
     def place_correct(self, candidate: Candidate, rng: np.random.Generator) -> None:
         """For single-answer choice: move the correct option to the least used letter so far
-        (ties broken at random)."""
+        (ties broken at random). For multiple-answer choice: shuffle the options (templates list
+        them in event order, and the earliest is the most often correct)."""
+        if candidate.answer_type == "multi" and len(candidate.options) > 1:
+            order = [int(k) for k in rng.permutation(len(candidate.options))]
+            candidate.options = [candidate.options[k] for k in order]
+            candidate.option_correct = [candidate.option_correct[k] for k in order]
+            correct = [LETTERS[i] for i, c in enumerate(candidate.option_correct) if c]
+            candidate.answer = ",".join(correct) if correct else "none"
+            return
         if candidate.answer_type != "choice":
             return
         used = self.letters.setdefault(candidate.template, Counter())
@@ -548,6 +556,36 @@ class Balancer:
         candidate.option_correct = [candidate.option_correct[k] for k in order]
         candidate.answer = LETTERS[slot]
         used[candidate.answer] += 1
+
+
+def balance_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Split question rows (in generation order) into (kept, dropped) so that every yes/no
+    template has as many "yes" as "no" answers: the latest rows of the leading answer go.
+
+    The Balancer steers towards balance while a shard is generated, but it can only choose
+    among the answers a scene allows; a template whose physics mostly gives one answer (a door
+    that nearly always opens) would still lead by up to BALANCE_SLACK per shard, which over a
+    dataset of many shards is most of it. Trimming each shard makes every shard, and so the
+    dataset, exactly balanced.
+    """
+    counts: dict[str, Counter] = {}
+    for row in rows:
+        if row["answer_type"] == "bool":
+            counts.setdefault(row["template"], Counter())[row["answer"]] += 1
+    surplus = {}
+    for template, seen in counts.items():
+        lead = seen["yes"] - seen["no"]
+        if lead:
+            surplus[template] = ("yes" if lead > 0 else "no", abs(lead))
+    dropped_index = set()
+    for index in range(len(rows) - 1, -1, -1):
+        row = rows[index]
+        answer, left = surplus.get(row["template"], (None, 0))
+        if left and row["answer_type"] == "bool" and row["answer"] == answer:
+            dropped_index.add(index)
+            surplus[row["template"]] = (answer, left - 1)
+    return ([r for i, r in enumerate(rows) if i not in dropped_index],
+            [r for i, r in enumerate(rows) if i in dropped_index])
 
 
 def propose(scene: Scene, rng: np.random.Generator) -> dict[str, list[Candidate]]:
