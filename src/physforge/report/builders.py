@@ -51,10 +51,11 @@ def _bar(labels: Sequence[str], series: dict[str, Sequence[float]], ylabel: str,
 
 
 def decode_frames(images: list[dict]) -> np.ndarray:
-    """Dataset image structs ({"bytes": PNG}) -> (n, H, W, 3) uint8."""
-    import imageio.v3 as iio
+    """Dataset image structs ({"bytes": PNG}) -> (n, H, W, 3) uint8 (through the guarded reader:
+    a dataset may come from anywhere)."""
+    from physforge.images import load_image
 
-    return np.stack([iio.imread(image["bytes"], extension=".png")[..., :3] for image in images])
+    return np.stack([load_image(image["bytes"], min_side=1, name="dataset frame (PNG)") for image in images])
 
 
 # -- datasets ----------------------------------------------------------------------------------------
