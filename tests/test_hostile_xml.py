@@ -154,6 +154,13 @@ def test_urdf_mesh_out_of_the_folder_refused(tmp_path, mujoco_never_called, file
         load_model_file(path)
 
 
+def test_urdf_mujoco_extension_meshdir_out_of_the_folder_refused(tmp_path, mujoco_never_called):
+    path = tmp_path / "robot.urdf"
+    path.write_text('<robot name="r"><mujoco><compiler meshdir="/etc"/></mujoco><link name="base"/></robot>')
+    with pytest.raises(InputFileError, match=r"robot\.urdf: <compiler meshdir>='/etc'.*absolute paths"):
+        load_model_file(path)
+
+
 def test_not_well_formed_and_oversized(tmp_path, mujoco_never_called, monkeypatch):
     path = tmp_path / "broken.xml"
     path.write_text("<mujoco><worldbody></mujoco>")

@@ -79,6 +79,12 @@ def check_model_file(path: str | Path) -> list[Path]:
 
 
 def _check_urdf(path: Path, root: ET.Element, folder: Path) -> None:
+    # MuJoCo reads a <mujoco><compiler meshdir=...> extension inside a URDF as well.
+    for compiler in root.iter("compiler"):
+        for attribute in _MJCF_DIRECTORIES:
+            value = compiler.get(attribute)
+            if value is not None:
+                _inside(path, folder, value or ".", f"<compiler {attribute}>")
     for mesh in root.iter("mesh"):
         filename = mesh.get("filename")
         if filename is None:
