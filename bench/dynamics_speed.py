@@ -56,11 +56,11 @@ def main() -> None:
                                     num_frames=2, fps=4.0, state_fps=20.0, predict_horizon=1.5,
                                     plausibility_fraction=0.0, perturbation_trials=0), dataset, args.scenes)
     model = load_generator(args.checkpoint) if args.checkpoint else build_generator(
-        GeneratorConfig(image_size=32, channels=(16, 32, 32), encoder_channels=(16, 32, 32)),
+        GeneratorConfig(image_size=32, channels=(16, 32, 32), encoder_channels=(16, 32, 32), use_properties=True),
         torch.Generator().manual_seed(0))
     config = model.config
     examples = load_examples(dataset, args.split, horizon=config.horizon, dt=config.dt, max_objects=config.max_objects,
-                             image_size=config.image_size, limit=args.scenes)
+                             image_size=config.image_size, limit=args.scenes, with_properties=config.use_properties)
     generator = torch.Generator().manual_seed(0)
 
     sample_motions(model, examples[:2], 2, generator)  # warm-up
@@ -92,7 +92,7 @@ def main() -> None:
     times = []
     for step in range(6):
         start = time.perf_counter()
-        params = model(batch["images"], batch["initial"], batch["size"], batch["mask"], batch["velocity"])
+        params = model.condition(batch)
         lp_c = model.log_prob(params, chosen, batch["mask"])
         lp_r = model.log_prob(params, rejected, batch["mask"])
         loss, _ = dpo_loss(lp_c, lp_r, lp_c.detach() - 1, lp_r.detach() + 1, beta=0.05)

@@ -3,16 +3,18 @@ the checkpoint round trip, the DPO loss against a hand-computed value, and pair 
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from physforge.dynamics.config import DPOConfig, GeneratorConfig, PairConfig, TrainConfig
+from physforge.dynamics.config import DPOConfig, EvalConfig, GeneratorConfig, PairConfig, TrainConfig
 from physforge.dynamics.errors import DynamicsCheckpointError, DynamicsConfigError
 from physforge.dynamics.model import SCALE, build_generator, load_generator, save_generator
 from physforge.dynamics.recipe import dpo_loss, select_pairs, trainable_parameters
 
 TINY = GeneratorConfig(max_objects=2, horizon=5, image_size=32, channels=(8, 8), encoder_dim=8,
-                       encoder_channels=(8, 8), hidden=16, components=1, use_velocity=False)
+                       encoder_channels=(8, 8), hidden=16, components=1, use_velocity=False, use_gravity=False,
+                       use_properties=False, prior="none", learn_deceleration=False)
 
 
 def inputs(b=3, seed=0):
@@ -128,6 +130,117 @@ def test_velocity_conditioning_is_required_when_configured():
         slow = model(images, initial, size, mask, torch.zeros(3, 2, 3))
         fast = model(images, initial, size, mask, torch.ones(3, 2, 3))
     assert not torch.equal(slow["mean"], fast["mean"]) or not torch.equal(slow["logits"], fast["logits"])
+    model = build_generator(replace(TINY, use_velocity=True, use_gravity=True), torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="pass gravity"):
+        model(images, initial, size, mask, torch.zeros(3, 2, 3))
+
+
+G = torch.tensor([[0.0, 0.0, -9.81]], dtype=torch.float64)
+
+
+def test_ballistic_prior_is_closed_form_flight_then_rest_on_the_ground():
+    """Oracle: p0 + v t + g t^2 / 2 until the ball reaches its resting height (its radius above the
+    ground plane), then that height; horizontal motion continues (no friction in the prior)."""
+    from physforge.dynamics.model import physics_prior
+
+    horizon, dt = 10, 0.1
+    initial = torch.tensor([[[0.0, 0.0, 1.0], [0.3, 0.0, 0.05]]], dtype=torch.float64)
+    velocity = torch.tensor([[[1.0, 0.5, 2.0], [0.0, -1.0, 0.0]]], dtype=torch.float64)
+    size = torch.tensor([[0.05, 0.05]], dtype=torch.float64)
+    prior = physics_prior("ballistic", initial, velocity, size, G, horizon, dt)
+    t = np.arange(1, horizon + 1) * dt
+    z = 1.0 + 2.0 * t - 0.5 * 9.81 * t ** 2
+    assert z.min() < 0.05 < z.max()  # the ball lands inside the horizon
+    expected = np.stack([t, 0.5 * t, np.maximum(z, 0.05) - 1.0], -1)
+    np.testing.assert_allclose(prior[0, :, 0].numpy(), expected, atol=1e-12)
+    np.testing.assert_allclose(prior[0, :, 1].numpy(), np.stack([0 * t, -t, 0 * t], -1), atol=1e-12)  # slides on
+    np.testing.assert_allclose(physics_prior("constant_velocity", initial, velocity, size, G, horizon, dt)[0, :, 0]
+                               .numpy(), np.stack([t, 0.5 * t, 2.0 * t], -1), atol=1e-12)
+    assert not physics_prior("none", initial, velocity, size, G, horizon, dt).any()
+    with pytest.raises(ValueError, match="prior: expected"):
+        physics_prior("parabola", initial, velocity, size, G, horizon, dt)
+
+
+def test_ballistic_prior_matches_the_simulator_in_free_flight():
+    """Independent oracle: MuJoCo (RK4) throwing a ball; the prior agrees until it lands."""
+    from physforge.dynamics.model import physics_prior
+    from physforge.dynamics.verify import reference_rollout
+    from physforge.world import Body, Geom, Pose, Sphere, World
+
+    ball = Body("ball", (Geom(Sphere(0.05)),), Pose((0.0, 0.0, 2.0)), velocity=(0.8, -0.3, 1.0))
+    world = World(bodies=(ball,), gravity=(0.0, 0.0, -9.5), timestep=0.002, integrator="RK4")
+    horizon, dt = 6, 0.1
+    reference, _ = reference_rollout(world, ("ball",), horizon, dt)
+    prior = physics_prior("ballistic", torch.tensor(reference[:1]), torch.tensor([[[0.8, -0.3, 1.0]]]).double(),
+                          torch.tensor([[0.05]]).double(), torch.tensor([[0.0, 0.0, -9.5]]).double(), horizon, dt)
+    np.testing.assert_allclose(reference[0] + prior[0].numpy(), reference[1:], atol=1e-4)
+
+
+def test_sliding_deceleration_after_touchdown_closed_form():
+    """A ball thrown from 1 m flies (horizontal v t), touches down at the root of the height
+    equation, then slides at constant deceleration a until it stops; a box already down slides from t = 0."""
+    from physforge.dynamics.model import physics_prior
+
+    horizon, dt, a = 20, 0.05, 2.0
+    initial = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.5, 0.04]]], dtype=torch.float64)
+    velocity = torch.tensor([[[0.6, 0.8, 0.0], [-1.5, 0.0, 0.0]]], dtype=torch.float64)
+    size = torch.tensor([[0.05, 0.04]], dtype=torch.float64)
+    prior = physics_prior("ballistic", initial, velocity, size, G, horizon, dt, torch.tensor([[a, a]]).double())
+    t = np.arange(1, horizon + 1) * dt
+    landing = math.sqrt(2 * 0.95 / 9.81)  # s, 1 m down to its 0.05 m resting height
+    sliding = np.clip(t - landing, 0.0, 1.0 / a)  # speed 1 m/s
+    distance = np.minimum(t, landing) + sliding - 0.5 * a * sliding ** 2
+    np.testing.assert_allclose(prior[0, :, 0, 0].numpy(), 0.6 * distance, atol=1e-12)
+    np.testing.assert_allclose(prior[0, :, 0, 1].numpy(), 0.8 * distance, atol=1e-12)
+    box = np.clip(t, 0.0, 1.5 / a)
+    np.testing.assert_allclose(prior[0, :, 1, 0].numpy(), -(1.5 * box - 0.5 * a * box ** 2), atol=1e-12)
+    assert float(prior[0, -1, 1, 0]) == pytest.approx(-1.5 ** 2 / (2 * a))  # stopped after v^2 / 2a
+    assert not prior[0, :, 1, 1:].any()  # a box on the ground stays on it
+
+
+def test_sliding_prior_against_the_simulator():
+    """Independent oracle: MuJoCo slides a box over the floor with Coulomb friction mu; the prior with
+    deceleration mu g stops it within 1 cm of where the simulator does."""
+    from physforge.dynamics.model import physics_prior
+    from physforge.dynamics.verify import reference_rollout
+    from physforge.world import Body, Box, Geom, Ground, Material, Pose, World
+
+    mu, speed, half = 0.3, 1.2, 0.05
+    steel = Material("steel", friction=(mu, 0.005, 0.0001))
+    box = Body("box", (Geom(Box((half, half, half)), material=steel),), Pose((0.0, 0.0, half)),
+               velocity=(speed, 0.0, 0.0))
+    ice = Ground(material=Material("ice", friction=(0.01, 0.005, 0.0001)))  # MuJoCo takes the larger mu
+    world = World(bodies=(box,), gravity=(0.0, 0.0, -9.81), timestep=0.002, ground=ice)
+    horizon, dt = 10, 0.1
+    reference, _ = reference_rollout(world, ("box",), horizon, dt)
+    prior = physics_prior("ballistic", torch.tensor(reference[:1]), torch.tensor([[[speed, 0.0, 0.0]]]).double(),
+                          torch.tensor([[half]]).double(), G, horizon, dt, torch.tensor([[mu * 9.81]]).double())
+    np.testing.assert_allclose(reference[0] + prior[0].numpy(), reference[1:], atol=0.01)
+    assert reference[-1, 0, 0] == pytest.approx(speed ** 2 / (2 * mu * 9.81), abs=0.01)
+
+
+def test_prior_is_the_mean_of_an_untrained_generator():
+    """Every component's mean motion is the prior plus the mean head's residual: with that head at
+    zero it is the prior exactly, and freshly initialised it is within a centimetre of it (SFT starts
+    from the ballistic baseline and learns a residual)."""
+    from dataclasses import replace
+
+    from physforge.dynamics.model import physics_prior
+
+    config = replace(TINY, use_velocity=True, use_gravity=True, prior="ballistic", components=2)  # no deceleration
+    model = build_generator(config, torch.Generator().manual_seed(0))
+    images, initial, size, mask = inputs()
+    velocity = torch.randn(3, 2, 3, generator=torch.Generator().manual_seed(1))
+    gravity = G.float().expand(3, 3)
+    prior = physics_prior("ballistic", initial, velocity * mask[..., None], size, gravity, config.horizon, config.dt)
+    present = mask[:, None, :, None]
+    expected = (initial[:, None] + prior) * present
+    with torch.no_grad():
+        fresh = model.most_likely(model(images, initial, size, mask, velocity, gravity), initial)
+        assert float((fresh[:, 1:] * present - expected).abs().max()) < 0.01
+        model.mean.weight.zero_()
+        motion = model.most_likely(model(images, initial, size, mask, velocity, gravity), initial)
+    torch.testing.assert_close(motion[:, 1:] * present, expected, atol=1e-5, rtol=0)
 
 
 def test_configs_name_the_bad_field():
@@ -141,6 +254,12 @@ def test_configs_name_the_bad_field():
         TrainConfig(dataset="d", model={"horizon": 1})
     with pytest.raises(DynamicsConfigError, match="model.colour: unknown field"):
         TrainConfig(dataset="d", model={"colour": 1})
+    with pytest.raises(DynamicsConfigError, match="prior: the 'ballistic' prior needs the gravity vector"):
+        GeneratorConfig(use_gravity=False)
+    with pytest.raises(DynamicsConfigError, match="prior: the 'constant_velocity' prior extrapolates"):
+        GeneratorConfig(use_velocity=False, prior="constant_velocity")
+    with pytest.raises(DynamicsConfigError, match="baselines: unknown"):
+        EvalConfig(dataset="d", baselines=("oracle",))
     assert TrainConfig.from_dict(TrainConfig(dataset="d").to_dict()) == TrainConfig(dataset="d")
 
 

@@ -19,6 +19,11 @@ from physforge.dynamics.errors import DynamicsConfigError
 
 IID_EVAL_SPLITS = ("val", "test")
 OOD_EVAL_SPLITS = ("test_ood_params", "test_ood_compositional", "test_ood_family")
+#: physics priors of the generator (GeneratorConfig.prior)
+PRIORS = ("none", "constant_velocity", "ballistic")
+#: trivial deterministic predictors scored next to the models (EvalConfig.baselines): every object
+#: stays where it is, or flies ballistically and stops at the ground (the "ballistic" prior alone)
+BASELINES = ("static", "ballistic")
 
 
 def _int(name: str, value: Any, low: int, high: int) -> None:
@@ -46,8 +51,19 @@ class GeneratorConfig(_Config):
     min_sigma: m, floor of each component's independent standard deviation per coordinate.
     use_velocity: condition on the known initial velocities of the objects (part of the scene's
     state; one frame does not show them, so without them launch speed is a guess).
-    velocity_prior: with use_velocity, add constant-velocity motion to every component mean (the
-    network learns the residual).
+    use_gravity: condition on the scene's gravity vector (m/s^2, world frame; it varies between
+    scenes and is not visible in one frame either). use_properties: condition on each object's
+    sliding friction, restitution and mass from the known world (how far it slides and how high it
+    bounces; none of them is visible in one frame). Without them those are latent and the
+    generator has to spread its samples over them.
+    prior: the physics prior every component mean is a learned residual over (the network learns
+    contacts, friction and bounces, not free flight): "none" (raw displacements), "constant_velocity"
+    (needs use_velocity) or "ballistic" (free flight p0 + v t + g t^2 / 2 under the known gravity,
+    held above the ground plane z = 0 at the object's resting height; needs use_velocity and
+    use_gravity). See ``physforge.dynamics.model.physics_prior``. learn_deceleration: with the
+    ballistic prior, each component also predicts, per object, a sliding deceleration (m/s^2,
+    ~ mu g) that slows it once it is down, so "slides and stops" is one number to learn rather than
+    a residual curve.
     """
 
     max_objects: int = 4
@@ -61,7 +77,10 @@ class GeneratorConfig(_Config):
     components: int = 4
     rank: int = 6
     use_velocity: bool = True
-    velocity_prior: bool = False
+    use_gravity: bool = True
+    use_properties: bool = True
+    prior: str = "ballistic"
+    learn_deceleration: bool = True
     min_sigma: float = 2e-4
 
     def __post_init__(self):
@@ -82,9 +101,20 @@ class GeneratorConfig(_Config):
         _int("hidden", self.hidden, 8, 8192)
         _int("components", self.components, 1, 64)
         _int("rank", self.rank, 1, 64)
-        for name in ("use_velocity", "velocity_prior"):
+        for name in ("use_velocity", "use_gravity", "use_properties", "learn_deceleration"):
             if not isinstance(getattr(self, name), bool):
                 raise DynamicsConfigError(name, f"expected true or false, got {getattr(self, name)!r}")
+        if self.prior not in PRIORS:
+            raise DynamicsConfigError("prior", f"expected one of {list(PRIORS)}, got {self.prior!r}")
+        if self.prior != "none" and not self.use_velocity:
+            raise DynamicsConfigError("prior", f"the {self.prior!r} prior extrapolates the initial velocities; "
+                                      "set use_velocity to true or prior to 'none'")
+        if self.prior == "ballistic" and not self.use_gravity:
+            raise DynamicsConfigError("prior", "the 'ballistic' prior needs the gravity vector; set use_gravity to "
+                                      "true or choose prior 'constant_velocity' or 'none'")
+        if self.learn_deceleration and self.prior != "ballistic":
+            raise DynamicsConfigError("learn_deceleration", f"a learned sliding deceleration is part of the "
+                                      f"'ballistic' prior (got prior {self.prior!r}); set it to false")
         _float("min_sigma", self.min_sigma, 1e-6, 1.0)
 
 
@@ -134,7 +164,13 @@ class TrainConfig(_Config):
     lr (1/step), weight_decay. threads: torch CPU threads (1 is fastest on a shared machine:
     more threads than free cores slows small models ~10x). encoder_checkpoint: optional
     ``physforge reason train`` checkpoint
-    folder to start the PhysEncoder from (else it starts from scratch). model: GeneratorConfig fields.
+    folder to start the PhysEncoder from (else it starts from scratch). eval_every: steps between
+    scores on the val split. keep_best: save the weights with the lowest val L2 (of sampled
+    motions) instead of the last ones. mean_weight: weight of a squared-error term on the
+    component means (responsibility-weighted, SCALE units) added to the NLL per dimension; 0 =
+    plain maximum likelihood (see ``TrajectoryGenerator.mean_error``). energy_weight: weight of the
+    energy score of sampled motions (``TrajectoryGenerator.energy_score``, SCALE units) added to the
+    loss; 0 = none. model: GeneratorConfig fields.
     """
 
     dataset: str = ""
@@ -144,6 +180,10 @@ class TrainConfig(_Config):
     lr: float = 2e-3
     weight_decay: float = 1e-4
     encoder_checkpoint: str = ""
+    eval_every: int = 50
+    keep_best: bool = True
+    mean_weight: float = 1.0
+    energy_weight: float = 1.0
     threads: int = 1
     model: dict = None  # type: ignore[assignment]
 
@@ -156,6 +196,11 @@ class TrainConfig(_Config):
         _float("lr", self.lr, 1e-8, 1.0)
         _float("weight_decay", self.weight_decay, 0.0, 1.0)
         _int("threads", self.threads, 1, 1024)
+        _int("eval_every", self.eval_every, 1, 10_000_000)
+        _float("mean_weight", self.mean_weight, 0.0, 1e6)
+        _float("energy_weight", self.energy_weight, 0.0, 1e6)
+        if not isinstance(self.keep_best, bool):
+            raise DynamicsConfigError("keep_best", f"expected true or false, got {self.keep_best!r}")
         model = self.model if self.model is not None else {}
         if isinstance(model, GeneratorConfig):
             model = model.to_dict()
@@ -202,7 +247,9 @@ class DPOConfig(_Config):
     checkpoint: starting (and reference) generator checkpoint folder. dataset: the data folder.
     seed: sampling and batch order. rounds: on-policy rounds (sample pairs, then train steps);
     steps: optimiser steps per round. beta: DPO temperature (log-likelihoods of whole
-    trajectories are O(100) nats, so beta is small). sft_weight: weight of an added NLL term on
+    trajectories are O(1000) nats and chosen and rejected samples differ by hundreds, so beta is
+    small: at 0.05 the sigmoid saturates on most pairs at once and the few misordered ones give
+    unstable steps). sft_weight: weight of an added NLL term on
     the chosen sample (0 = plain DPO). lr, batch_size. pairs: PairConfig fields. score:
     ScoreConfig fields. max_images: conditioning images (training split) used per round.
     threads: torch CPU threads.
@@ -214,9 +261,9 @@ class DPOConfig(_Config):
     seed: int = 0
     rounds: int = 2
     steps: int = 150
-    beta: float = 0.05
+    beta: float = 0.01
     sft_weight: float = 0.0
-    lr: float = 3e-4
+    lr: float = 1e-4
     batch_size: int = 32
     max_images: int = 400
     threads: int = 1
@@ -259,7 +306,9 @@ class DPOConfig(_Config):
 class EvalConfig(_Config):
     """Evaluation: ``samples`` motions per image on each split in ``splits`` (those absent from the
     dataset are skipped), scored by the verifier. seed: sampling. max_scenes: per split.
-    iou: also render masks for IoU (slower), on the first ``iou_samples`` samples of each image. threads: torch CPU threads. score: ScoreConfig fields."""
+    iou: also render masks for IoU (slower), on the first ``iou_samples`` samples of each image.
+    baselines: trivial predictors scored in the same table (``BASELINES``: "static", "ballistic").
+    threads: torch CPU threads. score: ScoreConfig fields."""
 
     dataset: str = ""
     seed: int = 0
@@ -268,12 +317,17 @@ class EvalConfig(_Config):
     max_scenes: int = 200
     iou: bool = True
     iou_samples: int = 2
+    baselines: tuple[str, ...] = BASELINES
     threads: int = 1
     score: dict = None  # type: ignore[assignment]
 
     def __post_init__(self):
         if not isinstance(self.dataset, str) or not self.dataset:
             raise DynamicsConfigError("dataset", "expected the path of a `physforge data generate` folder")
+        object.__setattr__(self, "baselines", tuple(self.baselines))
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise DynamicsConfigError("baselines", f"unknown {unknown}; choose from {list(BASELINES)}")
         _int("seed", self.seed, 0, 2**31 - 1)
         _int("samples", self.samples, 1, 10_000)
         _int("max_scenes", self.max_scenes, 1, 10_000_000)

@@ -7,7 +7,9 @@ positions of those objects, resampled to the generator's step ``dt``.
 Arrays: image (S, S, 3) uint8; initial (max_objects, 3) float32 m, world frame; size (max_objects,)
 float32 m (the data engine's characteristic size); velocity (max_objects, 3) float32 m/s, world
 frame, the known initial velocity (part of the scene's state, not visible in one frame); mask
-(max_objects,) bool (slot holds an object);
+(max_objects,) bool (slot holds an object); properties (max_objects, 3) float32: sliding friction
+coefficient, restitution and log10 of the mass in kg of each object (from the known ``World``;
+one frame shows none of them);
 target (horizon + 1, max_objects, 3) float64 m, world frame, frame 0 = the conditioning frame;
 quaternion (horizon + 1, max_objects, 4) (w, x, y, z) of the reference.
 """
@@ -44,6 +46,7 @@ class Example:
     quaternion: np.ndarray
     world_json: str
     gravity: np.ndarray
+    properties: np.ndarray
 
     def world(self):
         from physforge.world import world_from_dict
@@ -68,9 +71,11 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
     return image[rows][:, cols]
 
 
-def example_from_row(row: dict, *, horizon: int, dt: float, max_objects: int, image_size: int) -> Example | None:
+def example_from_row(row: dict, *, horizon: int, dt: float, max_objects: int, image_size: int,
+                     with_properties: bool = True) -> Example | None:
     """An Example from a scenes-table row, or None when the scene has no free object, more than
-    ``max_objects`` of them, or too short a recording for ``horizon`` steps of ``dt``."""
+    ``max_objects`` of them, or too short a recording for ``horizon`` steps of ``dt``.
+    with_properties: fill ``properties`` (compiles the world once; else zeros)."""
     world = json.loads(row["world"])
     joints = {b["name"]: (b.get("joint") or {}).get("type") for b in world["bodies"]}
     bodies = tuple(o["name"] for o in row["objects"] if joints.get(o["name"]) == "free")
@@ -100,10 +105,31 @@ def example_from_row(row: dict, *, horizon: int, dt: float, max_objects: int, im
     mask = np.zeros(max_objects, bool)
     mask[:n] = True
     image = resize_image(decode_png(row["frames"][0]["bytes"])[..., :3], image_size)
+    from physforge.world import world_from_dict
+
+    properties = object_properties(world_from_dict(world), bodies, max_objects) if with_properties else \
+        np.zeros((max_objects, 3), np.float32)
     return Example(scene_id=row["scene_id"], split=row["split"], family=row["family"], image=image, bodies=bodies,
                    initial=target[0].astype(np.float32), velocity=velocity, size=size, mask=mask, target=target,
                    quaternion=quats,
-                   world_json=row["world"], gravity=np.asarray(world["gravity"], dtype=np.float64))
+                   world_json=row["world"], gravity=np.asarray(world["gravity"], dtype=np.float64),
+                   properties=properties)
+
+
+def object_properties(world, bodies: tuple[str, ...], max_objects: int) -> np.ndarray:
+    """(max_objects, 3) float32: sliding friction, restitution (the largest over each body's geoms:
+    MuJoCo uses the larger of two touching materials) and log10(mass / kg) of ``bodies``, in order;
+    empty slots are zero. Masses come from the compiled model (``physforge.sim``), so explicit
+    inertials and densities count exactly as in simulation."""
+    from physforge.sim.poses import BodyPoseProbe
+
+    out = np.zeros((max_objects, 3), np.float32)
+    masses = BodyPoseProbe(world, bodies).masses
+    for i, name in enumerate(bodies):
+        materials = [g.material for g in world.body(name).geoms]
+        out[i] = (max(m.friction[0] for m in materials), max(m.restitution for m in materials),
+                  np.log10(max(masses[i], 1e-9)))
+    return out
 
 
 def object_size(body) -> float:
@@ -149,11 +175,12 @@ def example_from_world(world, image: np.ndarray, *, max_objects: int, image_size
     return Example(scene_id=world.name, split="", family="", image=resize_image(image[..., :3], image_size),
                    bodies=bodies, initial=initial, velocity=velocity, size=size, mask=mask,
                    target=np.repeat(initial[None].astype(np.float64), horizon + 1, 0), quaternion=quats,
-                   world_json=json.dumps(world_to_dict(world)), gravity=np.asarray(world.gravity, dtype=np.float64))
+                   world_json=json.dumps(world_to_dict(world)), gravity=np.asarray(world.gravity, dtype=np.float64),
+                   properties=object_properties(world, bodies, max_objects))
 
 
 def load_examples(dataset: str | Path, split: str, *, horizon: int, dt: float, max_objects: int, image_size: int,
-                  limit: int | None = None) -> list[Example]:
+                  limit: int | None = None, with_properties: bool = True) -> list[Example]:
     """Examples of one split, in scene order (see ``example_from_row`` for what is skipped)."""
     import pyarrow.parquet as pq
 
@@ -169,7 +196,8 @@ def load_examples(dataset: str | Path, split: str, *, horizon: int, dt: float, m
     columns = ["scene_id", "split", "family", "frames", "objects", "states", "world"]
     for path in files:
         for row in pq.read_table(path, columns=columns).to_pylist():
-            example = example_from_row(row, horizon=horizon, dt=dt, max_objects=max_objects, image_size=image_size)
+            example = example_from_row(row, horizon=horizon, dt=dt, max_objects=max_objects, image_size=image_size,
+                                       with_properties=with_properties)
             if example is None:
                 skipped += 1
                 continue

@@ -2,8 +2,10 @@
 
 For each seed: stage 1 (``train_sft``), stage 2 from it (``train_dpo``, train="generator"), stage 3
 from stage 2 (train="encoder", PhysMaster's order), then ``evaluate`` of the three checkpoints with
-the same sampling seed. Writes ``seed{s}/...`` run folders, ``config.json`` and ``results.json``
-(per seed and mean / standard deviation over seeds of every metric).
+the same sampling seed, next to the trivial baselines (``EvalConfig.baselines``: nothing moves,
+ballistic flight) in the same table. Writes ``seed{s}/...`` run folders, ``config.json``,
+``results.json`` (per seed and mean / standard deviation over seeds of every metric) and
+``results.md`` (that table).
 """
 
 from __future__ import annotations
@@ -38,8 +40,16 @@ def run_experiment(train: TrainConfig, dpo: DPOConfig, evaluation: EvalConfig, s
                             folder / "dpo_encoder", progress)
         per_seed[seed] = evaluate({"sft": sft, "dpo_generator": generator, "dpo_encoder": encoder},
                                   replace(evaluation, seed=seed), folder / "eval")
-        write_json(out / "results.json", summarise(per_seed))
+        summary = summarise(per_seed)
+        write_json(out / "results.json", summary)
+        _write_text(out / "results.md", table(summary) + "\n")
     return summarise(per_seed)
+
+
+def _write_text(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")  # atomic, as outputs.write_json
+    temporary.write_text(text)
+    temporary.replace(path)
 
 
 def summarise(per_seed: dict[int, dict]) -> dict[str, Any]:

@@ -9,9 +9,11 @@ Motion model. The displacements d = (p_t - p_0, t = 1..T) of all objects, divide
 one vector x of D = T x N x 3 dimensions. Each of ``components`` mixture components is a low-rank
 Gaussian N(mean, W W^T + diag(sigma^2)) with W of rank ``rank``: the factors carry whole-motion
 variation (a faster launch, a later bounce) so samples are smooth curves, and sigma (floored at
-``min_sigma``) the small independent rest. With ``velocity_prior`` each mean is a learned residual
-over constant-velocity motion from the known initial velocities (gravity, contacts and friction
-are left to the network). Absent object slots are left out of the density exactly.
+``min_sigma``) the small independent rest. Each mean is a learned residual over a physics prior
+(``physics_prior``; by default ballistic flight from the known initial velocities under the known
+gravity, stopped at the ground), so the network learns what free flight does not explain
+(contacts, friction, bounces, walls) rather than re-deriving p0 + v t + g t^2 / 2 from pixels.
+Absent object slots are left out of the density exactly.
 log p(motion) = log p(x) - D_valid log SCALE.
 
 A checkpoint is a folder: ``model.safetensors`` and ``checkpoint.json`` (kind, format version,
@@ -36,13 +38,60 @@ KIND = "physforge.dynamics.TrajectoryGenerator"
 FORMAT_VERSION = 1
 #: m, second differences are divided by this before the mixture sees them
 SCALE = 0.1
+#: m/s^2, gravity is divided by this before the network sees it
+GRAVITY_SCALE = 9.81
+#: m/s^2, a unit of the learned deceleration head (softplus output)
+DECELERATION_SCALE = 1.0
+
+
+def physics_prior(kind: str, initial: torch.Tensor, velocity: torch.Tensor, size: torch.Tensor,
+                  gravity: torch.Tensor, horizon: int, dt: float,
+                  deceleration: torch.Tensor | None = None) -> torch.Tensor:
+    """Displacements (B, T, N, 3) m of a closed-form guess at frames 1..T (``dt`` s apart).
+
+    initial (B, N, 3) m and velocity (B, N, 3) m/s, world frame; size (B, N) m (the data engine's
+    characteristic size); gravity (B, 3) m/s^2. ``kind``: "none" (zeros: objects stay put),
+    "constant_velocity" (v t) or "ballistic" (v t + g t^2 / 2, with the height held at or above
+    min(z0, size): an object falls until it rests on the ground plane z = 0 of the data engine's
+    worlds, and one that starts lower than its size, e.g. a box on a face, keeps its height).
+    deceleration: (B, N) m/s^2, "ballistic" only: from the moment an object is down, its horizontal
+    speed falls at this constant rate until it stops (Coulomb sliding friction, mu g); None = no
+    friction. Contacts between objects and bounces are absent: the generator learns them."""
+    t = torch.arange(1, horizon + 1, dtype=initial.dtype) * dt
+    shape = (initial.shape[0], horizon) + tuple(initial.shape[1:])
+    if kind == "none":
+        return initial.new_zeros(shape)
+    displacement = t[None, :, None, None] * velocity[:, None]
+    if kind == "constant_velocity":
+        return displacement
+    if kind != "ballistic":
+        raise ValueError(f"prior: expected 'none', 'constant_velocity' or 'ballistic', got {kind!r}")
+    displacement = displacement + 0.5 * t[None, :, None, None] ** 2 * gravity[:, None, None, :]
+    lowest = torch.clamp(size - initial[..., 2], max=0.0)  # (B, N) m, the resting height minus the start
+    z = torch.maximum(displacement[..., 2], lowest[:, None])
+    horizontal = displacement[..., :2]
+    if deceleration is not None:
+        # touchdown: the later root of z0 + vz t - g t^2 / 2 = resting height (0 when already down)
+        down = torch.clamp(-gravity[:, 2], min=1e-6)[:, None]  # (B, 1)
+        vz = velocity[..., 2]
+        landing = (vz + torch.sqrt(vz ** 2 + 2 * down * (-lowest))) / down  # (B, N) s
+        speed = velocity[..., :2].norm(dim=-1)  # (B, N) m/s
+        direction = velocity[..., :2] / speed.clamp(min=1e-9)[..., None]
+        stop = speed / deceleration.clamp(min=1e-6)  # s of sliding until rest
+        sliding = torch.minimum(torch.relu(t[None, :, None] - landing[:, None]), stop[:, None])  # (B, T, N) s
+        flying = torch.minimum(t[None, :, None], landing[:, None])
+        distance = speed[:, None] * (flying + sliding) - 0.5 * deceleration[:, None] * sliding ** 2
+        horizontal = distance[..., None] * direction[:, None]
+    return torch.cat([horizontal, z[..., None]], -1)
 
 
 class TrajectoryGenerator(nn.Module):
     """(image, initial state) -> mixture over future motions of up to ``max_objects`` objects.
 
     Inputs: images (B, 3, S, S) float32 in [0, 1]; initial (B, N, 3) m; size (B, N) m; mask (B, N)
-    bool; velocity (B, N, 3) m/s, the known initial velocities (used when ``config.use_velocity``).
+    bool; velocity (B, N, 3) m/s, the known initial velocities (used when ``config.use_velocity``);
+    gravity (B, 3) m/s^2, world frame (used when ``config.use_gravity``); properties (B, N, 3):
+    friction, restitution, log10 mass/kg (used when ``config.use_properties``).
     Motions: positions (B, T + 1, N, 3) m, world frame (frame 0 = initial).
     """
 
@@ -65,7 +114,7 @@ class TrajectoryGenerator(nn.Module):
         side = config.image_size >> len(config.channels)
         n, t, k = config.max_objects, config.horizon, config.components
         self.dim = t * n * 3
-        state_dim = n * (8 if config.use_velocity else 5)
+        state_dim = n * (5 + 3 * config.use_velocity + 3 * config.use_properties) + 3 * config.use_gravity
         self.fuse = nn.Sequential(
             nn.Linear(width * side * side + self.encoder.config.dim + state_dim, config.hidden), nn.GELU(),
             nn.Linear(config.hidden, config.hidden), nn.GELU())
@@ -73,7 +122,15 @@ class TrajectoryGenerator(nn.Module):
         self.mean = nn.Linear(config.hidden, k * self.dim)
         self.factor = nn.Linear(config.hidden, k * self.dim * config.rank)
         self.log_sigma = nn.Linear(config.hidden, k * self.dim)
-        nn.init.zeros_(self.mean.weight)
+        if config.learn_deceleration:
+            # per component and object, m/s^2; starts near 0 (the plain ballistic prior)
+            self.deceleration = nn.Linear(config.hidden, k * n)
+            nn.init.zeros_(self.deceleration.weight)
+            nn.init.constant_(self.deceleration.bias, -6.0)
+        # small random weights: the components differ from the start (identical ones stay identical
+        # under the winner-takes-all mean term and the mixture collapses to one), yet every mean starts
+        # within millimetres of the prior
+        nn.init.normal_(self.mean.weight, std=0.1 / math.sqrt(config.hidden))
         nn.init.zeros_(self.mean.bias)
         nn.init.normal_(self.factor.weight, std=1e-3)
         nn.init.zeros_(self.factor.bias)
@@ -93,26 +150,48 @@ class TrajectoryGenerator(nn.Module):
         clips = frames.unsqueeze(1).expand(-1, ec.clip_frames, -1, -1, -1)
         return self.encoder.encode(clips)
 
-    def forward(self, images, initial, size, mask, velocity=None) -> dict[str, torch.Tensor]:
+    def forward(self, images, initial, size, mask, velocity=None, gravity=None,
+                properties=None) -> dict[str, torch.Tensor]:
         """Mixture parameters in units of SCALE: logits (B, K); mean (B, K, D); factor (B, K, D, rank);
         sigma (B, K, D), with D = T x N x 3 in (step, object, axis) order."""
         b = images.shape[0]
-        k = self.config.components
+        c = self.config
+        k = c.components
         parts = [initial * mask[..., None], size[..., None], mask[..., None].float()]
-        if self.config.use_velocity:
+        if c.use_velocity:
             if velocity is None:
                 raise ValueError("this generator is conditioned on the initial velocities; pass velocity (B, N, 3) m/s")
-            parts.append(velocity * mask[..., None])
-        state = torch.cat(parts, -1).flatten(1)
-        h = self.fuse(torch.cat([self.visual(images - 0.5), self.physical_embedding(images), state], -1))
-        sigma = self.config.min_sigma / SCALE + torch.exp(self.log_sigma(h).clamp(-12.0, 5.0)).reshape(b, k, self.dim)
+            velocity = velocity * mask[..., None]
+            parts.append(velocity)
+        if c.use_properties:
+            if properties is None:
+                raise ValueError("this generator is conditioned on object properties; pass properties (B, N, 3)")
+            parts.append(properties * mask[..., None])
+        state = [torch.cat(parts, -1).flatten(1)]
+        if c.use_gravity:
+            if gravity is None:
+                raise ValueError("this generator is conditioned on gravity; pass gravity (B, 3) m/s^2")
+            state.append(gravity / GRAVITY_SCALE)
+        h = self.fuse(torch.cat([self.visual(images - 0.5), self.physical_embedding(images), *state], -1))
+        sigma = c.min_sigma / SCALE + torch.exp(self.log_sigma(h).clamp(-12.0, 5.0)).reshape(b, k, self.dim)
         mean = self.mean(h).reshape(b, k, self.dim)
-        if self.config.use_velocity and self.config.velocity_prior:  # learn the residual over constant-velocity motion (no gravity assumed)
-            t = torch.arange(1, self.config.horizon + 1, dtype=images.dtype) * self.config.dt
-            drift = (t[None, :, None, None] * (velocity * mask[..., None])[:, None]) / SCALE  # (B, T, N, 3)
-            mean = mean + drift.reshape(b, 1, self.dim)
+        if c.learn_deceleration:  # one friction deceleration per component and object: k priors
+            n = c.max_objects
+            deceleration = DECELERATION_SCALE * F.softplus(self.deceleration(h)).reshape(b * k, n)
+            prior = physics_prior(c.prior, initial.repeat_interleave(k, 0), velocity.repeat_interleave(k, 0),
+                                  size.repeat_interleave(k, 0), gravity.repeat_interleave(k, 0), c.horizon, c.dt,
+                                  deceleration).reshape(b, k, c.horizon, n, 3)
+            mean = mean + (prior * mask[:, None, None, :, None] / SCALE).reshape(b, k, self.dim)
+        elif c.prior != "none":
+            prior = physics_prior(c.prior, initial, velocity, size, gravity, c.horizon, c.dt) * mask[:, None, :, None]
+            mean = mean + (prior / SCALE).reshape(b, 1, self.dim)
         return {"logits": self.logits(h), "mean": mean,
                 "factor": self.factor(h).reshape(b, k, self.dim, self.config.rank), "sigma": sigma}
+
+    def condition(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Mixture parameters of a ``batch_tensors`` batch (or the same keys, indexed)."""
+        return self(batch["images"], batch["initial"], batch["size"], batch["mask"], batch["velocity"],
+                    batch["gravity"], batch["properties"])
 
     def _valid(self, mask: torch.Tensor) -> torch.Tensor:
         """(B, D) bool: the dimensions of objects present."""
@@ -125,17 +204,79 @@ class TrajectoryGenerator(nn.Module):
 
         Absent dimensions are given mean = value, no factor and unit variance, which adds exactly
         -log(2 pi) / 2 each; that constant is taken back out."""
+        dtype = positions.dtype
+        # float64: with sharp components the Woodbury capacitance I + W^T D^-1 W is too ill-conditioned
+        # for a float32 Cholesky (it fails mid-training); D is only T x N x 3, so this is cheap
+        positions = positions.double()
         x = ((positions[:, 1:] - positions[:, :1]) / SCALE).reshape(positions.shape[0], 1, self.dim)
         valid = self._valid(mask)[:, None, :]  # (B, 1, D)
-        mean = torch.where(valid, params["mean"], x)
-        factor = params["factor"] * valid[..., None]
-        variance = torch.where(valid, params["sigma"] ** 2, torch.ones_like(params["sigma"]))
-        per_component = torch.distributions.LowRankMultivariateNormal(mean, factor, variance).log_prob(x)  # (B, K)
-        absent = (~valid[:, 0]).sum(-1).float()
-        dims = valid[:, 0].sum(-1).float()
-        log_weights = F.log_softmax(params["logits"], -1)
+        per_component = self._component_log_prob(params, x, mask)  # (B, K)
+        absent = (~valid[:, 0]).sum(-1).double()
+        dims = valid[:, 0].sum(-1).double()
+        log_weights = F.log_softmax(params["logits"].double(), -1)
         return (torch.logsumexp(log_weights + per_component, -1) + 0.5 * math.log(2 * math.pi) * absent
-                - dims * math.log(SCALE))
+                - dims * math.log(SCALE)).to(dtype)
+
+    def mean_error(self, params: dict[str, torch.Tensor], positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B,) mean squared error (SCALE units, over present objects) of the component mean closest
+        to the motion (winner takes all, as in multiple-choice learning).
+
+        The NLL alone moves a mean slowly along directions its component gives a large variance
+        (the gradient is scaled by the precision), so the means lag far behind what they could fit
+        while the low-rank factors absorb the error, and one component ends up covering every
+        outcome with a huge spread. This term pulls the nearest mean onto each motion, so components
+        specialise on distinct outcomes (bounces or not, a collision or not) and stay sharp."""
+        x = ((positions[:, 1:] - positions[:, :1]) / SCALE).reshape(positions.shape[0], 1, self.dim)
+        valid = self._valid(mask)[:, None, :].float()
+        squared = ((params["mean"] - x) ** 2 * valid).sum(-1) / valid.sum(-1)  # (B, K)
+        return squared.min(-1).values
+
+    def energy_score(self, params: dict[str, torch.Tensor], positions: torch.Tensor, mask: torch.Tensor, num: int,
+                     generator: torch.Generator) -> torch.Tensor:
+        """(B,) energy score (SCALE units) of ``num`` reparameterised samples against the motion:
+        E d(X, y) - E d(X, X') / 2, with d the evaluation's L2 (Euclidean distance per frame and
+        object, averaged over frames and present objects).
+
+        A proper scoring rule, minimised by the true distribution, but linear in the distance: the
+        Gaussian NLL answers a few large errors (a collision the model did not see coming) with a
+        few very wide factor directions, which hardly cost it likelihood yet throw every sample far
+        off; the energy score charges that spread by distance. Component choice is not differentiable
+        here; the NLL trains the weights."""
+        b, k = params["logits"].shape
+        t, n = self.config.horizon, self.config.max_objects
+        pick = torch.multinomial(F.softmax(params["logits"].detach(), -1), num, replacement=True, generator=generator)
+        mean = torch.gather(params["mean"], 1, pick[..., None].expand(-1, -1, self.dim))
+        sigma = torch.gather(params["sigma"], 1, pick[..., None].expand(-1, -1, self.dim))
+        factor = torch.gather(params["factor"], 1, pick[..., None, None].expand(-1, -1, self.dim, self.config.rank))
+        latent = torch.randn(b, num, self.config.rank, 1, generator=generator, dtype=mean.dtype)
+        noise = torch.randn(b, num, self.dim, generator=generator, dtype=mean.dtype)
+        x = (mean + (factor @ latent).squeeze(-1) + sigma * noise).reshape(b, num, t, n, 3)
+        y = ((positions[:, 1:] - positions[:, :1]) / SCALE)[:, None]  # (B, 1, T, N, 3)
+        count = mask.float().sum(-1) * t  # (B,)
+
+        def distance(a, c):  # mean over frames and present objects of the per-frame Euclidean distance
+            d = (a - c).pow(2).sum(-1).add(1e-12).sqrt()  # (B, ..., T, N)
+            present = mask.float().reshape(b, *([1] * (d.dim() - 2)), n)
+            return (d * present).sum((-1, -2)) / count.reshape(b, *([1] * (d.dim() - 3)))
+
+        accuracy = distance(x, y).mean(1)
+        spread = distance(x[:, :, None], x[:, None]).sum((1, 2)) / (num * (num - 1))
+        return accuracy - 0.5 * spread
+
+    def _component_log_prob(self, params, x, mask):
+        valid = self._valid(mask)[:, None, :]
+        mean = torch.where(valid, params["mean"].double(), x.double())
+        factor = params["factor"].double() * valid[..., None]
+        variance = torch.where(valid, params["sigma"].double() ** 2, torch.ones_like(mean))
+        return torch.distributions.LowRankMultivariateNormal(mean, factor, variance).log_prob(x.double()).to(x.dtype)
+
+    @torch.no_grad()
+    def most_likely(self, params: dict[str, torch.Tensor], initial: torch.Tensor) -> torch.Tensor:
+        """Positions (B, T + 1, N, 3) m: the mean motion of each condition's heaviest component."""
+        b = initial.shape[0]
+        top = params["logits"].argmax(-1)
+        mean = params["mean"][torch.arange(b), top].reshape(b, self.config.horizon, self.config.max_objects, 3)
+        return torch.cat([initial[:, None], initial[:, None] + mean * SCALE], 1)
 
     @torch.no_grad()
     def sample(self, params: dict[str, torch.Tensor], initial: torch.Tensor, mask: torch.Tensor, num: int,
@@ -167,6 +308,8 @@ def batch_tensors(examples) -> dict[str, torch.Tensor]:
             "initial": torch.from_numpy(np.stack([e.initial for e in examples])).float(),
             "size": torch.from_numpy(np.stack([e.size for e in examples])).float(),
             "velocity": torch.from_numpy(np.stack([e.velocity for e in examples])).float(),
+            "gravity": torch.from_numpy(np.stack([e.gravity for e in examples])).float(),  # (B, 3) m/s^2
+            "properties": torch.from_numpy(np.stack([e.properties for e in examples])).float(),
             "mask": torch.from_numpy(np.stack([e.mask for e in examples])),
             "target": torch.from_numpy(np.stack([e.target for e in examples])).float()}  # (B, T + 1, N, 3) m
 

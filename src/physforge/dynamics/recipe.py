@@ -32,6 +32,11 @@ from physforge.dynamics.verify import Verifier
 
 log = logging.getLogger(__name__)
 
+#: sampled motions per val scene in SFT's model selection
+VAL_SAMPLES = 4
+#: reparameterised samples per scene in SFT's energy-score term
+ENERGY_SAMPLES = 4
+
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
              reference_rejected: torch.Tensor, beta: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -62,12 +67,17 @@ def _log(handle, record: dict) -> None:
 
 def _data(dataset: str, split: str, model: GeneratorConfig, limit: int | None = None) -> list[Example]:
     return load_examples(dataset, split, horizon=model.horizon, dt=model.dt, max_objects=model.max_objects,
-                         image_size=model.image_size, limit=limit)
+                         image_size=model.image_size, limit=limit, with_properties=model.use_properties)
 
 
 # -- stage 1 ----------------------------------------------------------------------------------------
 def train_sft(config: TrainConfig, out_dir: str | Path, progress: bool = False) -> Path:
-    """Stage 1: supervised NLL training of generator + PhysEncoder. Returns the checkpoint folder."""
+    """Stage 1: supervised NLL training of generator + PhysEncoder. Returns the checkpoint folder.
+
+    Every ``config.eval_every`` steps the val split (when there is one) is scored (``_validate``).
+    With ``config.keep_best`` the weights with the lowest ``val_l2`` (the L2 of sampled motions,
+    which weighs both accurate means and tight spread) are the ones saved: a few hundred scenes are
+    memorised long before the schedule ends, and the NLL on val is a poor guide to it."""
     torch.set_num_threads(config.threads)
     out = _run_folder(out_dir, config)
     model_config = config.generator
@@ -80,6 +90,7 @@ def train_sft(config: TrainConfig, out_dir: str | Path, progress: bool = False) 
                                                    pct_start=0.05)
     data = batch_tensors(train)
     val_data = batch_tensors(val) if val else None
+    best: tuple[float, int, dict] | None = None
     started = time.perf_counter()
     with open(out / "log.jsonl", "w") as handle:
         order = torch.randperm(len(train), generator=generator)
@@ -91,30 +102,54 @@ def train_sft(config: TrainConfig, out_dir: str | Path, progress: bool = False) 
             cursor += config.batch_size
             batch = {k: v[index] for k, v in data.items()}
             model.train()
-            params = model(batch["images"], batch["initial"], batch["size"], batch["mask"], batch["velocity"])
+            params = model.condition(batch)
             dims = batch["mask"].sum(-1).float() * model_config.horizon * 3
             loss = -(model.log_prob(params, batch["target"], batch["mask"]) / dims).mean()
+            if config.mean_weight > 0:
+                loss = loss + config.mean_weight * model.mean_error(params, batch["target"], batch["mask"]).mean()
+            if config.energy_weight > 0:
+                loss = loss + config.energy_weight * model.energy_score(
+                    params, batch["target"], batch["mask"], ENERGY_SAMPLES, generator).mean()
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimiser.step()
             schedule.step()
-            if step % 50 == 0 or step == config.steps:
+            if step % config.eval_every == 0 or step == config.steps:
                 record = {"step": step, "nll_per_dim": float(loss.detach()), "elapsed_s": time.perf_counter() - started}
                 if val_data is not None:
-                    record["val_nll_per_dim"] = _nll(model, val_data)
+                    record.update(_validate(model, val_data, config.seed))
+                    if config.keep_best and (best is None or record["val_l2"] < best[0]):
+                        best = (record["val_l2"], step, {k: v.detach().clone() for k, v in model.state_dict().items()})
                 _log(handle, record)
                 if progress:
                     log.info("sft %s", record)
-    return save_generator(model.eval(), out / "checkpoint", config.steps, "sft", config.to_dict())
+        step = config.steps
+        if best is not None:
+            model.load_state_dict(best[2])
+            step = best[1]
+            _log(handle, {"kept_step": step, "val_l2": best[0]})
+    return save_generator(model.eval(), out / "checkpoint", step, "sft", config.to_dict())
 
 
 @torch.no_grad()
-def _nll(model: TrajectoryGenerator, data: dict[str, torch.Tensor]) -> float:
+def _validate(model: TrajectoryGenerator, data: dict[str, torch.Tensor], seed: int) -> dict[str, float]:
+    """On a batch of val examples: NLL per dimension, ``val_mean_l2`` (m, the most likely
+    component's mean motion against the simulator) and ``val_l2`` (m, the mean L2 of
+    ``VAL_SAMPLES`` sampled motions, what the evaluation measures; fixed sampling seed)."""
     model.eval()
-    params = model(data["images"], data["initial"], data["size"], data["mask"], data["velocity"])
+    params = model.condition(data)
     dims = data["mask"].sum(-1).float() * model.config.horizon * 3
-    return float(-(model.log_prob(params, data["target"], data["mask"]) / dims).mean())
+    nll = float(-(model.log_prob(params, data["target"], data["mask"]) / dims).mean())
+    present = data["mask"][:, None].float()  # (B, 1, N)
+
+    def l2(motion):  # (B, T + 1, N, 3) -> mean over frames 1..T and present objects, then scenes
+        error = (motion - data["target"])[:, 1:].norm(dim=-1) * present
+        return float((error.sum((1, 2)) / (present.sum((1, 2)) * model.config.horizon)).mean())
+
+    samples = model.sample(params, data["initial"], data["mask"], VAL_SAMPLES, torch.Generator().manual_seed(seed))
+    return {"val_nll_per_dim": nll, "val_mean_l2": l2(model.most_likely(params, data["initial"])),
+            "val_l2": float(np.mean([l2(samples[:, j]) for j in range(VAL_SAMPLES)]))}
 
 
 # -- sampling and scoring ------------------------------------------------------------------------
@@ -126,9 +161,26 @@ def sample_motions(model: TrajectoryGenerator, examples: list[Example], num: int
     out = []
     for start in range(0, len(examples), batch_size):
         batch = batch_tensors(examples[start:start + batch_size])
-        params = model(batch["images"], batch["initial"], batch["size"], batch["mask"], batch["velocity"])
+        params = model.condition(batch)
         out.append(model.sample(params, batch["initial"], batch["mask"], num, generator).double().numpy())
     return np.concatenate(out)
+
+
+def baseline_motions(kind: str, examples: list[Example], model: GeneratorConfig) -> np.ndarray:
+    """(n_examples, 1, T + 1, max_objects, 3) float64 m: the deterministic prediction of a trivial
+    baseline (``config.BASELINES``): "static" (every object stays where it is) or "ballistic" (the
+    generator's ballistic prior alone, ``physics_prior``)."""
+    from physforge.dynamics.model import physics_prior
+
+    prior = {"static": "none", "ballistic": "ballistic"}.get(kind)
+    if prior is None:
+        raise DynamicsConfigError("baselines", f"unknown baseline {kind!r}; choose 'static' or 'ballistic'")
+    batch = batch_tensors(examples)
+    initial = batch["initial"].double()
+    displacement = physics_prior(prior, initial, batch["velocity"].double() * batch["mask"][..., None],
+                                 batch["size"].double(), batch["gravity"].double(), model.horizon, model.dt)
+    motion = torch.cat([initial[:, None], initial[:, None] + displacement * batch["mask"][:, None, :, None]], 1)
+    return motion[:, None].numpy()
 
 
 class VerifierCache:
@@ -189,14 +241,15 @@ def build_pairs(model: TrajectoryGenerator, examples: list[Example], pairs: Pair
 
 def write_pairs(records: list[dict[str, Any]], examples: list[Example], path: str | Path) -> Path:
     """The pairs as a Parquet dataset: condition (scene_id, image PNG, initial positions and velocities,
-    sizes, mask), chosen,
+    gravity, object properties, sizes, mask), chosen,
     rejected (flattened (T + 1) x max_objects x 3 m, with ``shape``), and the verifier scores."""
     import imageio.v2 as imageio
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows: dict[str, list] = {k: [] for k in (
-        "scene_id", "split", "family", "image", "initial", "velocity", "size", "mask", "shape", "chosen", "rejected",
+        "scene_id", "split", "family", "image", "initial", "velocity", "gravity", "properties", "size", "mask", "shape",
+        "chosen", "rejected",
         "chosen_cost", "rejected_cost", "chosen_l2", "rejected_l2", "chosen_scores", "rejected_scores")}
     for r in records:
         e = examples[r["index"]]
@@ -209,6 +262,8 @@ def write_pairs(records: list[dict[str, Any]], examples: list[Example], path: st
         rows["initial"].append(e.initial.astype(float).ravel().tolist())
         rows["size"].append(e.size.astype(float).tolist())
         rows["velocity"].append(e.velocity.astype(float).ravel().tolist())
+        rows["gravity"].append(e.gravity.astype(float).tolist())
+        rows["properties"].append(e.properties.astype(float).ravel().tolist())
         rows["mask"].append(e.mask.tolist())
         rows["shape"].append(list(r["chosen"].shape))
         rows["chosen"].append(r["chosen"].ravel().tolist())
@@ -271,8 +326,7 @@ def train_dpo(config: DPOConfig, out_dir: str | Path, progress: bool = False) ->
             chosen = torch.from_numpy(np.stack([r["chosen"] for r in records])).float()
             rejected = torch.from_numpy(np.stack([r["rejected"] for r in records])).float()
             with torch.no_grad():
-                ref_params = reference(conditions["images"], conditions["initial"], conditions["size"],
-                                       conditions["mask"], conditions["velocity"])
+                ref_params = reference.condition(conditions)
                 ref_chosen = reference.log_prob(ref_params, chosen, conditions["mask"])
                 ref_rejected = reference.log_prob(ref_params, rejected, conditions["mask"])
             _log(handle, {"round": round_index, "pairs": len(records), "images": len(images),
@@ -282,8 +336,7 @@ def train_dpo(config: DPOConfig, out_dir: str | Path, progress: bool = False) ->
                 step += 1
                 index = torch.randint(0, len(records), (min(config.batch_size, len(records)),), generator=generator)
                 policy.train()
-                params = policy(conditions["images"][index], conditions["initial"][index],
-                                conditions["size"][index], conditions["mask"][index], conditions["velocity"][index])
+                params = policy.condition({k: v[index] for k, v in conditions.items()})
                 lp_chosen = policy.log_prob(params, chosen[index], conditions["mask"][index])
                 lp_rejected = policy.log_prob(params, rejected[index], conditions["mask"][index])
                 loss, rewards = dpo_loss(lp_chosen, lp_rejected, ref_chosen[index], ref_rejected[index], config.beta)
@@ -309,7 +362,8 @@ def train_dpo(config: DPOConfig, out_dir: str | Path, progress: bool = False) ->
 def evaluate(checkpoints: dict[str, str | Path], config: EvalConfig, out_dir: str | Path | None = None) -> dict:
     """Mean verifier metrics per model and split: ``config.samples`` motions per image (same
     sampling seed for every model; IoU on the first ``config.iou_samples``), per-image means, then
-    mean over images. Writes
+    mean over images. The trivial baselines of ``config.baselines`` are scored the same way (one
+    deterministic motion per image) as models named ``baseline_<kind>``. Writes
     ``metrics.json`` (and ``config.json``) to ``out_dir`` when given."""
     from physforge.outputs import write_json
 
@@ -327,9 +381,13 @@ def evaluate(checkpoints: dict[str, str | Path], config: EvalConfig, out_dir: st
     for split in splits:
         examples = _data(config.dataset, split, first, limit=config.max_scenes)
         results["scenes"][split] = len(examples)
-        for name, model in models.items():
-            generator = torch.Generator().manual_seed(config.seed)
-            motions = sample_motions(model, examples, config.samples, generator)
+        # baselines first: they are the bar every model row in the table is read against
+        predictors = {**{f"baseline_{b}": b for b in config.baselines}, **models}
+        for name, predictor in predictors.items():
+            if isinstance(predictor, str):
+                motions = baseline_motions(predictor, examples, first)
+            else:
+                motions = sample_motions(predictor, examples, config.samples, torch.Generator().manual_seed(config.seed))
             per_image = {m: [] for m in metrics}
             violations = []
             for i, example in enumerate(examples):
