@@ -53,7 +53,8 @@ class AssetEvalConfigError(ConfigError):
 class AssetEvalConfig(JsonConfig):
     """data: image-asset dataset folder. out: result folder (result.json, config.json).
     model: a ``model/`` folder (None: the built-in model). splits: which held-out splits.
-    max_objects: per split, the first N objects (0: all). view: which rendered view of each
+    max_objects: per split, the first N objects (0: all). max_per_category: per split and
+    category, the first N objects (0: all; keeps every category in a cut-down run). view: which rendered view of each
     object is the input image. gate: run the simulation gate on every prediction.
     fscore_fraction: F-score distance threshold as a fraction of the true largest dimension.
     points: surface points sampled per object for Chamfer / F-score. seed: point sampling.
@@ -66,6 +67,7 @@ class AssetEvalConfig(JsonConfig):
     model: str | None = None
     splits: tuple[str, ...] = ("test_objects", "test_categories")
     max_objects: int = 0
+    max_per_category: int = 0
     view: int = 0
     gate: bool = True
     fscore_fraction: float = 0.05
@@ -85,6 +87,7 @@ class AssetEvalConfig(JsonConfig):
             if split not in ("train", "test_objects", "test_categories"):
                 raise e("splits", f"unknown split {split!r}; choose test_objects and/or test_categories")
         check_int("max_objects", self.max_objects, 0, 10_000_000, e)
+        check_int("max_per_category", self.max_per_category, 0, 10_000_000, e)
         check_int("view", self.view, 0, 1000, e)
         check_float("fscore_fraction", self.fscore_fraction, 1e-4, 1.0, e)
         check_int("points", self.points, 100, 1_000_000, e)
@@ -362,6 +365,14 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
     rows, table = [], {}
     for split in config.splits:
         tests = truths(read_split(config.data, split), config.view)
+        if config.max_per_category:
+            seen: Counter = Counter()
+            kept = []
+            for t in tests:
+                seen[t.category] += 1
+                if seen[t.category] <= config.max_per_category:
+                    kept.append(t)
+            tests = kept
         if config.max_objects:
             tests = tests[:config.max_objects]
         split_rows: dict[str, list] = {m: [] for m in METHODS}

@@ -189,8 +189,8 @@ class AssetGenerator:
         result["annotation"], result["voxels"]        # AssetAnnotation, label -> (n, n, n) bool
     """
 
-    def __init__(self, model: str | Path | None = None, *, max_global_tokens: int = 700,
-                 max_part_tokens: int = 400):
+    def __init__(self, model: str | Path | None = None, *, max_global_tokens: int = 500,
+                 max_part_tokens: int = 200):
         from physforge.assets.image_text import GEOMETRY_CHARACTERS, GEOMETRY_RESOLUTION
         from physforge.vlm import load_vlm, token_whitelist
 

@@ -227,6 +227,7 @@ def eval_command(
     out: Path = typer.Option(..., "--out", "-o", help="Result folder: result.json, config.json."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="model/ folder (default: built-in)."),
     max_objects: int = typer.Option(0, help="Per split, the first N objects (0: all)."),
+    max_per_category: int = typer.Option(0, help="Per split and category, the first N objects (0: all)."),
     no_gate: bool = typer.Option(False, help="Skip the simulation gate on predictions."),
     overwrite: bool = typer.Option(False, help="Replace the output folder if it exists."),
 ) -> None:
@@ -236,7 +237,7 @@ def eval_command(
 
     with cli_errors():
         cfg = AssetEvalConfig(data=str(data), out=str(out), model=str(model) if model else None,
-                              max_objects=max_objects, gate=not no_gate)
+                              max_objects=max_objects, max_per_category=max_per_category, gate=not no_gate)
         with console.status("evaluating"):
             result = evaluate_assets(cfg, overwrite=overwrite)
         console.print(format_table(result), highlight=False)

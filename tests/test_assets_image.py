@@ -1,0 +1,311 @@
+"""Single image -> sim-ready asset: the target text and its repairing parser (with a fuzz test),
+the rendered dataset, the built-in model end to end through the gate, bad images, the
+evaluation with its baselines, and the training command that reproduces the built-in model."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from physforge.assets.image_text import (GenerationParseError, geometry_text, global_text, parse_geometry,
+                                         parse_global)
+from physforge.assets.library import CATEGORIES, generate, object_rng
+from physforge.errors import ImageInputError, PhysforgeError
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.mark.parametrize("category", sorted(CATEGORIES))
+def test_global_text_round_trips_within_its_rounding(category):
+    source = generate(category, object_rng(3, 1), seed=3)
+    truth = source.annotation
+    parsed = parse_global(global_text(truth))
+    assert parsed.repairs == ()
+    got = parsed.annotation
+    assert got.category == truth.category and got.base == truth.base
+    np.testing.assert_allclose(got.dimensions, truth.dimensions, atol=0.005 + 1e-9)  # written in whole cm
+    assert [(p.label, p.name, p.material, p.affordance_rank) for p in got.parts] == \
+        [(p.label, p.name, p.material, p.affordance_rank) for p in truth.parts]
+    np.testing.assert_allclose([p.density for p in got.parts], [p.density for p in truth.parts], atol=0.5)
+    for g, t in zip(got.groups, truth.groups, strict=True):
+        assert (g.index, g.parts, g.parent, g.joint_type) == (t.index, t.parts, t.parent, t.joint_type)
+        np.testing.assert_allclose(g.pivot, t.pivot, atol=0.005 + 1e-9)
+        np.testing.assert_allclose(g.axis, t.axis, atol=0.01)
+        if t.range is not None:
+            tolerance = 0.005 if t.joint_type == "prismatic" else math.radians(0.5)
+            np.testing.assert_allclose(g.range, t.range, atol=tolerance + 1e-9)
+
+
+def test_geometry_text_is_lossless_on_voxels():
+    from physforge.assets.image_data import part_voxels
+
+    source = generate("drawer_chest", object_rng(0, 2), seed=0)
+    for label, occupancy in part_voxels(source, 16).items():
+        text = geometry_text(occupancy)
+        assert set(text) <= set("0123456789 ;")
+        decoded, dropped = parse_geometry(text)
+        assert dropped == 0 and (decoded == occupancy).all()
+
+
+VALID = global_text(generate("cabinet", object_rng(0, 0), seed=0).annotation)
+
+
+def test_parser_repairs_what_it_can_and_names_what_it_cannot():
+    broken = "\n".join(["name: box", "dimensions_cm: 40 30 -20", "garbage line",
+                        "part 0: body | unobtanium | -5 | 99 | the body",
+                        "part 0: again | wood | 600 | 3 | duplicate",
+                        "part 1: lid | wood | 600 | 7 | the lid",
+                        "group 1: lid | parts 1 7 | revolute | parent 5 | axis 0 0 0 | range 90 0"])
+    result = parse_global(broken)
+    a = result.annotation
+    assert a.dimensions == (0.4, 0.3, 0.2)  # a negative size is read as its magnitude
+    assert a.part(0).material == "plastic" and a.part(0).affordance_rank == 10
+    assert a.group(0).parts == (0,) and a.group(1).parent == 0 and a.group(1).axis == (0.0, 0.0, 1.0)
+    assert a.group(1).range == pytest.approx((0.0, math.pi / 2))
+    assert any("unobtanium" in r for r in result.repairs) and any("dropped part 7" in r for r in result.repairs)
+    with pytest.raises(GenerationParseError, match="dimensions_cm"):
+        parse_global("name: box\npart 0: a | wood | 600 | 3 | x")
+    with pytest.raises(GenerationParseError, match="names no part"):
+        parse_global("dimensions_cm: 10 10 10\ngroup 0: base | parts 0 | fixed")
+    occupancy, dropped = parse_geometry("0 0 0 2 2 2;1 2;15 15 15 9 9 9;x y z 1 1 1", 16)
+    assert dropped == 2 and occupancy.sum() == 8 + 1  # the off-grid box is clipped to one cell
+
+
+_line = st.one_of(
+    st.sampled_from(VALID.splitlines()),
+    st.text(alphabet="partgroupnamedimensions_cm:|0123456789 -.axisvotfredlbcw", max_size=60),
+    st.builds(lambda k, body: f"group {k}: {body}", st.integers(0, 12),
+              st.text(alphabet="partsfixedrevolutprismaticbal0123456789 |-.", max_size=50)),
+    st.builds(lambda k, body: f"part {k}: {body}", st.integers(0, 12),
+              st.text(alphabet="woodsteelplastic0123456789 |-.xyz", max_size=40)),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_line, max_size=14), st.text(max_size=40))
+def test_fuzz_parser_only_raises_physforge_errors(lines, noise):
+    for text in ("\n".join(lines), "\n".join(lines) + noise, noise):
+        try:
+            result = parse_global(text)
+        except PhysforgeError:
+            continue
+        a = result.annotation
+        assert all(1 <= p.affordance_rank <= 10 for p in a.parts) and a.group(0).parent is None
+        labels = sorted(label for g in a.groups for label in g.parts)
+        assert labels == sorted(p.label for p in a.parts)
+    occupancy, _ = parse_geometry(noise)
+    assert occupancy.shape == (16, 16, 16)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_line, min_size=3, max_size=12), st.integers(0, 2**32 - 1))
+def test_fuzz_any_parsed_generation_decodes_or_fails_cleanly(lines, seed):
+    from physforge.assets.from_image import decode_asset
+
+    try:
+        annotation = parse_global("dimensions_cm: 50 40 60\n" + "\n".join(lines)).annotation
+    except PhysforgeError:
+        return
+    rng = np.random.default_rng(seed)
+    voxels = {p.label: rng.random((16, 16, 16)) < rng.uniform(0, 0.05) for p in annotation.parts}
+    try:
+        source, _ = decode_asset(annotation, voxels)
+    except PhysforgeError:
+        return
+    assert set(source.meshes) == {p.label for p in source.annotation.parts}
+
+
+# -- dataset ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_image_data(tmp_path_factory):
+    from physforge.assets.image_data import ImageDataConfig, write_image_dataset
+
+    out = tmp_path_factory.mktemp("image_data") / "data"
+    config = ImageDataConfig(out=str(out), categories=("box_with_lid", "cabinet", "laptop"),
+                             holdout_categories=("laptop",), train_objects=2, test_objects=1, test_category_objects=1,
+                             views=2, image_size=64)
+    info = write_image_dataset(config)
+    return out, config, info
+
+
+def test_image_dataset_round_trips_through_hf_datasets(tiny_image_data):
+    from datasets import load_dataset
+
+    from physforge.assets.image_data import read_split
+    from physforge.assets.schema import annotation_from_dict
+    from physforge.images import load_image
+
+    out, config, info = tiny_image_data
+    assert info["splits"] == {"train": 8, "test_objects": 4, "test_categories": 2}
+    rows = load_dataset("parquet", data_files={"train": str(out / "train" / "data.parquet")})["train"]
+    assert rows[0]["images"][0].size == (64, 64)
+    for row in read_split(out, "train"):
+        truth = annotation_from_dict(json.loads(row["annotation"]))
+        messages = row["messages"]
+        assert parse_global(messages[1]["content"][0]["text"]).annotation.category == truth.category
+        assert len(messages) == 2 + 2 * len(truth.parts)  # global round + one round per part
+        assert load_image(row["images"][0]["bytes"]).shape == (64, 64, 3)
+    categories = {r["category"] for r in read_split(out, "test_categories")}
+    assert categories == {"laptop"}
+    train_ids = {r["object_id"] for r in read_split(out, "train")}
+    assert not train_ids & {r["object_id"] for r in read_split(out, "test_objects")}
+    train_seeds = {r["seed"] for r in read_split(out, "train")}
+    assert not train_seeds & {r["seed"] for r in read_split(out, "test_objects")}  # unseen seeds
+
+
+def test_same_seed_same_rows(tiny_image_data):
+    from physforge.assets.image_data import iter_rows, object_specs
+
+    _, config, _ = tiny_image_data
+    spec = object_specs(config)[:1]
+    first, second = list(iter_rows(config, spec)), list(iter_rows(config, spec))
+    assert [r["messages"] for r in first] == [r["messages"] for r in second]
+    assert [r["images"][0]["bytes"] for r in first] == [r["images"][0]["bytes"] for r in second]
+    assert first[0]["joint_state"] == second[0]["joint_state"]
+
+
+# -- the built-in model ----------------------------------------------------------------------
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples", "images")
+
+
+@pytest.fixture(scope="module")
+def builtin_generator():
+    pytest.importorskip("transformers")
+    import torch
+
+    from physforge.assets.image_model import AssetGenerator
+
+    torch.set_num_threads(1)
+    return AssetGenerator()
+
+
+def test_from_image_builtin_model_writes_a_gated_asset(builtin_generator, tmp_path):
+    import mujoco
+
+    from physforge.assets.export import check_asset_dir
+    from physforge.assets.from_image import asset_from_image
+
+    out = tmp_path / "asset"
+    result = asset_from_image(os.path.join(EXAMPLES, "cabinet.png"), out, generator=builtin_generator)
+    assert result["report"]["passed"], result["report"]["failed"]
+    assert {"model.xml", "model.urdf", "report.json", "generation.json", "annotation.json", "input.png"} <= \
+        {p.name for p in out.iterdir()}
+    generation = json.loads((out / "generation.json").read_text())
+    assert generation["tokens"] > 0 and generation["global_text"].startswith("name:")
+    # an independent consumer: plain MuJoCo loads the MJCF and the gate passes again from the files
+    model = mujoco.MjModel.from_xml_path(str(out / "model.xml"))
+    assert model.nbody >= 2
+    assert check_asset_dir(out, write_report=False)["passed"]
+
+
+@pytest.mark.parametrize("content, match", [
+    (None, "file not found"),
+    (b"this is not a picture", "not a recognised image"),
+    ("tiny", "too small"),
+    ("huge", "max_side"),
+    ("blank", "flat colour"),
+])
+def test_bad_images_fail_clearly_and_write_nothing(builtin_generator, tmp_path, content, match):
+    from PIL import Image
+
+    from physforge.assets.from_image import asset_from_image
+
+    path = tmp_path / "input.png"
+    if content == "tiny":
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8) + 100).save(path)
+    elif content == "huge":
+        Image.fromarray(np.zeros((16, 17000, 3), np.uint8)).save(path)
+    elif content == "blank":
+        Image.fromarray(np.full((128, 128, 3), 77, np.uint8)).save(path)
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ImageInputError, match=match):
+        asset_from_image(path, tmp_path / "out", generator=builtin_generator)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_unparseable_generation_is_a_clear_error_and_writes_nothing(tmp_path):
+    from physforge.assets.from_image import asset_from_image
+
+    class Garbage:
+        path = "garbage"
+
+        def generate(self, image):
+            parse_global("the model rambled on about nothing")
+
+    with pytest.raises(GenerationParseError, match="dimensions_cm"):
+        asset_from_image(os.path.join(EXAMPLES, "cabinet.png"), tmp_path / "out", generator=Garbage())
+    assert not (tmp_path / "out").exists()
+
+
+def test_category_mean_of_identical_objects_is_that_object(tiny_image_data):
+    from physforge.assets.image_data import read_split
+    from physforge.assets.image_eval import mean_object, truths
+
+    out, _, _ = tiny_image_data
+    train = truths(read_split(out, "train"), 0)
+    one = [t for t in train if t.category == "cabinet"][:1]
+    annotation, voxels = mean_object(one * 3)
+    assert annotation.dimensions == pytest.approx(one[0].annotation.dimensions)
+    assert all((voxels[k] == one[0].voxels[k]).all() for k in voxels)
+
+
+def test_chamfer_and_fscore_against_closed_form():
+    from physforge.assets.image_eval import chamfer_fscore
+
+    points = np.random.default_rng(0).random((500, 3))
+    assert chamfer_fscore(points, points, 0.01) == (0.0, 1.0)
+    cd, f = chamfer_fscore(points + [0.1, 0, 0], points, 0.05)
+    assert cd <= 0.1 + 1e-12 and f < 0.5  # shifted by 10 cm: within 10 cm everywhere, rarely within 5 cm
+
+
+def test_eval_smoke_scores_the_model_and_both_baselines(builtin_generator, tiny_image_data, tmp_path):
+    from physforge.assets.image_eval import METHODS, AssetEvalConfig, evaluate_assets
+
+    out, _, _ = tiny_image_data
+    result = evaluate_assets(AssetEvalConfig(data=str(out), out=str(tmp_path / "eval"), max_objects=1, points=300),
+                             generator=builtin_generator)
+    saved = json.loads((tmp_path / "eval" / "result.json").read_text())
+    assert saved["table"] == result["table"]
+    for split in ("test_objects", "test_categories"):
+        assert set(result["table"][split]) == set(METHODS)
+        for row in result["table"][split].values():
+            assert row["objects"] == 1 and 0.0 <= row["voxel_iou"] <= 1.0 and row["gate_pass"] in (0.0, 1.0)
+    # retrieval from the training set can never return the held-out object itself
+    retrieved = [r["retrieved"] for r in result["objects"] if r["method"] == "nearest_neighbour"]
+    assert all(r.startswith("train-") for r in retrieved)
+
+
+# -- the command that reproduces the built-in model -----------------------------------------
+
+@pytest.mark.slow
+def test_train_vlm_reproduce_command_with_a_tiny_config_then_lora(tiny_image_data, tmp_path):
+    from typer.testing import CliRunner
+
+    from physforge.assets.image_model import AssetGenerator
+    from physforge.cli.main import app
+
+    out, _, _ = tiny_image_data
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"data": "unused", "out": "unused", "steps": 2, "batch_size": 2, "hidden": 32,
+                                  "heads": 2, "layers": 1, "image_size": 32, "patch_size": 8, "vocab_size": 400}))
+    runner = CliRunner()
+    result = runner.invoke(app, ["asset", "train-vlm", "--data", str(out), "--out", str(tmp_path / "run"),
+                                 "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["mode"] == "scratch" and len(summary["losses"]) == 2 and summary["train_images_per_second"] > 0
+    generator = AssetGenerator(tmp_path / "run" / "model", max_global_tokens=8, max_part_tokens=4)
+    assert generator.resolution == 16
+    lora = runner.invoke(app, ["asset", "train-vlm", "--data", str(out), "--out", str(tmp_path / "lora"),
+                               "--config", str(config), "--base-model", str(tmp_path / "run" / "model"),
+                               "--steps", "1"])
+    assert lora.exit_code == 0, lora.output
+    assert (tmp_path / "lora" / "model" / "adapter_config.json").is_file()
+    AssetGenerator(tmp_path / "lora" / "model", max_global_tokens=4)
