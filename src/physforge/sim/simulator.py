@@ -32,6 +32,7 @@ _MUTABLE_MODEL_FIELDS = ("body_mass", "body_inertia", "geom_friction", "geom_sol
                          "geom_conaffinity", "geom_rgba", "geom_group", "dof_damping", "dof_frictionloss")
 _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 _BADQACC = int(mujoco.mjtWarning.mjWARN_BADQACC)
+_FULLPHYSICS = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
 
 
 @dataclass(frozen=True)
@@ -174,23 +175,37 @@ class Simulator:
             tracker = ContactTracker(compiled.contact_pairs, compiled.geom_body_index, self._names, dt)
             stepper = (_SensorStepper(self.model, self.data, tracker, compiled) if contact_tracking == "sensors"
                        else _BatchedStepper(self.model, self.data, tracker, compiled))
-        for frame in range(num_frames):
+        # with no callback to serve, several frames go through one C rollout and the frames inside
+        # it are read back from its recorded states (the per-frame Python is most of the cost of
+        # light worlds); NaNs are checked at every frame, energy and penetration at each group's end
+        grouped = on_frame is None and isinstance(stepper, _SensorStepper)
+        frame_data = mujoco.MjData(self.model) if grouped else None
+        frame = 0
+        while True:
             self._update_kinematics(cameras=on_frame is not None)
-            recorder.record(frame)
+            recorder.record(frame, self.data)
             if on_frame is not None:
                 on_frame(self, frame)
             if frame == num_frames - 1:
                 break
-            steps = int(frame_steps[frame])
-            if tracker is None:
-                mujoco.mj_step(self.model, self.data, nstep=steps)
-            elif stepper is not None:
-                stepper.advance(steps)
+            if grouped:
+                steps = frame_steps[frame:frame + _frames_fitting(frame_steps, frame, stepper.BATCH_STEPS)]
+                stepper.advance(int(steps.sum()))
+                inner = stepper.states[stepper.filled - int(steps.sum()) + np.cumsum(steps)[:-1] - 1]
+                self._record_inner_frames(recorder, frame, inner, frame_data)
+                frame += len(steps)
             else:
-                model, data, step, observe = self.model, self.data, mujoco.mj_step, tracker.observe
-                for _ in range(steps):
-                    step(model, data)
-                    observe(model, data)
+                steps = int(frame_steps[frame])
+                if tracker is None:
+                    mujoco.mj_step(self.model, self.data, nstep=steps)
+                elif stepper is not None:
+                    stepper.advance(steps)
+                else:
+                    model, data, step, observe = self.model, self.data, mujoco.mj_step, tracker.observe
+                    for _ in range(steps):
+                        step(model, data)
+                        observe(model, data)
+                frame += 1
             if self.check_stability:
                 self._check_stability()
         if stepper is not None:
@@ -365,6 +380,19 @@ class Simulator:
 
     def _total_energy(self) -> float:
         return float(self.data.energy[0] + self.data.energy[1])
+
+    def _record_inner_frames(self, recorder: "_Recorder", frame: int, states: np.ndarray, frame_data) -> None:
+        """Record frames ``frame + 1 ...`` from FULLPHYSICS ``states`` (n, nstate) of a rollout."""
+        if self.check_stability and len(states) and not np.isfinite(states).all():
+            bad = int(np.flatnonzero(~np.isfinite(states).all(axis=1))[0])
+            raise SimulationUnstable("positions or velocities became NaN or infinite", float(states[bad, 0]))
+        model, full = self.model, _FULLPHYSICS
+        for offset, state in enumerate(states, start=1):
+            mujoco.mj_setState(model, frame_data, state, full)
+            mujoco.mj_kinematics(model, frame_data)
+            mujoco.mj_comPos(model, frame_data)
+            mujoco.mj_comVel(model, frame_data)
+            recorder.record(frame + offset, frame_data)
 
     def _update_kinematics(self, cameras: bool = True) -> None:
         """Positions, velocities and camera poses of the current state (mj_step leaves them one step old)."""
@@ -555,8 +583,8 @@ class _Recorder:
             self.inertia[:] = model.body_inertia[self.ids]
             self.gravity[:] = model.opt.gravity
 
-    def record(self, frame: int) -> None:
-        model, data, rows = self.sim.model, self.sim.data, self.rows
+    def record(self, frame: int, data: mujoco.MjData) -> None:
+        model, rows = self.sim.model, self.rows
         self.time[frame] = data.time
         self.xpos[frame] = data.xpos[rows]
         self.xquat[frame] = data.xquat[rows]
@@ -584,6 +612,12 @@ class _Recorder:
         return Trajectory(body_names=self.sim._names, time=self.time, position=self.xpos, quaternion=self.xquat,
                           linear_velocity=linear, angular_velocity=angular.copy(), kinetic_energy=kinetic,
                           potential_energy=potential)
+
+
+def _frames_fitting(frame_steps: np.ndarray, frame: int, budget: int) -> int:
+    """How many frames from ``frame`` on take at most ``budget`` physics steps together (at least one)."""
+    total = np.cumsum(frame_steps[frame:])
+    return max(1, int(np.searchsorted(total, budget, side="right")))
 
 
 def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
