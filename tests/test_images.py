@@ -148,11 +148,11 @@ def test_bad_source_type():
 def test_cli_dynamics_sample_refuses_a_bad_image(tmp_path):
     from typer.testing import CliRunner
 
-    from physforge.cli.main import app
+    from physforge.cli.dynamics import app
 
     fake = tmp_path / "scene.png"
     fake.write_bytes(b"GIF89a" + b"\x00" * 40)  # a broken GIF behind a .png name
-    result = CliRunner().invoke(app, ["dynamics", "sample", str(fake), "--out", str(tmp_path / "o"),
+    result = CliRunner().invoke(app, ["sample", str(fake), "--out", str(tmp_path / "o"),
                                       "--checkpoint", str(tmp_path / "ckpt"), "--world", str(tmp_path / "w.json")])
     assert result.exit_code == 2, result.output
     assert "scene.png" in result.output and "GIF" in result.output

@@ -94,12 +94,14 @@ def sample_command(
     score: bool = typer.Option(False, help="Also score each sample against the simulator."),
 ) -> None:
     """Sample motions from one image; write the trajectories and an MP4 per sample."""
-    from physforge.dynamics.sample import sample_scene
     from physforge.images import load_image
     from physforge.world import load_world
 
     with cli_errors():
-        payload = sample_scene(checkpoint, load_image(image), load_world(world), out, num=samples, seed=seed,
+        picture = load_image(image)  # before torch is imported: a bad image fails in a blink
+        from physforge.dynamics.sample import sample_scene
+
+        payload = sample_scene(checkpoint, picture, load_world(world), out, num=samples, seed=seed,
                                video_size=video_size, score=score)
         console.print(f"[green]wrote[/green] {out}/trajectory.json and {len(payload.get('videos', []))} MP4(s)")
 
