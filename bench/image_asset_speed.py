@@ -15,6 +15,7 @@ Measures, on the CPU (``--threads`` torch threads; 1 is fastest on a loaded 2-co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -86,7 +87,8 @@ def _training(work: Path, steps: int) -> dict:
     builtin = json.loads((BUILTIN_MODEL / "train_config.json").read_text())
     builtin.update(data=str(data), out=str(work / "run"), steps=steps, batch_size=8)
     start = time.perf_counter()
-    summary = train_asset_vlm(AssetVLMConfig.from_dict(builtin))
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer logs to stdout; ours is the JSON
+        summary = train_asset_vlm(AssetVLMConfig.from_dict(builtin))
     return {"steps": steps, "batch_size": 8, "train_images_per_second": summary["train_images_per_second"],
             "seconds_per_step": summary["train_seconds"] / steps, "wall_s_including_setup":
             time.perf_counter() - start, "parameters": summary["parameters"]}

@@ -85,7 +85,7 @@ _line = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_line, max_size=14), st.text(max_size=40))
 def test_fuzz_parser_only_raises_physforge_errors(lines, noise):
     for text in ("\n".join(lines), "\n".join(lines) + noise, noise):
@@ -101,7 +101,7 @@ def test_fuzz_parser_only_raises_physforge_errors(lines, noise):
     assert occupancy.shape == (16, 16, 16)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_line, min_size=3, max_size=12), st.integers(0, 2**32 - 1))
 def test_fuzz_any_parsed_generation_decodes_or_fails_cleanly(lines, seed):
     from physforge.assets.from_image import decode_asset
