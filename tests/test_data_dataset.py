@@ -190,6 +190,30 @@ def test_unstable_scenes_are_rejected_and_counted(tmp_path, monkeypatch):
     assert not list((tmp_path / "ds" / "scenes").glob("*/*.parquet"))
 
 
+def test_scenes_are_streamed_to_disk_and_a_failed_shard_leaves_nothing(dataset, tmp_path, monkeypatch):
+    folder, info = dataset
+    # one row group per scene: a worker holds one scene's frames at a time, whatever the shard size
+    for path in (folder / "scenes").glob("*/*.parquet"):
+        metadata = pq.ParquetFile(path).metadata
+        assert metadata.num_row_groups == metadata.num_rows
+    import physforge.data.generate as generate_module
+    import physforge.data.scene as scene_module
+
+    real = scene_module.generate_scene
+    calls = []
+
+    def failing_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("worker died mid-shard")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scene_module, "generate_scene", failing_second)
+    with pytest.raises(RuntimeError, match="mid-shard"):
+        generate_module.generate_shard(CONFIG.to_dict(), str(tmp_path), 0, NUM_SCENES)
+    assert len(calls) == 2 and not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
 def test_cli_config_validate_and_export(dataset, tmp_path):
     folder, info = dataset
     runner = CliRunner()

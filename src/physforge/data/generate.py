@@ -50,6 +50,50 @@ def _atomic_parquet(table, path: Path) -> None:
     TIMINGS["write"] += time.process_time() - start
 
 
+class _SceneWriters:
+    """A shard's scene rows, one Parquet file per split, each row written as soon as its scene is
+    done (a row group per scene): a worker holds one scene's frames at a time, whatever the
+    shard size. Files grow under temporary names; ``commit`` renames them into place."""
+
+    def __init__(self, out: Path, name: str):
+        self.out, self.name = out, name
+        self._open: dict[str, tuple[Any, Path, Path]] = {}  # split -> (writer, temporary, final path)
+
+    def write(self, split: str, row: dict) -> None:
+        import time
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from physforge.data.programs import TIMINGS
+        from physforge.data.schema import SCENES_HF
+
+        start = time.process_time()
+        if split not in self._open:
+            path = self.out / "scenes" / split / f"{self.name}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            self._open[split] = (pq.ParquetWriter(temporary, SCENES_HF, compression="zstd"), temporary, path)
+        self._open[split][0].write_table(pa.Table.from_pylist([row], schema=SCENES_HF))
+        TIMINGS["write"] += time.process_time() - start
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted(self._open)
+
+    def commit(self) -> None:
+        for writer, temporary, path in self._open.values():
+            writer.close()
+            os.replace(temporary, path)
+        self._open.clear()
+
+    def abort(self) -> None:
+        for writer, temporary, _ in self._open.values():
+            writer.close()
+            temporary.unlink(missing_ok=True)
+        self._open.clear()
+
+
 def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int) -> dict[str, Any]:
     """Generate and write shard ``shard`` (scenes ``shard * shard_size`` .. below ``num_scenes``);
     returns its stats. Runs in a worker process (pool or Ray); one renderer per process."""
@@ -57,7 +101,7 @@ def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int)
 
     from physforge.data.questions import Balancer, balance_rows
     from physforge.data.scene import generate_scene
-    from physforge.data.schema import QUESTIONS_HF, SCENES_HF
+    from physforge.data.schema import QUESTIONS_HF
     from physforge.sim.render import RenderConfig, SceneRenderer
 
     config = DataConfig.from_dict(config_data)
@@ -66,21 +110,27 @@ def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int)
     balancer = Balancer()
     start = shard * config.shard_size
     stop = min(num_scenes, start + config.shard_size)
-    scenes: dict[str, list[dict]] = {}
-    generated: list[dict] = []  # question rows in generation order
+    name = SHARD_NAME.format(shard)
+    scenes = _SceneWriters(out, name)
+    generated: list[dict] = []  # question rows (no images) in generation order
     stats: Counter = Counter()
     answers: dict[str, Counter] = {}
-    for index in range(start, stop):
-        result = generate_scene(config, index, renderer, balancer)
-        stats.update(result.stats)
-        if result.scene is None:
-            stats[f"rejected.{result.family}"] += 1
-            log.warning("scene %d (%s) rejected, not written: %s", index, result.family, result.rejected)
-            continue
-        scenes.setdefault(result.split, []).append(result.scene)
-        generated.extend(result.questions)
-        stats[f"scenes.{result.split}.{result.family}"] += 1
-    renderer.close()
+    try:
+        for index in range(start, stop):
+            result = generate_scene(config, index, renderer, balancer)
+            stats.update(result.stats)
+            if result.scene is None:
+                stats[f"rejected.{result.family}"] += 1
+                log.warning("scene %d (%s) rejected, not written: %s", index, result.family, result.rejected)
+                continue
+            scenes.write(result.split, result.scene)
+            generated.extend(result.questions)
+            stats[f"scenes.{result.split}.{result.family}"] += 1
+    except BaseException:
+        scenes.abort()
+        raise
+    finally:
+        renderer.close()
     kept, trimmed = balance_rows(generated)
     questions: dict[str, list[dict]] = {}
     for q in kept:
@@ -93,12 +143,12 @@ def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int)
             del stats[f"questions.{q['question_type']}"]
         stats["balance_trimmed"] += 1
         stats[f"balance_trimmed.{q['template']}"] += 1
-    name = SHARD_NAME.format(shard)
-    for split, rows in sorted(scenes.items()):
-        _atomic_parquet(pa.Table.from_pylist(rows, schema=SCENES_HF), out / "scenes" / split / f"{name}.parquet")
+    splits = scenes.splits
+    scenes.commit()
+    for split in splits:
         _atomic_parquet(pa.Table.from_pylist(questions.get(split, []), schema=QUESTIONS_HF),
                         out / "questions" / split / f"{name}.parquet")
-    summary = {"shard": shard, "scenes": [start, stop], "splits": sorted(scenes),
+    summary = {"shard": shard, "scenes": [start, stop], "splits": splits,
                "stats": dict(sorted(stats.items())),
                "answers": {t: dict(sorted(c.items())) for t, c in sorted(answers.items())}}
     (out / "shards").mkdir(parents=True, exist_ok=True)
