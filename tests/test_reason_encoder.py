@@ -171,3 +171,54 @@ def test_reason_and_its_cli_import_without_torch_or_transformers():
             "print(sorted(m for m in ('torch', 'transformers', 'trl', 'peft', 'matplotlib') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == "[]"
+
+
+def test_answer_weights_balance_each_templates_answers():
+    """3 'yes' and 1 'no' of one template, 2 'A' of another, one number: weighted, each answer of a
+    template carries the same total; numbers weigh 1 before scaling; the mean weight is 1."""
+    from physforge.reason.recipe_encoder import answer_weights
+
+    questions = ([{"template": "t", "answer": "yes", "answer_type": "bool"}] * 3
+                 + [{"template": "t", "answer": "no", "answer_type": "bool"}]
+                 + [{"template": "c", "answer": "A", "answer_type": "choice"}] * 2
+                 + [{"template": "n", "answer": "0.5", "answer_type": "number"}])
+    w = answer_weights(questions)
+    assert 3 * w[("t", "yes")] == pytest.approx(w[("t", "no")])
+    assert ("n", "0.5") not in w
+    total = sum(w.get((q["template"], q["answer"]), 1.0) for q in questions)
+    assert total == pytest.approx(len(questions))
+    # Unscaled, 'no' would be 4 / (2 * 1) = 2 and a one-answer template 1: the ratio survives scaling.
+    assert w[("t", "no")] / w[("c", "A")] == pytest.approx(2.0)
+
+
+def test_frame_differences_are_the_extra_channels_and_old_checkpoints_load_without_them(tmp_path):
+    """With the image channels' first-layer weights zeroed, a frame-difference encoder sees only
+    differences: a clip and the same clip brightened by a constant give the same z, while a
+    different motion does not. With the difference channels' weights zeroed instead, it equals a
+    frames-only encoder with the same other weights. A checkpoint whose config predates
+    frame_diff loads as a frames-only model."""
+    from physforge.reason.encoder import PhysEncoder, load_encoder, save_encoder
+
+    torch.manual_seed(0)
+    small = dict(image_size=16, channels=(4,), dim=8, clip_frames=4)
+    clip = torch.rand(1, 4, 3, 16, 16) * 0.5
+    diff_model = PhysEncoder(EncoderConfig(**small, frame_diff=True)).eval()
+    plain = PhysEncoder(EncoderConfig(**small, frame_diff=False)).eval()
+    with torch.no_grad():
+        weights = {k: v.clone() for k, v in diff_model.state_dict().items()}
+        diff_model.frame_cnn[0].weight[:, :3] = 0
+        torch.testing.assert_close(diff_model.encode(clip), diff_model.encode(clip + 0.2))
+        assert not torch.allclose(diff_model.encode(clip), diff_model.encode(clip.flip(1)), atol=1e-5)
+        diff_model.load_state_dict(weights)
+        diff_model.frame_cnn[0].weight[:, 3:] = 0
+        plain_weights = {k: v for k, v in weights.items()}
+        plain_weights["frame_cnn.0.weight"] = weights["frame_cnn.0.weight"][:, :3]
+        plain.load_state_dict(plain_weights)
+        torch.testing.assert_close(diff_model.encode(clip), plain.encode(clip))
+    save_encoder(plain, tmp_path / "ck", step=1)
+    meta = json.loads((tmp_path / "ck" / "checkpoint.json").read_text())
+    del meta["model"]["frame_diff"]
+    (tmp_path / "ck" / "checkpoint.json").write_text(json.dumps(meta))
+    loaded = load_encoder(tmp_path / "ck")
+    assert loaded.config.frame_diff is False
+    torch.testing.assert_close(loaded.encode(clip), plain.encode(clip))

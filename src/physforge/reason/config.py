@@ -35,6 +35,9 @@ class EncoderConfig(_Config):
     tokens (index 0 padding, 1 unknown, from ``physforge.reason.data.tokenize``). names: answer
     classes of 'name' questions. max_count: largest count answer. max_text: tokens kept per
     question or option. blind: ignore the images (a text-only model with the same heads).
+    frame_diff: each frame also gets its difference to the previous frame as 3 more input
+    channels, so motion (velocities, a collision's change of speed) is a local feature of the
+    convolution rather than something the temporal layer must recover from flattened features.
     """
 
     image_size: int = 64
@@ -48,6 +51,7 @@ class EncoderConfig(_Config):
     max_count: int = 10
     max_text: int = 48
     blind: bool = False
+    frame_diff: bool = True
 
     def __post_init__(self):
         _int("image_size", self.image_size, 16, 512)
@@ -73,8 +77,9 @@ class EncoderConfig(_Config):
         object.__setattr__(self, "names", names)
         _int("max_count", self.max_count, 1, 1000)
         _int("max_text", self.max_text, 4, 1024)
-        if not isinstance(self.blind, bool):
-            raise ReasonConfigError("blind", f"expected true or false, got {self.blind!r}")
+        for name in ("blind", "frame_diff"):
+            if not isinstance(getattr(self, name), bool):
+                raise ReasonConfigError(name, f"expected true or false, got {getattr(self, name)!r}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "model") -> "EncoderConfig":
@@ -94,7 +99,10 @@ class TrainConfig(_Config):
     between validation scores (0: only at the end). max_val_questions: validation sample size.
     model: the PhysEncoder's arguments (its vocab is built from the training questions).
     save_every: steps between resumable training states in ``out/resume/`` (0: none); a run
-    killed part way and started again with ``resume`` ends with the same bytes.
+    killed part way and started again with ``resume`` ends with the same bytes. balance: weight
+    each question's answering loss by 1 / (share of its answer within its template) over the
+    training questions (numbers: 1), so a template whose physics mostly gives one answer cannot
+    be learnt as that answer alone; weights are normalised to mean 1.
     """
 
     data: str
@@ -111,6 +119,7 @@ class TrainConfig(_Config):
     max_val_questions: int = 400
     model: EncoderConfig = field(default_factory=EncoderConfig)
     save_every: int = 0
+    balance: bool = True
 
     def __post_init__(self):
         if not isinstance(self.data, str) or not self.data:
@@ -130,6 +139,8 @@ class TrainConfig(_Config):
         _int("eval_every", self.eval_every, 0, 10_000_000)
         _int("max_val_questions", self.max_val_questions, 1, 10_000_000)
         _int("save_every", self.save_every, 0, 10_000_000)
+        if not isinstance(self.balance, bool):
+            raise ReasonConfigError("balance", f"expected true or false, got {self.balance!r}")
         model = self.model
         if isinstance(model, dict):
             model = EncoderConfig.from_dict(model)

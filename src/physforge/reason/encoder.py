@@ -43,7 +43,7 @@ class PhysEncoder(nn.Module):
         super().__init__()
         self.config = config
         layers: list[nn.Module] = []
-        width = 3
+        width = 6 if config.frame_diff else 3
         for c in config.channels:
             layers += [nn.Conv2d(width, c, 3, stride=2, padding=1), nn.GroupNorm(1, c), nn.GELU()]
             width = c
@@ -83,7 +83,12 @@ class PhysEncoder(nn.Module):
         expected = (self.config.clip_frames, 3, self.config.image_size, self.config.image_size)
         if tuple(clips.shape[1:]) != expected:
             raise ValueError(f"clips: expected shape (B, {', '.join(map(str, expected))}), got {tuple(clips.shape)}")
-        features = self.frame_cnn(clips.reshape(b * t, *clips.shape[2:]) - 0.5)
+        frames = clips - 0.5
+        if self.config.frame_diff:
+            # The first frame's difference is zero: it has no predecessor in the clip.
+            diff = torch.cat([torch.zeros_like(clips[:, :1]), clips[:, 1:] - clips[:, :-1]], 1)
+            frames = torch.cat([frames, diff], 2)
+        features = self.frame_cnn(frames.reshape(b * t, *frames.shape[2:]))
         features = self.frame_proj(features.flatten(1)).reshape(b, t * self.config.dim)
         return self.temporal(F.gelu(features))
 
@@ -245,7 +250,11 @@ def load_encoder(folder: str | Path) -> PhysEncoder:
     folder = Path(folder)
     meta = read_checkpoint_meta(folder, KIND, FORMAT_VERSION, error=CheckpointError,
                                 hint="pass a folder written by `physforge reason train` (its checkpoint/ subfolder)")
-    model = PhysEncoder(EncoderConfig.from_dict(meta["model"], where=f"{folder / 'checkpoint.json'}: model"))
+    arguments = meta["model"]
+    if isinstance(arguments, dict) and "frame_diff" not in arguments:
+        # Checkpoints written before frame differences existed were trained on frames alone.
+        arguments = {**arguments, "frame_diff": False}
+    model = PhysEncoder(EncoderConfig.from_dict(arguments, where=f"{folder / 'checkpoint.json'}: model"))
     load_weights(model, folder, error=CheckpointError)
     model.step = int(meta.get("step", 0))
     return model.eval()

@@ -45,15 +45,33 @@ def build_vocab(split: Split) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return ("<pad>", "<unk>") + tuple(sorted(words)), tuple(sorted(names))
 
 
-def qa_loss(outputs: dict, questions: list[dict[str, Any]], names: tuple[str, ...], max_count: int):
-    """Mean over questions of the loss of each one's answer type (see module docs)."""
+def answer_weights(questions: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """(template, answer) -> 1 / (share of that answer among the template's questions), scaled so
+    the mean weight over the questions is 1. Numbers get weight 1 (every value is its own answer)."""
+    from collections import Counter
+
+    counts: dict[str, Counter] = {}
+    for q in questions:
+        if q["answer_type"] != "number":
+            counts.setdefault(q["template"], Counter())[q["answer"].strip()] += 1
+    raw = {(t, a): sum(c.values()) / (len(c) * n) for t, c in counts.items() for a, n in c.items()}
+    total = sum(raw.get((q["template"], q["answer"].strip()), 1.0) for q in questions)
+    scale = len(questions) / total if total else 1.0
+    return {key: value * scale for key, value in raw.items()}
+
+
+def qa_loss(outputs: dict, questions: list[dict[str, Any]], names: tuple[str, ...], max_count: int,
+            weights: dict[tuple[str, str], float] | None = None):
+    """Mean over questions of the loss of each one's answer type (see module docs), each question
+    weighted by ``weights[(template, answer)]`` when given (default 1)."""
     import torch
     from torch.nn import functional as F
 
-    losses = []
+    losses, scale = [], []
     name_index = {n: i for i, n in enumerate(names)}
     for i, q in enumerate(questions):
         kind, answer = q["answer_type"], q["answer"].strip()
+        before = len(losses)
         if kind == "bool":
             target = torch.tensor(1.0 if answer.lower() == "yes" else 0.0)
             losses.append(F.binary_cross_entropy_with_logits(outputs["bool"][i], target))
@@ -74,7 +92,11 @@ def qa_loss(outputs: dict, questions: list[dict[str, Any]], names: tuple[str, ..
                 losses.append(F.cross_entropy(scores.unsqueeze(0), correct.argmax().unsqueeze(0)))
             else:
                 losses.append(F.binary_cross_entropy_with_logits(scores, correct))
-    return torch.stack(losses).mean() if losses else outputs["bool"].sum() * 0.0
+        if len(losses) > before:
+            scale.append(1.0 if weights is None else weights.get((q["template"], answer), 1.0))
+    if not losses:
+        return outputs["bool"].sum() * 0.0
+    return (torch.stack(losses) * torch.tensor(scale)).sum() / len(losses)
 
 
 def aux_loss(model, z, split: Split, questions: list[dict[str, Any]]):
@@ -155,6 +177,7 @@ def train_encoder(config: TrainConfig, *, overwrite: bool = False, resume: bool 
         val = load_split(config.data, [config.val_split], image_size=size, max_questions=config.max_val_questions,
                          rng=sample_rng)
     vocab, names = build_vocab(train)
+    weights = answer_weights(train.questions) if config.balance else None
     model_config = EncoderConfig.from_dict({**config.model.to_dict(), "vocab": list(vocab), "names": list(names)})
     run_config = {**config.to_dict(), "model": model_config.to_dict()}
     state_dir = _resume_folder(out) if resume else None
@@ -197,7 +220,7 @@ def train_encoder(config: TrainConfig, *, overwrite: bool = False, resume: bool 
         start = time.perf_counter()
         inputs = model.batch(train, chunk)
         z, outputs = model(**inputs)
-        loss_qa = qa_loss(outputs, chunk, model_config.names, model_config.max_count)
+        loss_qa = qa_loss(outputs, chunk, model_config.names, model_config.max_count, weights)
         loss_aux, parts = aux_loss(model, z, train, chunk) if config.aux_weight > 0 else (z.sum() * 0.0, {})
         loss = loss_qa + config.aux_weight * loss_aux
         optimiser.zero_grad(set_to_none=True)
