@@ -96,7 +96,8 @@ def build_library(config: LibraryBatchConfig, out_dir: str | Path, *, cache_dir:
             on_object(row)
     passed = sum(bool(r["passed"]) for r in rows)
     content = hashlib.sha256("".join(f"{r['name']}:{r['sha256']}\n" for r in rows).encode()).hexdigest()
-    summary = {"config": config.to_dict(), "num": config.num, "passed": passed, "pass_rate": passed / config.num,
+    summary = {"config": config.to_dict(), "seed": config.seed, "num": config.num, "passed": passed,
+               "pass_rate": passed / config.num,
                "content_hash": content, "objects": rows}
     write_json(out / SUMMARY_FILE, summary)
     return summary

@@ -110,37 +110,36 @@ def tokens(
 def library(
     category: str = typer.Option("all", help="A category, or 'all' to cycle through every category."),
     num: int = typer.Option(1, "--num", "-n", help="Number of objects."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder: one asset folder per object."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: one asset folder per object; rerun the "
+                                                       "same command to resume."),
     seed: int = typer.Option(0, help="Run seed; object i uses SeedSequence([seed, i])."),
     collision: str = typer.Option("auto", help="auto (exact primitive pieces), coacd or hull."),
     cache_dir: Optional[Path] = typer.Option(None, help="CoACD cache (default ~/.cache/physforge)."),
     overwrite: bool = typer.Option(False, help="Replace the output folder if it exists."),
 ) -> None:
-    """Generate, build and gate N seeded library objects; writes summary.json with the pass rate."""
-    from physforge.assets.library import CATEGORIES, generate, object_rng
-    from physforge.assets.build import BuildConfig, build_asset
-    from physforge.assets.export import write_asset
-    from physforge.outputs import staged_directory, write_json
+    """Generate, build and gate N seeded library objects; writes summary.json with the pass rate.
+
+    Each object's folder appears only when complete; a killed run resumes where it stopped."""
+    import shutil
+
+    from physforge.assets.batch import LibraryBatchConfig, build_library
+    from physforge.assets.library import CATEGORIES
 
     with cli_errors():
         if category != "all" and category not in CATEGORIES:
             raise ValueError(f"unknown category {category!r}; choose one of all, {', '.join(sorted(CATEGORIES))}")
         if num < 1:
             raise ValueError(f"--num must be >= 1, got {num}")
-        config = BuildConfig(collision=collision, cache_dir=cache_dir or default_cache_dir())
-        names = sorted(CATEGORIES)
-        rows = []
-        with staged_directory(out, overwrite=overwrite) as staging:
-            for i in range(num):
-                chosen = names[i % len(names)] if category == "all" else category
-                source = generate(chosen, object_rng(seed, i), seed=seed, name=f"{chosen}_{seed}_{i:04d}")
-                report = write_asset(build_asset(source, config), staging / source.annotation.name)
-                rows.append({"index": i, "name": source.annotation.name, "category": chosen,
-                             "passed": report["passed"], "failed": report["failed"]})
-                console.print(f"  {source.annotation.name:<28} {_summary(report)}")
-            passed = sum(r["passed"] for r in rows)
-            write_json(staging / "summary.json", {"seed": seed, "num": num, "passed": passed,
-                                                  "pass_rate": passed / num, "objects": rows})
+        batch = LibraryBatchConfig(category=category, num=num, seed=seed, collision=collision)
+        if overwrite and out.exists():
+            shutil.rmtree(out)
+
+        def show(row: dict) -> None:
+            report = json.loads((out / row["name"] / "report.json").read_text())
+            console.print(f"  {row['name']:<28} {_summary(report)}")
+
+        summary = build_library(batch, out, cache_dir=cache_dir or default_cache_dir(), on_object=show)
+        passed = summary["passed"]
         console.print(f"wrote {out}: {passed}/{num} passed the gate")
         if passed < num:
             raise typer.Exit(code=1)
