@@ -37,8 +37,9 @@ class DemoConfig(JsonConfig):
     sft_steps / dpo_steps: dynamics generator steps before and during DPO; dpo_images: training
     images DPO samples pairs from. robot_task: push, pick_place, stack or open_drawer;
     robot_episodes: evaluation episodes per method; robot_train_steps: PPO env steps for scratch
-    and residual each. asset_category: the library object of the asset step. seed: every step's
-    seed. overwrite: replace an existing demo folder."""
+    and residual each. asset_category: the library object of the asset step. threads: torch
+    intra-op threads while the demo runs (restored after). seed: every step's seed. overwrite:
+    replace an existing demo folder."""
 
     error_type = DemoConfigError
 
@@ -54,6 +55,9 @@ class DemoConfig(JsonConfig):
     robot_episodes: int = 10
     robot_train_steps: int = 2048
     asset_category: str = "cabinet"
+    # measured on the shared 2-core machine: 20 PhysEncoder steps took 22 s wall / 5.5 s CPU with one
+    # thread and 79 s / 22.6 s with two (the models are too small to gain from a second thread)
+    threads: int = 1
     seed: int = 0
     overwrite: bool = False
 
@@ -64,6 +68,7 @@ class DemoConfig(JsonConfig):
             check_int(name, getattr(self, name), 1, 10_000_000, DemoConfigError)
         check_int("blind_steps", self.blind_steps, 0, 10_000_000, DemoConfigError)
         check_int("dpo_images", self.dpo_images, 2, 100_000, DemoConfigError)
+        check_int("threads", self.threads, 1, 1024, DemoConfigError)
         from physforge.robot.tasks import TASKS
 
         if self.robot_task not in TASKS:
@@ -171,8 +176,9 @@ def _dynamics_step(config: DemoConfig, out: Path, console) -> dict[str, Any]:
 
     data = out / "data"
     sft = train_sft(TrainConfig(dataset=str(data), steps=config.sft_steps, batch_size=16, seed=config.seed,
-                                model=DYNAMICS_MODEL), out / "dynamics" / "sft", progress=True)
-    dpo = train_dpo(DPOConfig(checkpoint=str(sft), dataset=str(data), train="generator", seed=config.seed, rounds=1,
+                                threads=config.threads, model=DYNAMICS_MODEL), out / "dynamics" / "sft", progress=True)
+    dpo = train_dpo(DPOConfig(checkpoint=str(sft), dataset=str(data), train="generator", seed=config.seed,
+                              rounds=1, threads=config.threads,
                               steps=config.dpo_steps, batch_size=16, max_images=config.dpo_images,
                               pairs={"samples_per_image": 4, "pairs_per_image": 2, "margin": 0.0,
                                      "relative_margin": 0.0}),
@@ -242,6 +248,7 @@ def _command(config: DemoConfig) -> str:
 
 def run_demo(config: DemoConfig, *, console=None) -> Path:
     """Run every step into ``config.out`` and return the index report's path."""
+    import torch
     from rich.console import Console
 
     from physforge.report import index_report
@@ -257,15 +264,21 @@ def run_demo(config: DemoConfig, *, console=None) -> Path:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     write_json(out / "config.json", config.to_dict())
-    done = []
-    started = time.perf_counter()
-    for k, (name, step) in enumerate(STEPS):
-        console.rule(f"[bold]{k + 1}/{len(STEPS)} {name}")
-        begin = time.perf_counter()
-        result = step(config, out, console)
-        result.update(name=name, seconds=time.perf_counter() - begin)
-        console.print(f"[green]{name}[/green] ({result['seconds']:.0f} s): {result['summary']}")
-        done.append(result)
-    write_json(out / "summary.json", {"seconds": time.perf_counter() - started,
-                                      "steps": [{k: v for k, v in s.items() if k != "image"} for s in done]})
+    # the reason recipes have no threads setting of their own: set it for the whole demo
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        done = []
+        started = time.perf_counter()
+        for k, (name, step) in enumerate(STEPS):
+            console.rule(f"[bold]{k + 1}/{len(STEPS)} {name}")
+            begin = time.perf_counter()
+            result = step(config, out, console)
+            result.update(name=name, seconds=time.perf_counter() - begin)
+            console.print(f"[green]{name}[/green] ({result['seconds']:.0f} s): {result['summary']}")
+            done.append(result)
+        write_json(out / "summary.json", {"seconds": time.perf_counter() - started,
+                                          "steps": [{k: v for k, v in s.items() if k != "image"} for s in done]})
+    finally:
+        torch.set_num_threads(previous_threads)
     return index_report(out, done, command=_command(config))

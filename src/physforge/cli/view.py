@@ -38,6 +38,7 @@ def demo_command(
     dpo_steps: int = typer.Option(40, help="DPO optimiser steps."),
     dpo_images: int = typer.Option(48, help="Training images DPO samples pairs from."),
     asset_category: str = typer.Option("cabinet", help="Library object of the asset step."),
+    threads: int = typer.Option(1, help="torch threads (1 is fastest for these small models on a busy machine)."),
     seed: int = typer.Option(0, help="Seed of every step."),
     overwrite: bool = typer.Option(False, help="Replace an earlier demo folder."),
 ) -> None:
@@ -48,7 +49,7 @@ def demo_command(
         config = DemoConfig(out=str(out), scenes=scenes, workers=workers, robot_task=robot_task,
                             robot_episodes=robot_episodes, robot_train_steps=robot_train_steps, seed=seed,
                             reason_steps=reason_steps, blind_steps=blind_steps, sft_steps=sft_steps,
-                            dpo_steps=dpo_steps, dpo_images=dpo_images, asset_category=asset_category,
+                            dpo_steps=dpo_steps, dpo_images=dpo_images, asset_category=asset_category, threads=threads,
                             overwrite=overwrite)
         index = run_demo(config, console=console)
         console.rule("[bold green]done")
