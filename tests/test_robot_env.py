@@ -4,7 +4,9 @@ physically tried grasps, and executable joint-space trajectories."""
 import numpy as np
 import pytest
 
-from physforge.robot.env import ENV_IDS, OBSERVATION_SIZE, PhysWorldEnv, observation_slices
+from physforge.robot.env import (APPROACH_STEPS, DESCEND_STEPS, ENV_IDS, OBSERVATION_SIZE, PhysWorldEnv, Randomisation,
+                                 observation_slices)
+from physforge.robot.panda import ARM_JOINTS, FINGER_JOINTS, HOME
 from physforge.robot.tasks import TASKS
 
 
@@ -33,7 +35,7 @@ def test_check_env_and_reward_is_the_sum_of_its_terms(envs, task):
     while not done:
         observation, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
         assert reward == pytest.approx(sum(info["reward_terms"].values()))
-        assert set(info["reward_terms"]) == {"tracking", "orientation", "success", "action"}
+        assert set(info["reward_terms"]) == {"tracking", "approach", "orientation", "success", "action"}
         done = terminated or truncated
     assert "summary" in info and info["summary"]["tracking_error_m"] > 0
 
@@ -76,8 +78,9 @@ def test_residual_is_bounded_around_the_base_action(envs):
 
 
 @pytest.mark.parametrize("task", ["pick_place", "open_drawer"])
-def test_base_policy_grasps_are_tried_physically_and_succeed(envs, task):
-    env = _env(envs, task)
+def test_base_policy_grasps_are_tried_physically_and_succeed(task):
+    # a correctly perceived start: the open-loop base alone must then do the task
+    env = PhysWorldEnv(task, randomisation=Randomisation(position_jitter=0.0, yaw_jitter=0.0, drawer_start=(0.06, 0.06)))
     outcomes = []
     for seed in range(3):
         _, info = env.reset(seed=seed)
@@ -117,3 +120,71 @@ def test_joint_space_trajectory_replays_to_the_same_outcome(envs):
     replayed = replay_joint_trajectory(env, 4, np.array(commands))
     assert replayed["success"] == info["summary"]["success"] is True
     np.testing.assert_allclose(env.object_pose()[:3, 3], final, atol=1e-6)
+
+
+def test_every_method_sees_the_same_world_and_plans_from_the_perceived_frame(envs):
+    """The comparison is fair: for one seed, direct retargeting and the base policy face the same
+    drawn physics, and both plan their grasp on the perceived first frame, not the true start."""
+    retarget, residual = _env(envs, "pick_place", "retarget"), _env(envs, "pick_place")
+    _, info_a = retarget.reset(seed=5)
+    start_a = retarget.start_pose.copy()
+    _, info_c = residual.reset(seed=5)
+    assert info_a["physics"] == info_c["physics"]
+    np.testing.assert_allclose(residual.start_pose, start_a, atol=1e-9)
+    perceived = residual.context.demo_initial
+    offset = np.array(info_c["physics"]["start_offset_m"])
+    np.testing.assert_allclose(residual.start_pose[:2, 3] - perceived[:2, 3], offset, atol=2e-3)
+    for env in (retarget, residual):
+        grasp = (perceived @ env.object_from_grasp)[:3, 3]
+        descended = env.base[0][APPROACH_STEPS + DESCEND_STEPS - 1]
+        np.testing.assert_allclose(descended, grasp, atol=1e-9)
+
+
+def test_grasp_selection_never_sees_the_episode_physics():
+    """Grasps are tried in the reconstructed world with the worst-case properties, then the
+    episode's own physics is applied: an ice-slick episode gets the same grasp and keeps its
+    drawn friction and mass."""
+    slick = PhysWorldEnv("stack", randomisation=Randomisation(friction=(0.05, 0.06)))
+    normal = PhysWorldEnv("stack")
+    _, info = slick.reset(seed=2)
+    normal.reset(seed=2)
+    assert info["grasp_validated"]
+    np.testing.assert_array_equal(slick.object_from_grasp, normal.object_from_grasp)
+    assert 0.05 <= slick.physics["cube"]["friction"] <= 0.06
+    geom = slick.sim.model.body_geomadr[slick.sim.compiled.body_id("cube")]
+    assert slick.sim.model.geom_friction[geom, 0] == pytest.approx(slick.physics["cube"]["friction"])
+    assert slick.sim.body_mass("cube") == pytest.approx(slick.physics["cube"]["mass_kg"])
+
+
+def test_latency_delays_the_whole_command_by_whole_control_periods():
+    env = PhysWorldEnv("push", randomisation=Randomisation(latency_steps=(2, 2), actuation_noise=0.0))
+    env.reset(seed=0)
+    ctrl = lambda: np.array([env.sim.data.ctrl[env.sim.model.actuator(j).id] for j in ARM_JOINTS])  # noqa: E731
+    held = ctrl()
+    commands = [np.concatenate([np.array(HOME) + 0.05 * (k + 1), [0.01 * k]]) for k in range(3)]
+    env.apply_joint_command(commands[0])
+    np.testing.assert_array_equal(ctrl(), held)
+    env.apply_joint_command(commands[1])
+    np.testing.assert_array_equal(ctrl(), held)
+    env.apply_joint_command(commands[2])
+    np.testing.assert_allclose(ctrl(), commands[0][:7])
+    assert env.sim.data.ctrl[env.sim.model.actuator(FINGER_JOINTS[0]).id] == pytest.approx(commands[0][7])
+
+
+def test_observed_object_position_has_the_tracking_noise(envs):
+    exact = PhysWorldEnv("push", randomisation=Randomisation(tracking_noise=0.0))
+    observation, _ = exact.reset(seed=1)
+    slices = observation_slices()
+    np.testing.assert_allclose(observation[slices["object_position"]], exact.object_pose()[:3, 3], atol=1e-6)
+    noisy = _env(envs, "push")
+    noisy.reset(seed=1)
+    deviations = np.array([noisy._observation()[slices["object_position"]] - noisy.object_pose()[:3, 3]
+                           for _ in range(400)])
+    assert np.std(deviations) == pytest.approx(noisy.randomisation.tracking_noise, rel=0.1)
+
+
+def test_randomisation_errors_name_the_field():
+    with pytest.raises(ValueError, match="Randomisation.drawer_friction_scale must be a range"):
+        Randomisation(drawer_friction_scale=(2.0, 1.0))
+    with pytest.raises(ValueError, match="latency_steps"):
+        Randomisation(latency_steps=(1, 0))

@@ -1,21 +1,32 @@
 """Gymnasium environment: the Panda in a perceived scene, following a demonstrated object motion.
 
+Every episode draws how the real scene differs from the perceived one (``Randomisation``): the
+object's true start against the perceived first frame (the pose-estimate error), masses,
+frictions, the drawer's damping and dry friction, actuation noise and latency. Every method
+plans from the perceived first frame; none sees the drawn values. The object is observed during
+the episode only through a noisy tracker (``tracking_noise``).
+
 Modes (``mode=``):
 - ``residual`` (PhysWorld): the base action comes from grasp proposals tried physically in the
-  simulator (close, lift, check) and the object trajectory replayed through IK with the grasp
-  frame fixed in the object's frame (a push primitive for the push task), anchored at the
-  object's actual start; the agent's action is a bounded residual added to it.
-- ``retarget``: direct retargeting: the demonstrated motion replayed open-loop in the
-  demonstration's frame with the first (unvalidated) grasp; the agent's action is a residual
-  too (zero = pure retargeting).
+  reconstructed world (close, lift, check, with the heaviest, most slippery objects the property
+  ranges allow; not the episode's physics) and the object trajectory replayed through IK with
+  the grasp frame fixed in the object's frame (a push primitive for the push task); the agent's
+  action is a bounded residual added to it, closing the loop on the tracked object.
+- ``retarget``: direct retargeting: the demonstrated motion copied onto the grasp frame of the
+  top-ranked, untried grasp proposal, open loop (the same push primitive for pushing); the
+  agent's action is a residual too (zero = pure retargeting).
 - ``scratch``: no base; the action moves the gripper target directly (RL from scratch).
 
-Action (4,) float32 in [-1, 1]: gripper-target displacement (3) and gripper command (1)
-(+1 closed). Observation (OBSERVATION_SIZE,) float32, fields in OBSERVATION_FIELDS (m, world
-frame, robot base at the origin; quaternion w, x, y, z; phase in [0, 1]).
+Action (4,) float32 in [-1, 1]: gripper-target displacement (3, times ``residual_scale`` m) and
+gripper command (1) (+1 closed). Observation (OBSERVATION_SIZE,) float32, fields in
+OBSERVATION_FIELDS (m, world frame, robot base at the origin; quaternion w, x, y, z; the
+reference error, tracked object to reference, in units of ``residual_scale``; phase in [0, 1];
+object_motion: 1 once the demonstrated motion has started, 0 while the base approaches).
 Reward = sum of ``info["reward_terms"]``: tracking (-w m^-1 x object position error to the
-reference), orientation (-w rad^-1 x angle error), success (bonus at the last step), action
-(-w x |residual|^2).
+reference), approach (-w m^-1 x distance of the commanded grasp target to where the plan's
+approach would put it for the true start, until the demonstrated motion starts), orientation (-w rad^-1 x
+angle error), success (bonus at the last step), action (-w x |action|^2); these use the true
+object pose (privileged: training happens in simulation).
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from physforge.world import Box, Camera, Ground, Material, World
 MODES = ("residual", "retarget", "scratch")
 OBSERVATION_FIELDS = (("object_position", 3), ("object_quaternion", 4), ("reference_error", 3),
                       ("gripper_position", 3), ("finger_opening", 1), ("arm_joints", 7),
-                      ("base_action", 4), ("phase", 1))
+                      ("base_action", 4), ("phase", 1), ("object_motion", 1))
 OBSERVATION_SIZE = sum(size for _, size in OBSERVATION_FIELDS)
 #: Steps of the base plan: move above the object, descend, close.
 APPROACH_STEPS = 8
@@ -59,23 +70,45 @@ def observation_slices() -> dict[str, slice]:
 
 @dataclass(frozen=True)
 class Randomisation:
-    """Per-episode randomisation. position_jitter: m, uniform in ±; yaw_jitter: rad, uniform in ±,
-    of the moved object's start against the demonstration; mass_scale: range multiplying object
-    masses; friction: sliding friction range (reconstructed objects use their prior's range);
-    drawer_start: m, initial opening range."""
+    """Per-episode randomisation: how the real scene differs from the perceived one.
+
+    position_jitter: m, uniform in ±; yaw_jitter: rad, uniform in ±: the moved object's true start
+    against the perceived first frame (the error of the pose estimate every method plans from).
+    mass_scale: range multiplying object masses. friction: sliding friction range of the moved
+    objects (None: each reconstructed object's prior range). drawer_start: m, true initial opening
+    range (the perceived one is the demonstration's). drawer_damping_scale / drawer_friction_scale:
+    ranges multiplying the drawer slide's damping (N·s/m) and dry friction (N). actuation_noise:
+    rad, standard deviation of the noise added to every arm joint command. latency_steps: (low,
+    high) control periods by which arm commands are delayed, drawn per episode. tracking_noise: m,
+    standard deviation of the noise on the object position (and its reference error) in
+    observations (closed-loop methods see the object only through this).
+    """
 
     position_jitter: float = 0.02
     yaw_jitter: float = 0.3
-    mass_scale: tuple[float, float] = (0.6, 1.6)
-    friction: tuple[float, float] | None = None
+    mass_scale: tuple[float, float] = (0.5, 2.0)
+    friction: tuple[float, float] | None = (0.35, 1.2)
     drawer_start: tuple[float, float] = (0.05, 0.07)
+    drawer_damping_scale: tuple[float, float] = (0.5, 2.5)
+    drawer_friction_scale: tuple[float, float] = (0.5, 4.0)
+    actuation_noise: float = 0.003
+    latency_steps: tuple[int, int] = (0, 1)
+    tracking_noise: float = 0.003
 
     def __post_init__(self):
         if self.position_jitter < 0 or self.yaw_jitter < 0:
             raise ValueError("position_jitter (m) and yaw_jitter (rad) must be >= 0, got "
                              f"{self.position_jitter}, {self.yaw_jitter}")
-        if not 0 < self.mass_scale[0] <= self.mass_scale[1]:
-            raise ValueError(f"mass_scale must be a range 0 < low <= high, got {self.mass_scale}")
+        for name in ("mass_scale", "drawer_damping_scale", "drawer_friction_scale", "friction"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value[0] <= value[1]:
+                raise ValueError(f"Randomisation.{name} must be a range 0 < low <= high, got {value}")
+        if self.actuation_noise < 0 or self.tracking_noise < 0:
+            raise ValueError("actuation_noise (rad) and tracking_noise (m) must be >= 0, got "
+                             f"{self.actuation_noise}, {self.tracking_noise}")
+        if not 0 <= self.latency_steps[0] <= self.latency_steps[1]:
+            raise ValueError(f"Randomisation.latency_steps must be 0 <= low <= high control periods, "
+                             f"got {self.latency_steps}")
 
 
 def _rz(angle: float) -> np.ndarray:
@@ -124,6 +157,7 @@ class PhysWorldEnv(gym.Env):
     def __init__(self, task: str = "pick_place", *, mode: str = "residual", perception: bool = True,
                  residual_scale: float = 0.03, scratch_step: float = 0.04, track_weight: float = 5.0,
                  orientation_weight: float = 0.5, success_bonus: float = 10.0, action_weight: float = 0.01,
+                 approach_weight: float = 5.0,
                  randomisation: Randomisation = Randomisation(), grasp_trials: int = 4,
                  render_mode: str | None = None, render_size: int = 128):
         if mode not in MODES:
@@ -142,7 +176,7 @@ class PhysWorldEnv(gym.Env):
         self.context = prepare_task(task, perception)
         self.residual_scale, self.scratch_step = residual_scale, scratch_step
         self.weights = {"tracking": track_weight, "orientation": orientation_weight, "success": success_bonus,
-                        "action": action_weight}
+                        "action": action_weight, "approach": approach_weight}
         self.randomisation = randomisation
         self.grasp_trials = grasp_trials
         self.render_mode, self.render_size = render_mode, render_size
@@ -162,6 +196,10 @@ class PhysWorldEnv(gym.Env):
         self._renderer = None
         self._home = dict(zip(panda.ARM_JOINTS, panda.HOME))
         self._fresh = None
+        self._grasp_choice: tuple[np.ndarray, bool] | None = None
+        self._latency, self._actuation_noise, self._pending = 0, 0.0, []
+        self._noise_rng = self._observation_rng = np.random.default_rng(0)
+        self.last_command = np.zeros(8)
 
     # -- geometry helpers ------------------------------------------------------------------------
     def object_pose(self) -> np.ndarray:
@@ -191,8 +229,6 @@ class PhysWorldEnv(gym.Env):
         hand_rotation = grasp_rotation @ self.robot.grasp_rotation.T
         result = self.ik.solve(position, hand_rotation, initial=self._q_target, iterations=15)
         self._q_target = result.joint_positions
-        for joint, value in zip(panda.ARM_JOINTS, self._q_target):
-            self.sim.set_control(joint, float(value))
         finger = panda.FINGER_OPEN * (1.0 - float(np.clip(gripper, -1, 1))) / 2.0
         self.apply_joint_command(np.concatenate([self._q_target, [finger]]))
 
@@ -200,30 +236,20 @@ class PhysWorldEnv(gym.Env):
         """Run one control period with joint-space targets ``command`` (8,): the 7 arm joints (rad)
         and the per-finger opening (m). This is what executable trajectories store."""
         command = np.asarray(command, dtype=float)
-        for joint, value in zip(panda.ARM_JOINTS, command[:7]):
-            self.sim.set_control(joint, float(value))
-        for joint in panda.FINGER_JOINTS:
-            self.sim.set_control(joint, float(command[7]))
+        # the real robot executes the command issued `latency` periods ago, the arm's with noise
+        self._pending.append(command.copy())
+        if len(self._pending) > self._latency:
+            executed = self._pending.pop(0)
+            arm = executed[:7] + (self._noise_rng.normal(0.0, self._actuation_noise, 7) if self._actuation_noise > 0
+                                  else 0.0)
+            for joint, value in zip(panda.ARM_JOINTS, arm):
+                self.sim.set_control(joint, float(value))
+            for joint in panda.FINGER_JOINTS:
+                self.sim.set_control(joint, float(executed[7]))
         self.last_command = command.copy()
         self.sim.step(self.substeps)
 
     # -- reference and base plan -------------------------------------------------------------------
-    def _reference(self, start: np.ndarray, goal_anchor: np.ndarray) -> np.ndarray:
-        """(horizon + 1, 4, 4): the demonstrated motion starting at ``start`` and ending where the
-        demonstration ends (``goal_anchor`` = the demo's first-frame pose)."""
-        delta = self.context.reference
-        demo = delta @ goal_anchor
-        progress = np.linalg.norm(demo[:, :3, 3] - demo[0, :3, 3], axis=1)
-        total = max(progress[-1], 1e-9) if self.spec_task.kind != "grasp" else None
-        if total is None:  # arcs: use the horizontal progress
-            flat = np.linalg.norm(demo[:, :2, 3] - demo[0, :2, 3], axis=1)
-            s = flat / max(flat[-1], 1e-9)
-        else:
-            s = progress / total
-        reference = delta @ start
-        reference[:, :3, 3] = demo[:, :3, 3] + (1.0 - s)[:, None] * (start[:3, 3] - goal_anchor[:3, 3])
-        return reference
-
     def _plan(self, reference: np.ndarray, object_from_grasp: np.ndarray, start_grasp: np.ndarray):
         """Base plan per step: (targets (horizon, 3) m, rotations (horizon, 3, 3), gripper (horizon,))."""
         spec = self.spec_task
@@ -311,62 +337,104 @@ class PhysWorldEnv(gym.Env):
 
         rng = self.np_random
         spec, r = self.spec_task, self.randomisation
+        # every draw comes first and in a fixed order, so a seed gives every method the same world
+        movable = [b for b in self.context.scene_bodies if not (b.joint.type == "fixed" and b.parent is None)]
+        ranges = {b.name: r.friction or (self.context.priors[b.name].friction if b.name in self.context.priors
+                                         else (0.6, 1.2)) for b in movable}
+        mass_scales = {b.name: float(rng.uniform(*r.mass_scale)) for b in movable}
+        frictions = {b.name: float(rng.uniform(*ranges[b.name])) for b in movable}
+        if spec.kind == "drawer":
+            opening = float(rng.uniform(*r.drawer_start))
+            drawer_scales = (float(rng.uniform(*r.drawer_damping_scale)), float(rng.uniform(*r.drawer_friction_scale)))
+        else:
+            offset = rng.uniform(-r.position_jitter, r.position_jitter, size=2)
+            yaw = float(rng.uniform(-r.yaw_jitter, r.yaw_jitter))
+        latency = int(rng.integers(r.latency_steps[0], r.latency_steps[1] + 1))
+        actuation_seed, observation_seed = (int(v) for v in rng.integers(2**62, size=2))
+
         self.sim.reset()
         set_joint_positions(self.sim, {**self._home, **{j: panda.FINGER_OPEN / 2 for j in panda.FINGER_JOINTS}})
         self._q_target = np.array(panda.HOME)
         for joint, value in self._home.items():
             self.sim.set_control(joint, value)
-        physics = {}
-        for body in self.context.scene_bodies:
-            if body.joint.type == "fixed" and body.parent is None:
-                continue
-            prior = self.context.priors.get(body.name)
-            friction_range = r.friction or (prior.friction if prior else (0.6, 1.2))
-            scale = float(rng.uniform(*r.mass_scale))
-            friction = float(rng.uniform(*friction_range))
-            self.sim.set_mass(body.name, self.sim.body_mass(body.name) * scale)
-            self.sim.set_friction(body.name, friction)
-            physics[body.name] = {"mass_kg": self.sim.body_mass(body.name), "friction": friction}
-        demo_start = self.context.demo_initial
-        if spec.kind == "drawer":
-            opening = float(rng.uniform(*r.drawer_start))
-            set_joint_positions(self.sim, {spec.object: opening})
-            physics["drawer_start_m"] = opening
-        else:
-            offset = rng.uniform(-r.position_jitter, r.position_jitter, size=2)
-            yaw = float(rng.uniform(-r.yaw_jitter, r.yaw_jitter))
-            position = demo_start[:3, 3] + np.array([offset[0], offset[1], 0.0])
-            self.sim.set_body_pose(spec.object, position, quaternion_of(_rz(yaw) @ demo_start[:3, :3]))
-            physics["start_offset_m"], physics["start_yaw_rad"] = offset.tolist(), yaw
-        self.sim.step(1)
-        start = self.object_pose()
-        self.start_pose = start
-        self.reference = self._reference(start, demo_start)
+        self._latency, self._actuation_noise, self._pending = 0, 0.0, []
+        # Every method plans from the perceived first frame (the demonstration's): the true start
+        # differs from it by the pose-estimate error drawn above, which only feedback can reveal.
+        perceived = self.context.demo_initial
+        self.reference = self.context.reference @ perceived
         if self.mode == "retarget":
-            anchor = self.context.reference @ demo_start  # open loop, in the demonstration's frame
+            # direct retargeting: the top-ranked grasp, untried, and the demonstrated motion copied
+            # onto the grasp frame open loop
             self.object_from_grasp, self.grasp_validated = self.proposals[0], False
-            self.base = self._plan(anchor, self.proposals[0], self.grasp_pose())
         elif self.mode == "residual":
-            chosen, validated = self.proposals[0], False
-            if spec.kind != "push":
-                for proposal in self.proposals[:self.grasp_trials]:
-                    if self._try_grasp(self.reference, proposal):
-                        chosen, validated = proposal, True
-                        break
-            self.object_from_grasp, self.grasp_validated = chosen, validated
-            self.base = self._plan(self.reference, chosen, self.grasp_pose())
+            if self._grasp_choice is None:  # the twin is the same every episode: try once
+                self._grasp_choice = self._select_grasp(movable, ranges)
+            self.object_from_grasp, self.grasp_validated = self._grasp_choice
         else:
             self.object_from_grasp, self.grasp_validated = None, False
+
+        physics = {}
+        for body in movable:
+            self.sim.set_mass(body.name, self.sim.body_mass(body.name) * mass_scales[body.name])
+            self.sim.set_friction(body.name, frictions[body.name])
+            physics[body.name] = {"mass_kg": self.sim.body_mass(body.name), "friction": frictions[body.name]}
+        if spec.kind == "drawer":
+            joint = self.world.body(spec.object).joint
+            damping, frictionloss = joint.damping * drawer_scales[0], joint.frictionloss * drawer_scales[1]
+            self.sim.set_joint_dynamics(spec.object, damping=damping, frictionloss=frictionloss)
+            set_joint_positions(self.sim, {spec.object: opening})
+            physics.update(drawer_start_m=opening, drawer_damping=damping, drawer_frictionloss=frictionloss)
+        else:
+            position = perceived[:3, 3] + np.array([offset[0], offset[1], 0.0])
+            self.sim.set_body_pose(spec.object, position, quaternion_of(_rz(yaw) @ perceived[:3, :3]))
+            physics["start_offset_m"], physics["start_yaw_rad"] = offset.tolist(), yaw
+        physics["latency_steps"] = latency
+        self._latency, self._actuation_noise = latency, r.actuation_noise
+        self._noise_rng = np.random.default_rng(actuation_seed)
+        self._observation_rng = np.random.default_rng(observation_seed)
+        self.sim.step(1)
+        self.start_pose = self.object_pose()
+        if self.mode == "scratch":
             self.base = None
             self._scratch_target = self.grasp_pose()[:3, 3].copy()
-            default = self.proposals[0] if spec.kind != "push" else np.eye(4)
-            self._scratch_rotation = (start @ default)[:3, :3] if spec.kind != "push" else TOP_DOWN
+            self._scratch_rotation = (perceived @ self.proposals[0])[:3, :3] if spec.kind != "push" else TOP_DOWN
+        else:
+            self.base = self._plan(self.reference, self.object_from_grasp, self.grasp_pose())
+        # where the plan's approach would put the grasp frame had it known the true start: the
+        # reaching target of the approach reward (privileged, reward only)
+        plan = self.base if self.base is not None else self._plan(self.reference, self.proposals[0], self.grasp_pose())
+        self._approach_targets = plan[0] + (self.start_pose[:3, 3] - perceived[:3, 3])
         self.t = 0
         self.physics = physics
         self.errors: list[float] = []
         self.held_at_middle: bool | None = None
         self._fresh = None
         return self._observation(), {"physics": physics, "grasp_validated": self.grasp_validated}
+
+    def _select_grasp(self, movable, friction_ranges) -> tuple[np.ndarray, bool]:
+        """The first proposal that holds when tried (close, lift, check) in the reconstructed world
+        at the perceived pose, with the heaviest, most slippery objects and the stiffest drawer
+        the property ranges allow: a grasp that holds there holds across the ranges. The real
+        episode's physics is not used (the simulator state and model are restored)."""
+        if self.spec_task.kind == "push":
+            return self.proposals[0], False
+        r = self.randomisation
+        snapshot = self.sim.snapshot()
+        try:
+            for body in movable:
+                self.sim.set_mass(body.name, self.sim.body_mass(body.name) * r.mass_scale[1])
+                self.sim.set_friction(body.name, friction_ranges[body.name][0])
+            if self.spec_task.kind == "drawer":
+                joint = self.world.body(self.spec_task.object).joint
+                self.sim.set_joint_dynamics(self.spec_task.object, damping=joint.damping * r.drawer_damping_scale[1],
+                                            frictionloss=joint.frictionloss * r.drawer_friction_scale[1])
+            for proposal in self.proposals[:self.grasp_trials]:
+                if self._try_grasp(self.reference, proposal):
+                    return proposal, True
+            return self.proposals[0], False
+        finally:
+            self.sim.restore(snapshot)
+            self._pending = []
 
     def _base_action(self) -> tuple[np.ndarray, np.ndarray, float]:
         if self.base is None:
@@ -377,11 +445,15 @@ class PhysWorldEnv(gym.Env):
 
     def _observation(self) -> np.ndarray:
         obj = self.object_pose()
+        # the object as a tracker sees it (the reward and success use the true pose)
+        obj[:3, 3] += self._observation_rng.normal(0.0, self.randomisation.tracking_noise, 3)
         t = min(self.t, self.horizon)
         target, _, grip = self._base_action()
-        parts = [obj[:3, 3], quaternion_of(obj[:3, :3]), self.reference[t, :3, 3] - obj[:3, 3], self.grasp_pose()[:3, 3],
+        # the reference error in units of the residual's reach: a residual of minus it cancels it
+        error = (self.reference[t, :3, 3] - obj[:3, 3]) / self.residual_scale
+        parts = [obj[:3, 3], quaternion_of(obj[:3, :3]), error, self.grasp_pose()[:3, 3],
                  [self.finger_opening()], [self.sim.joint_position(j) for j in panda.ARM_JOINTS], target, [grip],
-                 [t / self.horizon]]
+                 [t / self.horizon], [float(t >= self.spec_task.contact_step)]]
         return np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts]).astype(np.float32)
 
     def step(self, action):
@@ -395,6 +467,7 @@ class PhysWorldEnv(gym.Env):
             target = target + self.residual_scale * action[:3]
             grip = float(np.clip(grip + action[3], -1, 1))
         unstable = False
+        step = self.t
         try:
             self._drive(target, rotation, grip)
         except SimulationUnstable:
@@ -412,7 +485,11 @@ class PhysWorldEnv(gym.Env):
             self.held_at_middle = self._held()
         truncated = self.t >= self.horizon or unstable
         success = bool(truncated and not unstable and self.success())
+        # the commanded target, not the measured grasp frame: the arm's servo lag is not the policy's
+        approach = (float(np.linalg.norm(target - self._approach_targets[step]))
+                    if step < self.spec_task.contact_step else 0.0)
         terms = {"tracking": -self.weights["tracking"] * error,
+                 "approach": -self.weights["approach"] * approach,
                  "orientation": -self.weights["orientation"] * angle,
                  "success": self.weights["success"] * float(success),
                  "action": -self.weights["action"] * float(action @ action)}

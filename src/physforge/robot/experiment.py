@@ -62,6 +62,7 @@ def run_comparison(config: CompareConfig, out_dir: str | Path) -> dict:
         started = time.perf_counter()
         retarget = evaluate(task, "retarget", config.episodes, seed=config.eval_seed, perception=config.perception)
         base = evaluate(task, "base", config.episodes, seed=config.eval_seed, perception=config.perception)
+        feedback = evaluate(task, "feedback", config.episodes, seed=config.eval_seed, perception=config.perception)
         trained = {}
         for method in ("scratch", "residual"):
             learn = LearnConfig(task=task, method=method, total_steps=config.train_steps, n_steps=config.n_steps,
@@ -87,7 +88,7 @@ def run_comparison(config: CompareConfig, out_dir: str | Path) -> dict:
         if commands:
             np.savez_compressed(out_dir / "trajectories" / f"{task}.npz", seeds=np.array(seeds),
                                 joint_commands=np.stack(commands))
-        results += [retarget, base, scratch, residual]
+        results += [retarget, base, scratch, residual, feedback]
         target = retarget.success_rate
         speed[task] = {
             "retarget_success": target,
@@ -101,7 +102,7 @@ def run_comparison(config: CompareConfig, out_dir: str | Path) -> dict:
         writer.finish()
     table = write_table(results, out_dir / "results.md")
     rates = {m: float(np.mean([r.success_rate for r in results if r.method == m])) for m in
-             ("retarget", "base", "scratch", "residual")}
+             ("retarget", "base", "scratch", "residual", "feedback")}
     payload = {"results": [r.row() for r in results], "speed": _clean(speed), "mean_success": rates,
                "residual_minus_retarget_points": 100 * (rates["residual"] - rates["retarget"]),
                "episodes": [{"task": r.task, "method": r.method, "records": r.records} for r in results]}

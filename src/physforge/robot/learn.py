@@ -8,6 +8,8 @@ Methods compared (the issue's a/b/c):
 - ``scratch``   (b) PPO from scratch on the same environment without a base;
 - ``residual``  (c) PPO on a bounded, zero-initialised residual over the physically grounded
   base (its zero-residual policy is also reported as ``base``).
+- ``feedback``  a hand-written residual over the same base (``TrackedFeedback``, not learned): a
+  reference for how much closing the loop on the tracked object can add.
 """
 
 from __future__ import annotations
@@ -26,7 +28,25 @@ from physforge.robot.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
-METHODS = ("retarget", "base", "scratch", "residual")
+METHODS = ("retarget", "base", "scratch", "residual", "feedback")
+
+
+class TrackedFeedback:
+    """A hand-written closed-loop residual that sees only the policy's observations: until the
+    demonstrated motion starts, move the gripper target by the tracked object's offset from its
+    reference (action = -reference error, in units of the residual's reach), then add nothing
+    (a grasped object is carried by the base; a pushed one is pushed from where the fingers met
+    it). Same ``predict`` as an SB3 model."""
+
+    def predict(self, observation, deterministic: bool = True):
+        from physforge.robot.env import observation_slices
+
+        slices = observation_slices()
+        observation = np.asarray(observation, dtype=np.float32)
+        action = np.zeros(observation.shape[:-1] + (4,), dtype=np.float32)
+        approaching = observation[..., slices["object_motion"]] < 0.5
+        action[..., :3] = np.where(approaching, np.clip(-observation[..., slices["reference_error"]], -1, 1), 0.0)
+        return action, None
 
 
 def _sb3():
@@ -247,9 +267,14 @@ def evaluate(task: str, method: str, episodes: int = 50, *, policy=None, seed: i
     method). ``policy``: an SB3 model (deterministic actions) for scratch/residual; None = zero
     action (retarget, base). ``recorder(env, episode_index, seed, steps, summary, frames)`` sees each
     episode (frames: (H, W, 3) uint8 per step when the env renders, else None)."""
-    mode = {"retarget": "retarget", "base": "residual", "residual": "residual", "scratch": "scratch"}[method]
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    mode = {"retarget": "retarget", "base": "residual", "residual": "residual", "scratch": "scratch",
+            "feedback": "residual"}[method]
     if method in ("scratch", "residual") and policy is None:
         raise ValueError(f"method {method!r} needs a trained policy; train one with robot.learn.train")
+    if method == "feedback" and policy is None:
+        policy = TrackedFeedback()
     env = make_env(task, mode, perception, **(env_kwargs or {}))
     records = []
     for index in range(episodes):
