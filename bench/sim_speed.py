@@ -3,7 +3,8 @@
     python bench/sim_speed.py            # prints JSON
 
 Ways to step the same compiled model, alternated within each repeat; the ratios use the
-median time over REPEATS (this VM's timings jitter by ±30 % run to run):
+median time over REPEATS (this VM's timings jitter by ±30 % run to run), from wall time and,
+steadier when other work shares the machine, from this thread's CPU time:
   raw_loop      for _ in range(n): mujoco.mj_step(m, d)      (what a MuJoCo user writes)
   raw_nstep     mujoco.mj_step(m, d, nstep=n)                 (MuJoCo's fastest Python path)
   physforge     Simulator.step(n) (recording off; stability check at the end)
@@ -50,29 +51,24 @@ def measure(world: World) -> dict:
     # raw MuJoCo steps the very same MjData from the very same restored state (warm start
     # included), so both paths simulate bit-identical trajectories
     times: dict[str, list[float]] = {"raw_loop": [], "raw_nstep": [], "physforge": [], "physforge_run": []}
-    for _ in range(REPEATS):
-        sim.restore(start)
-        data = sim.data
-        t0 = time.perf_counter()
+    cpu_times: dict[str, list[float]] = {key: [] for key in times}
+    data = sim.data
+
+    def raw_loop():
         for _ in range(steps):
             mujoco.mj_step(model, data)
-        times["raw_loop"].append(time.perf_counter() - t0)
 
-        sim.restore(start)
-        t0 = time.perf_counter()
-        mujoco.mj_step(model, data, nstep=steps)
-        times["raw_nstep"].append(time.perf_counter() - t0)
-
-        sim.restore(start)
-        t0 = time.perf_counter()
-        sim.step(steps)
-        times["physforge"].append(time.perf_counter() - t0)
-
-        sim.restore(start)
-        t0 = time.perf_counter()
-        rollout = sim.run(SIM_SECONDS, fps=30)
-        times["physforge_run"].append(time.perf_counter() - t0)
+    ways = {"raw_loop": raw_loop, "raw_nstep": lambda: mujoco.mj_step(model, data, nstep=steps),
+            "physforge": lambda: sim.step(steps), "physforge_run": lambda: sim.run(SIM_SECONDS, fps=30)}
+    for _ in range(REPEATS):
+        for key, way in ways.items():
+            sim.restore(start)
+            t0, c0 = time.perf_counter(), time.thread_time()
+            rollout = way()
+            cpu_times[key].append(time.thread_time() - c0)
+            times[key].append(time.perf_counter() - t0)
     rate = {k: steps / float(np.median(v)) for k, v in times.items()}
+    cpu_rate = {k: steps / float(np.median(v)) for k, v in cpu_times.items()}
     return {
         "world": world.name, "bodies": len(world.bodies), "physics_steps": steps,
         "contact_pairs": len(sim.compiled.contact_pairs),
@@ -82,6 +78,10 @@ def measure(world: World) -> dict:
         "ratio_recording_off_vs_raw_nstep": round(rate["physforge"] / rate["raw_nstep"], 3),
         "ratio_full_recording_vs_raw_loop": round(rate["physforge_run"] / rate["raw_loop"], 3),
         "ratio_full_recording_vs_raw_nstep": round(rate["physforge_run"] / rate["raw_nstep"], 3),
+        # the same ratios from this thread's CPU time: steadier than wall time on a shared machine
+        "cpu_ratio_recording_off_vs_raw_loop": round(cpu_rate["physforge"] / cpu_rate["raw_loop"], 3),
+        "cpu_ratio_full_recording_vs_raw_loop": round(cpu_rate["physforge_run"] / cpu_rate["raw_loop"], 3),
+        "cpu_ratio_full_recording_vs_raw_nstep": round(cpu_rate["physforge_run"] / cpu_rate["raw_nstep"], 3),
         "events_recorded": len(rollout.events),
     }
 
