@@ -270,7 +270,7 @@ def robot_eval_report(folder: str | Path, *, command=None, clips: int = 2) -> Pa
     rows = [{k: v for k, v in r.items()} for r in results["results"]]
     report.add_table(rows)
     tasks = sorted({r["task"] for r in rows})
-    methods = [m for m in ("retarget", "base", "scratch", "residual") if any(r["method"] == m for r in rows)]
+    methods = list(dict.fromkeys(r["method"] for r in rows))  # every method the run compared, in its order
     series = {m: [next((100 * r["success_rate"] for r in rows if r["task"] == t and r["method"] == m), 0.0)
                   for t in tasks] for m in methods}
     report.add_plot(_bar(tasks, series, "success rate (%)", ylim=(0, 100)), caption="success rate per method")
