@@ -59,7 +59,7 @@ def test_training_killed_at_a_random_step_resumes_to_identical_weights(tiny_data
     model = EncoderConfig(image_size=32, clip_frames=2)
     reference = train_encoder(TrainConfig(data=str(tiny_dataset), out=str(tmp_path / "ref"), model=model, **TRAIN))
     rng = np.random.default_rng(int(time.time()))  # a different kill point each run; printed on failure
-    kill_at = int(rng.choice([3, 5, 7]))  # a saved state's next step
+    kill_at = int(rng.choice([3, 5]))  # a saved state's next step, leaving steps to do after the kill
     out = tmp_path / "killed"
     config = TrainConfig(data=str(tiny_dataset), out=str(out), model=model, **TRAIN)
     (tmp_path / "train.json").write_text(json.dumps(config.to_dict()))
@@ -75,7 +75,9 @@ def test_training_killed_at_a_random_step_resumes_to_identical_weights(tiny_data
             return False
 
     _kill_when(process, reached)
-    assert not (out / "checkpoint").exists() and not (out / "summary.json").exists(), f"kill_at={kill_at}"
+    # The poll may lag the run by a step or two on a busy machine; the state is still mid-run.
+    assert (out / "resume" / "state.json").exists() or list(out.glob(".resume.old-*")), f"kill_at={kill_at}"
+    assert not (out / "summary.json").exists(), f"kill_at={kill_at}"
     resumed = train_encoder(config, resume=True)
     assert _train_files(out) == _train_files(tmp_path / "ref"), f"kill_at={kill_at}"
     assert resumed["final_loss"] == reference["final_loss"]
