@@ -63,7 +63,6 @@ class DatasetSource:
 
     def __init__(self, folder: Path):
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         self.folder = folder
         self.info = json.loads((folder / "meta" / "info.json").read_text())
@@ -72,20 +71,28 @@ class DatasetSource:
         self.scene_files = sorted((folder / "scenes").glob("*/*.parquet"))
         pieces = []
         for f, path in enumerate(self.question_files):
-            handle = pq.ParquetFile(path)
-            for g in range(handle.num_row_groups):
-                table = self.groups.get(path, g, INDEX_COLUMNS)
-                n = table.num_rows
-                pieces.append(table.append_column("_file", pa.array(np.full(n, f, np.int32)))
-                              .append_column("_group", pa.array(np.full(n, g, np.int32)))
-                              .append_column("_row", pa.array(np.arange(n, dtype=np.int32))))
+            table, groups, rows = self._index_columns(path, INDEX_COLUMNS)
+            pieces.append(table.append_column("_file", pa.array(np.full(table.num_rows, f, np.int32)))
+                          .append_column("_group", pa.array(groups)).append_column("_row", pa.array(rows)))
         self.index = pa.concat_tables(pieces) if pieces else None
         self.scenes: dict[str, tuple[int, int, int]] = {}
         for f, path in enumerate(self.scene_files):
-            handle = pq.ParquetFile(path)
-            for g in range(handle.num_row_groups):
-                for r, scene_id in enumerate(self.groups.get(path, g, ("scene_id",)).column(0).to_pylist()):
-                    self.scenes[scene_id] = (f, g, r)
+            table, groups, rows = self._index_columns(path, ("scene_id",))
+            for scene_id, g, r in zip(table.column(0).to_pylist(), groups.tolist(), rows.tolist()):
+                self.scenes[scene_id] = (f, g, r)
+
+    def _index_columns(self, path: Path, columns: tuple[str, ...]):
+        """``columns`` of every row group of ``path`` in one read (files written a row group per
+        scene have thousands), with each row's (row group, row within it) from the footer."""
+        import pyarrow.parquet as pq
+
+        handle = pq.ParquetFile(path)
+        sizes = [handle.metadata.row_group(g).num_rows for g in range(handle.num_row_groups)]
+        table = handle.read(columns=list(columns))
+        self.groups.reads.append((path.relative_to(path.parents[2]).as_posix(), -1, columns))
+        groups = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+        rows = np.concatenate([np.arange(n, dtype=np.int32) for n in sizes]) if sizes else np.zeros(0, np.int32)
+        return table, groups, rows
 
     def summary(self) -> dict[str, Any]:
         facets = {}
