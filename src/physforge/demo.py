@@ -4,7 +4,7 @@ minutes on 2 CPU cores), each step writing its own report.html, then one index r
     from physforge.demo import DemoConfig, run_demo
     index = run_demo(DemoConfig(out="runs/demo"))      # -> runs/demo/report.html
 
-Steps: an asset built and gated (``_asset_step``), a small physics dataset with questions, a
+Steps: an asset generated from one image and gated (``_asset_step``), a small physics dataset with questions, a
 PhysEncoder trained and evaluated against majority/blind/untrained baselines, a dynamics
 generator sampled before and after DPO with verifier scores, and a robot grounding run (direct
 retargeting vs scratch PPO vs grounded residual PPO) on one task. The index is written last: a
@@ -37,7 +37,8 @@ class DemoConfig(JsonConfig):
     sft_steps / dpo_steps: dynamics generator steps before and during DPO; dpo_images: training
     images DPO samples pairs from. robot_task: push, pick_place, stack or open_drawer;
     robot_episodes: evaluation episodes per method; robot_train_steps: PPO env steps for scratch
-    and residual each. asset_category: the library object of the asset step. threads: torch
+    and residual each. asset_category: the library category of the object whose rendered image
+    the asset step turns into an asset. threads: torch
     intra-op threads while the demo runs (restored after). seed: every step's seed. overwrite:
     replace an existing demo folder."""
 
@@ -100,27 +101,46 @@ def _data_config(config: DemoConfig):
 
 # -- steps: each returns {"summary": one line, "folder": relative, "image": optional (H, W, 3)} ------
 def _asset_step(config: DemoConfig, out: Path, console) -> dict[str, Any]:
-    """An articulated library object built into a sim-ready asset and gated in simulation (the
-    `physforge asset build` path; issue #5's `asset from-image` is meant to replace it here)."""
-    from physforge.assets.build import BuildConfig, build_asset
-    from physforge.assets.export import write_asset
-    from physforge.assets.library import generate, object_rng
+    """One rendered image of an unseen library object (``asset_category``, a seed no training
+    split uses) turned into a sim-ready asset by the built-in image-to-asset VLM
+    (`physforge asset from-image`), gated in simulation."""
+    from physforge.assets.from_image import asset_from_image
+    from physforge.assets.image_data import ObjectSpec, ViewRenderer, library_object, random_joint_state, scene_world
+    from physforge.errors import PhysforgeError
     from physforge.report import asset_report
+    from physforge.sim import write_png
 
-    source = generate(config.asset_category, object_rng(config.seed, 0), seed=config.seed,
-                      name=f"{config.asset_category}_demo")
+    # the same view the example images use (examples/images/build_images.py): seed 77
+    _, source = library_object(ObjectSpec("demo", config.asset_category, 0, 77))
+    rng = np.random.default_rng(np.random.SeedSequence([77, 0, 1]))
+    world, _ = scene_world(source, random_joint_state(source.annotation, rng), rng)
+    renderer = ViewRenderer(256)
+    try:
+        image = renderer.render(world)
+    finally:
+        renderer.close()
+    image_path = out / "asset_input.png"
+    write_png(image, image_path)
     folder = out / "asset"
-    with console.status(f"building {source.annotation.name}, gating it in simulation, rendering its previews"):
-        report = write_asset(build_asset(source, BuildConfig(cache_dir=out / ".cache")), folder)
+    with console.status(f"generating an asset from an image of a {config.asset_category} with the built-in VLM, "
+                        "gating it in simulation, rendering its previews"):
+        try:
+            result = asset_from_image(image_path, folder, overwrite=True)
+        except PhysforgeError as err:  # a generation that cannot be built is a result, not a crash
+            return {"folder": "asset_input.png", "image": image, "passed": False,
+                    "summary": f"image of a {config.asset_category}: no buildable asset generated ({err})"}
         asset_report(folder, command=_command(config))
+    report, generation = result["report"], result["generation"]
     status = "passed the gate" if report["passed"] else f"FAILED the gate ({', '.join(report['failed'])})"
     from physforge.sim.preview import joint_sweep
     from physforge.world import load_world
 
-    sweep, _ = joint_sweep(load_world(folder / "world.json"), frames_per_joint=4, size=160)
-    return {"folder": "asset", "image": sweep[len(sweep) // 4] if len(sweep) else None,
-            "summary": f"{source.annotation.name}: {len(report.get('parts', []))} parts, {status}",
-            "passed": report["passed"]}
+    sweep, _ = joint_sweep(load_world(folder / "world.json"), frames_per_joint=4, size=256)
+    picture = np.concatenate([image, sweep[len(sweep) // 4]], axis=1) if len(sweep) else image
+    confidence = ", low confidence" if result["low_confidence"] else ""
+    return {"folder": "asset", "image": picture, "passed": report["passed"],
+            "summary": f"image of a {config.asset_category} -> generated {report.get('asset', 'asset')} "
+                       f"({len(report.get('parts', []))} parts, {generation['tokens']} tokens{confidence}), {status}"}
 
 
 def _data_step(config: DemoConfig, out: Path, console) -> dict[str, Any]:
