@@ -1,7 +1,8 @@
 """The trajectory generator: a mixture density network over object motions, conditioned on the
-first frame (a small CNN), the PhysEncoder's physical embedding (``physforge.reason``) and the known
-initial object state (positions, sizes and, with ``use_velocity``, velocities). Its log-likelihood
-is exact, so DPO applies as written.
+first frame (a small CNN), the PhysEncoder's physical embedding (``physforge.reason``) and what the
+known scene states but one frame cannot show: initial positions and sizes, with ``use_velocity``
+velocities, with ``use_gravity`` the gravity vector, with ``use_properties`` each object's friction,
+restitution and mass. Its log-likelihood is exact, so DPO applies as written.
 
 This module imports torch at the top; ``physforge.dynamics`` loads it on first use only.
 
@@ -264,6 +265,8 @@ class TrajectoryGenerator(nn.Module):
         return accuracy - 0.5 * spread
 
     def _component_log_prob(self, params, x, mask):
+        """(B, K) log-density of x (B, 1, D) (SCALE units) under each component, present dimensions
+        only (absent ones get mean = x and unit variance); float64 for the Woodbury Cholesky."""
         valid = self._valid(mask)[:, None, :]
         mean = torch.where(valid, params["mean"].double(), x.double())
         factor = params["factor"].double() * valid[..., None]
