@@ -294,3 +294,17 @@ def test_physencoder_from_a_reason_checkpoint(tmp_path):
     assert z.shape == (3, 8) and params["mean"].shape == (3, 1, TINY.horizon * 2 * 3)
     save_generator(model, tmp_path / "gen", step=1, stage="sft")
     assert load_generator(tmp_path / "gen").encoder.config.clip_frames == 2
+
+
+def test_checkpoint_from_before_frame_differences_loads(tmp_path):
+    """Generators saved before the PhysEncoder's frame_diff option (3-channel frame CNN) still load."""
+    import json
+
+    model = build_generator(TINY, torch.Generator().manual_seed(0))
+    save_generator(model, tmp_path / "old", step=1, stage="sft")
+    meta_path = tmp_path / "old" / "checkpoint.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["encoder"].pop("frame_diff") is False  # a single conditioning frame has nothing to difference
+    meta_path.write_text(json.dumps(meta))
+    loaded = load_generator(tmp_path / "old")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))

@@ -103,8 +103,9 @@ class TrajectoryGenerator(nn.Module):
 
         self.config = config
         if encoder_config is None:
-            encoder_config = EncoderConfig(image_size=config.image_size, clip_frames=1,
-                                           channels=config.encoder_channels, dim=config.encoder_dim).to_dict()
+            # one conditioning frame has no previous frame to difference against
+            encoder_config = EncoderConfig(image_size=config.image_size, clip_frames=1, channels=config.encoder_channels,
+                                           dim=config.encoder_dim, frame_diff=False).to_dict()
         self.encoder = PhysEncoder(EncoderConfig.from_dict(encoder_config, where="encoder"))
         layers: list[nn.Module] = []
         width = 3
@@ -351,8 +352,11 @@ def load_generator(folder: str | Path) -> TrajectoryGenerator:
     folder = Path(folder)
     meta = read_checkpoint_meta(folder, KIND, FORMAT_VERSION, error=DynamicsCheckpointError,
                                 hint="pass the checkpoint/ folder of a `physforge dynamics train` or `dpo` run")
+    encoder = meta["encoder"]
+    if isinstance(encoder, dict) and "frame_diff" not in encoder:  # written before the PhysEncoder had the option
+        encoder = {**encoder, "frame_diff": False}
     model = TrajectoryGenerator(GeneratorConfig.from_dict(meta["model"], where=f"{folder / 'checkpoint.json'}: model"),
-                                meta["encoder"])
+                                encoder)
     load_weights(model, folder, error=DynamicsCheckpointError)
     model.step = int(meta.get("step", 0))
     model.stage = str(meta.get("stage", ""))
