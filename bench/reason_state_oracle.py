@@ -40,7 +40,8 @@ def _rows(folder: Path, kind: str, split: str, columns=None) -> list[dict]:
 def _bodies(program: str, known: set[str]) -> list[str]:
     """Body names in order of first mention in a program (JSON text)."""
     found = []
-    for token in re.findall(r'"([a-z]+_[a-z]+)"', program):
+    # Bare names ("body": "red_cube") and latent keys ("key": "red_cube.mass").
+    for token in re.findall(r'"([a-z]+_[a-z]+)(?:\.[a-z_]+)?"', program):
         if token in known and token not in found:
             found.append(token)
     return found
