@@ -102,7 +102,9 @@ class TrainConfig(_Config):
     killed part way and started again with ``resume`` ends with the same bytes. balance: weight
     each question's answering loss by 1 / (share of its answer within its template) over the
     training questions (numbers: 1), so a template whose physics mostly gives one answer cannot
-    be learnt as that answer alone; weights are normalised to mean 1.
+    be learnt as that answer alone; weights are normalised to mean 1. threads: torch CPU threads
+    while training (1 is fastest for these small models on a busy machine; a resumed run
+    reproduces the same bytes only with the same count, so it is part of the config).
     """
 
     data: str
@@ -120,10 +122,12 @@ class TrainConfig(_Config):
     model: EncoderConfig = field(default_factory=EncoderConfig)
     save_every: int = 0
     balance: bool = True
+    threads: int = 1
 
     def __post_init__(self):
         if not isinstance(self.data, str) or not self.data:
             raise ReasonConfigError("data", "expected the dataset folder")
+        _int("threads", self.threads, 1, 1024)
         if not isinstance(self.out, str) or not self.out:
             raise ReasonConfigError("out", "expected the run folder")
         _int("seed", self.seed, 0, 2**63 - 1)

@@ -156,6 +156,17 @@ def train_encoder(config: TrainConfig, *, overwrite: bool = False, resume: bool 
     """
     import torch
 
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)  # float sums, and so the bytes, depend on the thread count
+    try:
+        return _train_encoder(config, overwrite=overwrite, resume=resume, progress=progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train_encoder(config: TrainConfig, *, overwrite: bool, resume: bool, progress: bool) -> dict[str, Any]:
+    import torch
+
     from physforge.outputs import OutputExistsError, write_json
     from physforge.reason.encoder import build_encoder, save_encoder
 
