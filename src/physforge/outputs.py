@@ -44,6 +44,24 @@ def staged_directory(out_dir: str | Path, *, overwrite: bool = False) -> Iterato
         staging.rename(out_dir)
 
 
+def prepare_run_folder(out: str | Path, *, overwrite: bool = False, keep: bool = False,
+                       config: dict | None = None) -> Path:
+    """Create a training/evaluation run folder (runs write into it as they go, so they can resume).
+
+    An existing non-empty folder is refused unless ``overwrite`` (it is emptied) or ``keep`` (a
+    resumed run continues in it). ``config`` is written as ``config.json`` when given.
+    """
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not keep:
+        if not overwrite:
+            raise OutputExistsError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if config is not None:
+        write_json(out / "config.json", config)
+    return out
+
+
 def write_json(path: str | Path, payload: Any) -> Path:
     """Write JSON atomically (temporary file + rename), refusing NaN."""
     path = Path(path)

@@ -109,17 +109,11 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
     import torch
     from datasets import load_dataset
 
-    from physforge.outputs import OutputExistsError, write_json
+    from physforge.outputs import prepare_run_folder, write_json
     from physforge.vlm import build_model, build_processor, load_base_for_lora, sft_train
 
     # -- config -----------------------------------------------------------------------------------
-    out = Path(config.out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", config.to_dict())
+    out = prepare_run_folder(config.out, overwrite=overwrite, config=config.to_dict())
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # transformers initialises weights from torch's global generator

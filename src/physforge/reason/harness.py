@@ -184,19 +184,11 @@ def score(answerer, split, questions: list[dict[str, Any]], out: Path) -> dict[s
 
 def evaluate(config: EvalConfig, *, overwrite: bool = False) -> dict[str, Any]:
     """Run the harness; returns the result (also ``result.json``) and writes the report."""
-    import shutil
-
-    from physforge.outputs import OutputExistsError, write_json
+    from physforge.outputs import prepare_run_folder, write_json
     from physforge.reason.data import dataset_splits, load_split
     from physforge.reason.models import EndpointAnswerer, MajorityAnswerer, PredictionsAnswerer
 
-    out = Path(config.out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", config.to_dict())
+    out = prepare_run_folder(config.out, overwrite=overwrite, config=config.to_dict())
     available = dataset_splits(config.data)
     splits = list(config.splits) or [s for s in available if s not in ("train", "val")]
     if "train" not in available:

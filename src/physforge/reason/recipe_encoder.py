@@ -167,16 +167,11 @@ def train_encoder(config: TrainConfig, *, overwrite: bool = False, resume: bool 
 def _train_encoder(config: TrainConfig, *, overwrite: bool, resume: bool, progress: bool) -> dict[str, Any]:
     import torch
 
-    from physforge.outputs import OutputExistsError, write_json
+    from physforge.outputs import prepare_run_folder, write_json
     from physforge.reason.encoder import build_encoder, save_encoder
 
     # -- config -----------------------------------------------------------------------------------
-    out = Path(config.out)
-    if out.exists() and any(out.iterdir()) and not resume:
-        if not overwrite:
-            raise OutputExistsError(f"{out} already exists and is not empty; choose another --out or pass --overwrite")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run_folder(config.out, overwrite=overwrite, keep=resume)
     generator = torch.Generator().manual_seed(config.seed)
     sample_rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))
 
