@@ -280,6 +280,14 @@ def test_eval_smoke_scores_the_model_and_both_baselines(builtin_generator, tiny_
     # retrieval from the training set can never return the held-out object itself
     retrieved = [r["retrieved"] for r in result["objects"] if r["method"] == "nearest_neighbour"]
     assert all(r.startswith("train-") for r in retrieved)
+    from physforge.report import asset_eval_report
+
+    page = asset_eval_report(tmp_path / "eval", command="physforge asset eval").read_text()
+    for split in ("test_objects", "test_categories"):
+        assert split in page
+    for method in METHODS:  # every method's row, with its IoU as the table shows it
+        iou = result["table"]["test_objects"][method]["voxel_iou"]
+        assert f"<td>{method}</td>" in page and str(round(iou, 3)) in page
 
 
 # -- the command that reproduces the built-in model -----------------------------------------
@@ -309,3 +317,21 @@ def test_train_vlm_reproduce_command_with_a_tiny_config_then_lora(tiny_image_dat
     assert lora.exit_code == 0, lora.output
     assert (tmp_path / "lora" / "model" / "adapter_config.json").is_file()
     AssetGenerator(tmp_path / "lora" / "model", max_global_tokens=4)
+
+
+@pytest.mark.slow
+def test_cli_from_image_writes_a_gated_asset_with_its_report_and_refuses_a_non_image(tmp_path):
+    from typer.testing import CliRunner
+
+    from physforge.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["asset", "from-image", os.path.join(EXAMPLES, "cabinet.png"), "--out",
+                                 str(tmp_path / "cabinet")])
+    gate = json.loads((tmp_path / "cabinet" / "report.json").read_text())
+    assert result.exit_code == (0 if gate["passed"] else 1), result.output
+    page = (tmp_path / "cabinet" / "report.html").read_text()
+    assert "physforge" in page and ("all checks passed" in page) == gate["passed"]
+    (tmp_path / "notes.png").write_text("not an image")
+    bad = runner.invoke(app, ["asset", "from-image", str(tmp_path / "notes.png"), "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and not (tmp_path / "bad").exists()

@@ -215,6 +215,10 @@ def from_image(
             result = asset_from_image(image, out, model, overwrite=overwrite)
         console.print(f"wrote {out}: {_summary(result['report'])}"
                       + ("  [yellow]low confidence[/yellow]" if result["low_confidence"] else ""))
+        from physforge.cli.reporting import write_report
+        from physforge.report import asset_report
+
+        write_report(asset_report, out)
         typer.echo(describe(result))
         if not result["report"]["passed"]:
             raise typer.Exit(code=1)
@@ -241,3 +245,7 @@ def eval_command(
             result = evaluate_assets(cfg, overwrite=overwrite)
         console.print(format_table(result), highlight=False)
         console.print(f"[green]wrote[/green] {out}/result.json")
+        from physforge.cli.reporting import write_report
+        from physforge.report import asset_eval_report
+
+        write_report(asset_eval_report, out)

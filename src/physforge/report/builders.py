@@ -174,6 +174,39 @@ def gate_rows(gate: dict) -> list[dict]:
 
 
 # -- reasoning evaluations -----------------------------------------------------------------------
+def asset_eval_report(folder: str | Path, *, command=None) -> Path:
+    """`asset eval`: every metric per split for the VLM and both baselines (tables and a plot),
+    and the objects with what each method made of them."""
+    from physforge.assets.image_eval import METHODS, METRICS
+
+    folder = Path(folder)
+    result = _json(folder / "result.json")
+    config = result.get("config", {})
+    report = Report("Image-to-asset evaluation", command=command,
+                    subtitle=f"dataset {config.get('data')}; model {config.get('model') or 'built-in'}; "
+                             f"{result.get('seconds', 0):.0f} s")
+    for split, by_method in result["table"].items():
+        report.add_heading(split)
+        report.add_table([{"method": method, "objects": by_method[method]["objects"],
+                           **{name: None if by_method[method].get(name) is None else round(by_method[method][name], 3)
+                              for name in METRICS}}
+                          for method in METHODS if method in by_method],
+                         caption="mean over objects (IoU, F-score, accuracies and gate rate: higher is better; "
+                                 "errors and distances: lower)")
+        shown = ("voxel_iou", "fscore", "joint_type_accuracy", "material_accuracy", "gate_pass")
+        report.add_plot(_bar(list(shown), {m: [by_method[m].get(k) or 0.0 for k in shown]
+                                           for m in METHODS if m in by_method}, "score", split, ylim=(0, 1)),
+                        caption=f"{split}: higher is better")
+    rows = [{"split": r["split"], "object": r["object_id"], "category": r["category"], "method": r["method"],
+             "predicted": r.get("predicted_category") or r.get("retrieved") or "", "IoU": r.get("voxel_iou"),
+             "gate": r.get("gate_pass"), "error": r.get("error", "")}
+            for r in result.get("objects", [])]
+    if rows:
+        report.add_heading("Objects")
+        report.add_table(rows[:300], caption=f"{len(rows)} rows" + (" (first 300)" if len(rows) > 300 else ""))
+    return report.write(folder / REPORT_FILE)
+
+
 def reason_eval_report(folder: str | Path, *, command=None) -> Path:
     """Accuracy per question type and split for the model and each baseline (table and plot)."""
     from physforge.reason.report import plot, table_rows
