@@ -119,8 +119,8 @@ def _episode_from_contacts(pair, time, model, data, geom_body: np.ndarray) -> _E
 class StepContactTracker:
     """Reference tracker: reads MuJoCo's contact list after every ``mj_step`` (plain Python).
 
-    Used for worlds with too many body pairs for contact sensors, and in tests as the naive
-    loop the fast ContactTracker must agree with. Body indices are those of
+    ``contact_tracking="steps"``: the naive loop, contact by contact, that the fast
+    ContactTracker (sensor or batched contact-list rows) must agree with in tests. Body indices are those of
     ``world.bodies``; -1 is the world itself (the ground, or another world geom).
     """
 
