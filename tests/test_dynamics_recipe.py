@@ -114,6 +114,28 @@ def test_evaluate_is_seeded_with_baselines_in_the_same_table(dataset, sft, tmp_p
     assert static["penetration"] == pytest.approx(0.0, abs=0.011) and static["energy_created"] == 0.0
 
 
+def test_recipes_restore_the_callers_torch_threads(dataset, sft, tmp_path):
+    import torch
+
+    from physforge.dynamics.recipe import evaluate, train_dpo, train_sft
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_sft(TrainConfig(dataset=str(dataset), steps=1, batch_size=4, eval_every=1, threads=1, model=MODEL),
+                  tmp_path / "t")
+        assert torch.get_num_threads() == 2
+        evaluate({"sft": sft}, EvalConfig(dataset=str(dataset), samples=1, max_scenes=1, splits=("train",),
+                                          iou=False, threads=1))
+        assert torch.get_num_threads() == 2
+        with pytest.raises(DynamicsDataError, match="tie"):  # restored when the run fails as well
+            train_dpo(DPOConfig(checkpoint=str(sft), dataset=str(dataset), rounds=1, steps=1, max_images=2, threads=1,
+                                pairs={"samples_per_image": 2, "pairs_per_image": 1, "margin": 1e5}), tmp_path / "d")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_sft_keeps_the_step_with_the_best_val_l2(sft):
     records = [json.loads(line) for line in (sft.parent / "log.jsonl").read_text().splitlines()]
     scored = [r for r in records if "val_l2" in r and "step" in r]
@@ -138,15 +160,16 @@ def test_cli_export_sample_score(dataset, sft, tmp_path):
     assert np.asarray(trajectory["positions"]).shape[:2] == (2, 9)
     assert (tmp_path / "sample" / "sample1.mp4").stat().st_size > 0
     result = runner.invoke(app, ["dynamics", "score", str(tmp_path / "sample" / "trajectory.json"), "--world",
-                                 str(tmp_path / "scene" / "world.json")])
+                                 str(tmp_path / "scene" / "world.json"), "--no-iou"])
     assert result.exit_code == 0, result.output
     reports = json.loads(result.stdout)["reports"]
     assert len(reports) == 2 and all(r["l2"] >= 0 and "violations" in r and r["iou"] is None for r in reports)
+    assert all(r["cost"] is None and r["terms"]["iou"] is None for r in reports)  # the cost weighs IoU
     result = runner.invoke(app, ["dynamics", "score", str(tmp_path / "sample" / "trajectory.json"), "--world",
-                                 str(tmp_path / "scene" / "world.json"), "--iou", "--out", str(tmp_path / "s.json")])
+                                 str(tmp_path / "scene" / "world.json"), "--out", str(tmp_path / "s.json")])
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "s.json").read_text())["reports"]
-    assert all(0 <= r["iou"] <= 1 for r in saved)
+    assert all(0 <= r["iou"] <= 1 and r["cost"] >= 0 for r in saved)
     result = runner.invoke(app, ["dynamics", "score", str(tmp_path / "scene" / "world.json"), "--world",
                                  str(tmp_path / "scene" / "world.json")])
     assert result.exit_code == 2 and "missing keys" in result.output

@@ -123,3 +123,40 @@ def test_pose_probe_clearance_is_the_signed_gap_to_the_floor():
         BodyPoseProbe(world, ("cup",))
     with pytest.raises(ValueError, match=r"expected shape \(n_frames, 1, 3\)"):
         probe.clearance(np.zeros((2, 3)))
+
+
+def test_gravity_violation_ranks_below_a_correct_motion_at_equal_l2(verifier):
+    # correct: the true fall, shifted 0.1 m sideways (residual 0); wrong: the same mean error put into
+    # the vertical as a constant extra acceleration (residual |a|, the motion of a heavier planet)
+    t = np.arange(HORIZON + 1) * DT
+    shifted = verifier.reference + np.array([0.1, 0.0, 0.0])
+    extra = 0.1 / np.mean(t[1:] ** 2)  # mean |extra t^2| over frames 1..T = 0.1 m
+    heavier = verifier.reference.copy()
+    heavier[:, 0, 2] -= extra * t ** 2
+    correct, wrong = verifier.score(shifted), verifier.score(heavier)
+    assert correct["l2"] == pytest.approx(wrong["l2"], rel=1e-9)
+    assert correct["gravity_residual"] < 1e-6
+    assert wrong["gravity_residual"] == pytest.approx(2 * extra, rel=1e-6)
+    assert wrong["chamfer"] <= correct["chamfer"] and wrong["iou"] >= correct["iou"] - 0.05  # no help from these
+    assert wrong["cost"] > correct["cost"]
+    # the gravity term decides: without it the wrong motion would rank at least as well
+    plain = Verifier(drop_world(), ("ball",), HORIZON, DT, ScoreConfig(w_gravity=0.0),
+                     reference=verifier.reference, reference_quaternion=verifier.reference_quaternion)
+    assert plain.score(heavier)["cost"] <= plain.score(shifted)["cost"] + 1e-9
+
+
+def test_cost_terms_are_normalised_by_the_scene(verifier):
+    report = verifier.score(verifier.reference)
+    assert report["cost"] == pytest.approx(0.0, abs=1e-9) and report["terms"]["iou"] == pytest.approx(0.0)
+    # predicting that nothing moves costs 1 on L2 (by definition of the scale) and 1 on gravity
+    # (standing still in free flight has a residual of exactly |g|)
+    still = np.repeat(verifier.reference[:1], HORIZON + 1, 0)
+    terms = verifier.score(still)["terms"]
+    assert terms["l2"] == pytest.approx(1.0) and terms["gravity"] == pytest.approx(1.0, rel=1e-6)
+    c = verifier.config
+    report = verifier.score(still)
+    assert report["cost"] == pytest.approx(sum(getattr(c, f"w_{k}") * v for k, v in report["terms"].items()))
+    no_iou = verifier.score(still, iou=False)
+    assert np.isnan(no_iou["iou"]) and np.isnan(no_iou["cost"])
+    with pytest.raises(DynamicsConfigError, match="every cost weight"):
+        ScoreConfig(w_l2=0, w_chamfer=0, w_iou=0, w_gravity=0, w_penetration=0, w_energy=0)

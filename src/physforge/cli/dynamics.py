@@ -111,7 +111,8 @@ def score_command(
     trajectory: Path = typer.Argument(..., help="trajectory.json from `sample` (or the same keys: bodies, dt, "
                                                 "horizon, positions (samples, T + 1, n, 3) m)."),
     world: Path = typer.Option(..., "--world", help="The known scene (World JSON)."),
-    iou: bool = typer.Option(False, help="Also render masks for IoU."),
+    iou: Optional[bool] = typer.Option(None, "--iou/--no-iou", help="Render masks for IoU (default: when the cost "
+                                       "weighs it, w_iou > 0; without IoU the cost is null)."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="ScoreConfig JSON."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the reports here (JSON)."),
 ) -> None:
@@ -137,12 +138,17 @@ def score_command(
         positions = np.asarray(data["positions"], dtype=float)
         if positions.ndim == 3:
             positions = positions[None]
-        reports = [{k: (None if isinstance(v, float) and v != v else v) for k, v in verifier.score(p, iou=iou).items()}
-                   for p in positions]  # NaN (IoU not rendered) -> null
+        reports = [_nan_to_none(verifier.score(p, iou=iou)) for p in positions]  # NaN (IoU not rendered) -> null
         text = json.dumps({"reports": reports}, indent=1)
         if out is not None:
             write_json(out, {"reports": reports})
         typer.echo(text)
+
+
+def _nan_to_none(value):
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    return None if isinstance(value, float) and value != value else value
 
 
 @app.command("export-scene")

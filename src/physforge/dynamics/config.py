@@ -24,6 +24,8 @@ PRIORS = ("none", "constant_velocity", "ballistic")
 #: trivial deterministic predictors scored next to the models (EvalConfig.baselines): every object
 #: stays where it is, or flies ballistically and stops at the ground (the "ballistic" prior alone)
 BASELINES = ("static", "ballistic")
+#: ScoreConfig weights of the cost's terms
+COST_WEIGHTS = ("w_l2", "w_chamfer", "w_iou", "w_gravity", "w_penetration", "w_energy")
 
 
 def _int(name: str, value: Any, low: int, high: int) -> None:
@@ -120,7 +122,7 @@ class GeneratorConfig(_Config):
 
 @dataclass(frozen=True)
 class ScoreConfig(_Config):
-    """The physics verifier (``physforge dynamics score``).
+    """The physics verifier (``physforge dynamics score``) and its scalar cost, the preference oracle.
 
     gravity_tolerance: m/s^2, a free-flight acceleration residual above this is a violation.
     penetration_tolerance: m, interpenetration deeper than this is a violation (MuJoCo's soft
@@ -128,9 +130,25 @@ class ScoreConfig(_Config):
     starting value by more than this is "energy created". flight_margin: m, a body counts as in
     free flight at a frame when its clearance exceeds its travel over one step plus this margin.
     iou_stride: render every n-th frame for mask IoU; image_size: px of those renders.
-    w_l2, w_chamfer, w_gravity, w_penetration, w_energy: weights of the scalar cost (lower is
-    better) used as preference oracle and (negated) reward: cost = w_l2 L2 [m] + w_chamfer CD [m]
-    + w_gravity gravity residual [m/s^2] + w_penetration penetration [m] + w_energy energy created [J/kg].
+
+    The cost (lower is better; its negation is the reward) adds every physics term the verifier
+    measures, each divided by a scale of the scene so that predicting no motion at all costs about
+    1 per term, whatever the units: with L = max(min_motion_scale, the mean distance the objects
+    travel from their start in the simulator rollout) [m], i.e. the L2 of the "nothing moves"
+    prediction,
+
+        cost = w_l2 L2 / L + w_chamfer CD / L + w_iou (1 - IoU) + w_gravity residual / |g|
+               + w_penetration penetration / L + w_energy energy created / (|g| L)
+
+    (an object standing still where it should fall has a residual of |g|; creating |g| L J/kg is
+    the energy of a fall over the whole motion). The IoU term needs renders: ``Verifier.score``
+    computes IoU whenever w_iou > 0 unless told not to, and a cost without it is NaN.
+    Default weights (unitless) make each term move the ranking of one image's samples about as
+    much as L2 does: among 8 samples of an SFT generator on 60 training scenes the median spread
+    (std) of the normalised terms was L2 0.094, Chamfer 0.050, 1 - IoU 0.045, gravity 0.012,
+    penetration 0.046, energy 0.034, so their weights are about 0.094 / spread (gravity 8).
+    Under the old raw-unit weights (gravity 0.002 per m/s^2) gravity moved the cost by ~1/300 of
+    L2 and DPO traded it away.
     """
 
     gravity_tolerance: float = 0.1
@@ -139,11 +157,13 @@ class ScoreConfig(_Config):
     flight_margin: float = 0.01
     iou_stride: int = 4
     image_size: int = 64
+    min_motion_scale: float = 0.05
     w_l2: float = 1.0
-    w_chamfer: float = 1.0
-    w_gravity: float = 0.002
-    w_penetration: float = 1.0
-    w_energy: float = 0.01
+    w_chamfer: float = 2.0
+    w_iou: float = 2.0
+    w_gravity: float = 8.0
+    w_penetration: float = 2.0
+    w_energy: float = 3.0
 
     def __post_init__(self):
         _float("gravity_tolerance", self.gravity_tolerance, 0.0, 100.0)
@@ -152,8 +172,12 @@ class ScoreConfig(_Config):
         _float("flight_margin", self.flight_margin, 0.0, 1.0)
         _int("iou_stride", self.iou_stride, 1, 1000)
         _int("image_size", self.image_size, 16, 1024)
-        for name in ("w_l2", "w_chamfer", "w_gravity", "w_penetration", "w_energy"):
+        _float("min_motion_scale", self.min_motion_scale, 1e-4, 100.0)
+        for name in COST_WEIGHTS:
             _float(name, getattr(self, name), 0.0, 1e6)
+        if not any(getattr(self, name) > 0 for name in COST_WEIGHTS):
+            raise DynamicsConfigError("w_l2", f"every cost weight ({', '.join(COST_WEIGHTS)}) is 0: the cost "
+                                      "ranks nothing; give at least one a positive weight")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ This module imports torch at the top; ``physforge.dynamics`` loads it on first u
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import json
 import logging
@@ -36,6 +38,30 @@ log = logging.getLogger(__name__)
 VAL_SAMPLES = 4
 #: reparameterised samples per scene in SFT's energy-score term
 ENERGY_SAMPLES = 4
+
+
+def with_config_threads(function):
+    """Run a recipe ``function(config, ...)`` with torch at ``config.threads`` CPU threads and put the
+    caller's thread count back afterwards, whatever happens: the count is process-wide, and float sums
+    (so the bytes of later runs in the same process) depend on it."""
+
+    @functools.wraps(function)
+    def wrapper(config, *args, **kwargs):
+        with torch_threads(config.threads):
+            return function(config, *args, **kwargs)
+
+    return wrapper
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """torch CPU threads set to ``threads`` inside the block, restored on exit."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,
@@ -71,6 +97,7 @@ def _data(dataset: str, split: str, model: GeneratorConfig, limit: int | None = 
 
 
 # -- stage 1 ----------------------------------------------------------------------------------------
+@with_config_threads
 def train_sft(config: TrainConfig, out_dir: str | Path, progress: bool = False) -> Path:
     """Stage 1: supervised NLL training of generator + PhysEncoder. Returns the checkpoint folder.
 
@@ -78,7 +105,6 @@ def train_sft(config: TrainConfig, out_dir: str | Path, progress: bool = False) 
     With ``config.keep_best`` the weights with the lowest ``val_l2`` (the L2 of sampled motions,
     which weighs both accurate means and tight spread) are the ones saved: a few hundred scenes are
     memorised long before the schedule ends, and the NLL on val is a poor guide to it."""
-    torch.set_num_threads(config.threads)
     out = _run_folder(out_dir, config)
     model_config = config.generator
     train = _data(config.dataset, "train", model_config)
@@ -200,8 +226,10 @@ class VerifierCache:
         return verifier
 
 
-def score_samples(verifiers: VerifierCache, example: Example, motions: np.ndarray, iou: bool = False) -> list[dict]:
-    """Verifier reports of motions (K, T + 1, max_objects, 3) of one example."""
+def score_samples(verifiers: VerifierCache, example: Example, motions: np.ndarray,
+                  iou: bool | None = None) -> list[dict]:
+    """Verifier reports of motions (K, T + 1, max_objects, 3) of one example (IoU rendered when the
+    cost needs it, unless ``iou`` says otherwise)."""
     verifier = verifiers(example)
     n = len(example.bodies)
     return [verifier.score(m[:, :n], iou=iou) for m in motions]
@@ -293,12 +321,12 @@ def trainable_parameters(model: TrajectoryGenerator, train: str) -> list[torch.n
     return chosen
 
 
+@with_config_threads
 def train_dpo(config: DPOConfig, out_dir: str | Path, progress: bool = False) -> Path:
     """Stages 2/3: on-policy DPO against the frozen starting checkpoint. Returns the checkpoint folder.
 
     Each round samples pairs with the current policy from ``max_images`` training images, saves them
     to ``pairs-round{r}.parquet``, then takes ``steps`` optimiser steps on them."""
-    torch.set_num_threads(config.threads)
     out = _run_folder(out_dir, config)
     policy = load_generator(config.checkpoint)
     reference = load_generator(config.checkpoint)
@@ -365,9 +393,13 @@ def evaluate(checkpoints: dict[str, str | Path], config: EvalConfig, out_dir: st
     mean over images. The trivial baselines of ``config.baselines`` are scored the same way (one
     deterministic motion per image) as models named ``baseline_<kind>``. Writes
     ``metrics.json`` (and ``config.json``) to ``out_dir`` when given."""
+    with torch_threads(config.threads):
+        return _evaluate(checkpoints, config, out_dir)
+
+
+def _evaluate(checkpoints: dict[str, str | Path], config: EvalConfig, out_dir: str | Path | None) -> dict:
     from physforge.outputs import write_json
 
-    torch.set_num_threads(config.threads)
     models = {name: load_generator(path) for name, path in checkpoints.items()}
     first = next(iter(models.values())).config
     present = available_splits(config.dataset)

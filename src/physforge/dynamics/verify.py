@@ -19,6 +19,8 @@ Metrics (frames 1..horizon; frame 0 is the given state):
   gravitational, velocities by central differences, mass-weighted over the objects) rises above
   its value at frame 1. Rotational energy is not counted (positions only), so a rolling ball shows
   less energy than it has, never more.
+- ``cost``: unitless, lower is better: every term above normalised by a scale of the scene and
+  weighted (``ScoreConfig``); ``terms`` holds the normalised terms.
 """
 
 from __future__ import annotations
@@ -148,13 +150,41 @@ class Verifier:
         seen = union > 0
         return float((inter[seen] / union[seen]).mean()) if seen.any() else float("nan")
 
-    def score(self, predicted: np.ndarray, *, quaternions: np.ndarray | None = None, iou: bool = False) -> dict:
-        """Every metric of one predicted motion (see the module doc), the scalar ``cost`` and
-        ``violations`` (names of the laws broken beyond the config's tolerances).
+    @property
+    def motion_scale(self) -> float:
+        """m, L of the cost: the mean distance of the objects from their start over frames 1..T of the
+        reference (the L2 of predicting no motion), floored at ``config.min_motion_scale``."""
+        travel = np.linalg.norm(self.reference[1:] - self.reference[:1], axis=-1).mean()
+        return float(max(travel, self.config.min_motion_scale))
+
+    def cost_terms(self, report: dict, iou_rendered: bool = True) -> dict[str, float]:
+        """The cost's normalised terms (unitless, see ``ScoreConfig``) of a report's metrics. The IoU
+        term is NaN when IoU was not rendered, and 0 when it was but no object was in view in either
+        render (nothing to compare)."""
+        scale, g = self.motion_scale, max(float(np.linalg.norm(self.gravity)), 1e-9)
+        iou = report["iou"]
+        iou_term = 1.0 - iou if np.isfinite(iou) else (0.0 if iou_rendered else float("nan"))
+        return {"l2": report["l2"] / scale, "chamfer": report["chamfer"] / scale, "iou": iou_term,
+                "gravity": report["gravity_residual"] / g, "penetration": report["penetration"] / scale,
+                "energy": report["energy_created"] / (g * scale)}
+
+    def cost(self, report: dict, iou_rendered: bool = True) -> float:
+        """The weighted sum of ``cost_terms`` (terms with weight 0 are left out, so a report without
+        IoU has a finite cost when w_iou is 0 and NaN otherwise)."""
+        c = self.config
+        terms = self.cost_terms(report, iou_rendered)
+        return float(sum(getattr(c, f"w_{name}") * value for name, value in terms.items()
+                         if getattr(c, f"w_{name}") > 0))
+
+    def score(self, predicted: np.ndarray, *, quaternions: np.ndarray | None = None, iou: bool | None = None) -> dict:
+        """Every metric of one predicted motion (see the module doc), the scalar ``cost`` (see
+        ``ScoreConfig``), its normalised ``terms`` and ``violations`` (names of the laws broken
+        beyond the config's tolerances).
 
         quaternions: (horizon + 1, n, 4) predicted orientations, or None to keep each object's
         initial orientation (a position-only generator: a block that tips over may then show a
-        false interpenetration)."""
+        false interpenetration). iou: render masks for IoU; None = when the cost needs it
+        (``config.w_iou`` > 0). Without IoU, ``iou`` is NaN and so is the cost if w_iou > 0."""
         predicted = np.asarray(predicted, dtype=np.float64)
         expected = (self.horizon + 1, len(self.bodies), 3)
         if predicted.shape != expected:
@@ -163,14 +193,16 @@ class Verifier:
         if not np.all(np.isfinite(predicted)):
             raise DynamicsDataError("predicted trajectory holds NaN or infinite values")
         c = self.config
+        if iou is None:
+            iou = c.w_iou > 0
         l2 = float(np.linalg.norm(predicted[1:] - self.reference[1:], axis=-1).mean())
         cd = float(np.mean([chamfer(predicted[1:, i], self.reference[1:, i]) for i in range(len(self.bodies))]))
         clearance = self.probe.clearance(predicted, quaternions)
         laws = law_residuals(predicted, clearance, self.masses, self.gravity, self.dt, c)
         out = {"l2": l2, "chamfer": cd, **laws}
         out["iou"] = self.iou(predicted, quaternions) if iou else float("nan")
-        out["cost"] = (c.w_l2 * l2 + c.w_chamfer * cd + c.w_gravity * laws["gravity_residual"]
-                       + c.w_penetration * laws["penetration"] + c.w_energy * laws["energy_created"])
+        out["terms"] = self.cost_terms(out, iou)
+        out["cost"] = self.cost(out, iou)
         out["violations"] = [name for name, value, tolerance in (
             ("gravity", laws["gravity_residual"], c.gravity_tolerance),
             ("interpenetration", laws["penetration"], c.penetration_tolerance),
