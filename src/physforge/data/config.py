@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,10 @@ class DataConfig:
     plausibility_fraction: share of scenes that also get a physically impossible twin clip.
     perturbation_speed: m/s, size of the nudge given to every moving body for the
     near-threshold check; perturbation_trials: how many nudges. shard_size: scenes per shard.
+    family_fps: family -> clip frame rate (1/s) used instead of fps for that family's scenes
+    (same num_frames, so its clip spans (num_frames - 1) / rate s): each family's clip can
+    cover the events that decide its questions (a block sliding to the foot of a ramp takes
+    1-3.5 s, a domino run is over in 0.7 s). Each scene row records its own fps and clip_duration.
     """
 
     seed: int = 0
@@ -55,6 +59,7 @@ class DataConfig:
     perturbation_speed: float = 0.005
     perturbation_trials: int = 1
     shard_size: int = 16
+    family_fps: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -113,6 +118,23 @@ class DataConfig:
             raise DataConfigError("perturbation_trials", f"expected an integer in [0, 8], got {self.perturbation_trials}")
         if not isinstance(self.shard_size, int) or not 1 <= self.shard_size <= 10_000:
             raise DataConfigError("shard_size", f"expected an integer in [1, 10000], got {self.shard_size}")
+        if not isinstance(self.family_fps, dict):
+            raise DataConfigError("family_fps", "expected a mapping family -> clip frame rate (1/s)")
+        for name, rate in self.family_fps.items():
+            if name not in FAMILIES:
+                raise DataConfigError(f"family_fps.{name}", f"unknown family; expected one of {sorted(FAMILIES)}")
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (rate > 0 and math.isfinite(rate)):
+                raise DataConfigError(f"family_fps.{name}", f"expected a positive rate in 1/s, got {rate!r}")
+            ratio = self.state_fps / rate
+            if not (ratio >= 1 and abs(ratio - round(ratio)) < 1e-9):
+                raise DataConfigError(f"family_fps.{name}", f"state_fps ({self.state_fps}) must be a whole multiple "
+                                      f"of it, got {rate}")
+
+    def for_family(self, family: str) -> "DataConfig":
+        """This config with the clip timing of ``family`` (its family_fps entry, if any)."""
+        if family not in self.family_fps or self.family_fps[family] == self.fps:
+            return self
+        return replace(self, fps=float(self.family_fps[family]), family_fps={})
 
     # -- timing ---------------------------------------------------------------------------------
     @property

@@ -6,6 +6,9 @@ stability, plausibility. A template returns ``Candidate``s; ``select`` evaluates
 counterfactual programs re-simulate) and keeps one per template and scene, steering towards
 the answer seen least often so far for that template (answers balanced per template), and
 putting the correct option of a single-answer multiple-choice question at the least used letter.
+Answers are balanced per split and template. Predictive questions show only the first frame
+(the clip would give the answer away); counterfactual questions show the whole factual clip, as
+in CLEVRER: what did happen is the evidence for what would have happened.
 """
 
 from __future__ import annotations
@@ -326,7 +329,7 @@ def tower_falls(scene: Scene, rng) -> list[Candidate]:
         out.append(Candidate("counterfactual", "tower_without_top",
                              f"If {scene.d(top)} on top were removed, would the rest of the tower fall over?", "bool",
                              [{"op": "predicate", "name": "any_displaced", "bodies": blocks[:-1], "distance": distance,
-                               "rollout": {"remove": top}}], frames=[0]))
+                               "rollout": {"remove": top}}]))
     return out
 
 
@@ -340,8 +343,7 @@ def domino_templates(scene: Scene, rng) -> list[Candidate]:
     for middle in order[1:-1]:
         out.append(Candidate("counterfactual", "domino_removed",
                              f"If {scene.d(middle)} were removed, would the last domino ({scene.d(last)}) fall?", "bool",
-                             [{"op": "predicate", "name": "toppled", "body": last, "rollout": {"remove": middle}}],
-                             frames=[0]))
+                             [{"op": "predicate", "name": "toppled", "body": last, "rollout": {"remove": middle}}]))
     return out
 
 
@@ -356,7 +358,7 @@ def ramp_templates(scene: Scene, rng) -> list[Candidate]:
                              f"If the ramp's friction coefficient were {mu:.2f} instead, would {scene.d(o.name)} "
                              "slide down?", "bool",
                              [{"op": "predicate", "name": "displaced", "body": o.name, "distance": 0.02,
-                               "rollout": {"friction": ["ramp", mu]}}], frames=[0]))
+                               "rollout": {"friction": ["ramp", mu]}}]))
     ramp_mu = scene.spec.facts["ramp_friction"]
     for i in range(len(cubes)):
         for j in range(i + 1, len(cubes)):
@@ -442,9 +444,12 @@ def pendulum_templates(scene: Scene, rng) -> list[Candidate]:
                                                  {"op": "predicate", "name": "period", "body": x},
                                                  {"op": "greater", "inputs": [0, 1]}]))
     for name in oscillators:
+        # The object is named by colour only: "slider" or "pendulum" in the text decided the
+        # answer by itself (a spring's period grows with mass, a pendulum's does not), so a
+        # text-only model answered it perfectly. Whether it hangs from a rod or slides must be seen.
         out.append(Candidate("counterfactual", "heavier_period",
-                             f"If {scene.d(name)} were twice as heavy, would it take noticeably (over 5 %) longer to "
-                             "swing back and forth?", "bool",
+                             f"If the {scene.spec.obj(name).color} oscillating object were twice as heavy, would it "
+                             "take noticeably (over 5 %) longer to swing back and forth?", "bool",
                              [{"op": "predicate", "name": "period", "body": name, "rollout": {"mass_scale": [name, 2.0]}},
                               {"op": "predicate", "name": "period", "body": name},
                               {"op": "subtract", "inputs": [0, 1]}, {"op": "predicate", "name": "period", "body": name},
@@ -506,14 +511,25 @@ GENERIC_FOR: dict[str, list[Callable]] = {
 
 
 class Balancer:
-    """Per-template answer counts (within one shard) that steer selection towards balance."""
+    """Per-(split, template) answer counts (within one shard) that steer selection towards balance.
+
+    split: the split of the scene being questioned (set per scene). Answers are counted per split
+    as well as per template because OOD splits change the physics, and with it which answer a
+    template's scenes allow (faster dominoes nearly always topple the last one): balanced over
+    the whole shard, an OOD split could still be all "yes", and its majority baseline would then
+    be a prior learnt from the split's skew, not from the training data.
+    """
 
     def __init__(self):
         self.answers: dict[str, Counter] = {}
         self.letters: dict[str, Counter] = {}
+        self.split = ""
+
+    def _key(self, template: str) -> str:
+        return f"{self.split}/{template}" if self.split else template
 
     def target(self, template: str, answer_type: str) -> str | None:
-        seen = self.answers.setdefault(template, Counter())
+        seen = self.answers.setdefault(self._key(template), Counter())
         if answer_type == "bool":
             return min(("no", "yes"), key=lambda a: (seen[a], a))
         return None
@@ -523,12 +539,12 @@ class Balancer:
         ahead of the other answer for its template (within the shard)."""
         if candidate.answer_type != "bool":
             return True
-        seen = self.answers.setdefault(candidate.template, Counter())
+        seen = self.answers.setdefault(self._key(candidate.template), Counter())
         other = "no" if candidate.answer == "yes" else "yes"
         return seen[candidate.answer] < seen[other] + BALANCE_SLACK
 
     def record(self, candidate: Candidate) -> None:
-        self.answers.setdefault(candidate.template, Counter())[candidate.answer] += 1
+        self.answers.setdefault(self._key(candidate.template), Counter())[candidate.answer] += 1
 
     def place_correct(self, candidate: Candidate, rng: np.random.Generator) -> None:
         """For single-answer choice: move the correct option to the least used letter so far
@@ -543,7 +559,7 @@ class Balancer:
             return
         if candidate.answer_type != "choice":
             return
-        used = self.letters.setdefault(candidate.template, Counter())
+        used = self.letters.setdefault(self._key(candidate.template), Counter())
         n = len(candidate.options)
         correct = candidate.option_correct.index(True)
         fewest = min(used[LETTERS[k]] for k in range(n))
@@ -560,7 +576,8 @@ class Balancer:
 
 def balance_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     """Split question rows (in generation order) into (kept, dropped) so that every yes/no
-    template has as many "yes" as "no" answers: the latest rows of the leading answer go.
+    template has as many "yes" as "no" answers within each split (rows without a "split" count as
+    one split): the latest rows of the leading answer go.
 
     The Balancer steers towards balance while a shard is generated, but it can only choose
     among the answers a scene allows; a template whose physics mostly gives one answer (a door
@@ -568,10 +585,13 @@ def balance_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     dataset of many shards is most of it. Trimming each shard makes every shard, and so the
     dataset, exactly balanced.
     """
-    counts: dict[str, Counter] = {}
+    def key(row: dict) -> tuple[str, str]:
+        return row.get("split", ""), row["template"]
+
+    counts: dict[tuple[str, str], Counter] = {}
     for row in rows:
         if row["answer_type"] == "bool":
-            counts.setdefault(row["template"], Counter())[row["answer"]] += 1
+            counts.setdefault(key(row), Counter())[row["answer"]] += 1
     surplus = {}
     for template, seen in counts.items():
         lead = seen["yes"] - seen["no"]
@@ -580,10 +600,10 @@ def balance_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     dropped_index = set()
     for index in range(len(rows) - 1, -1, -1):
         row = rows[index]
-        answer, left = surplus.get(row["template"], (None, 0))
+        answer, left = surplus.get(key(row), (None, 0))
         if left and row["answer_type"] == "bool" and row["answer"] == answer:
             dropped_index.add(index)
-            surplus[row["template"]] = (answer, left - 1)
+            surplus[key(row)] = (answer, left - 1)
     return ([r for i, r in enumerate(rows) if i not in dropped_index],
             [r for i, r in enumerate(rows) if i in dropped_index])
 

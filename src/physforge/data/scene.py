@@ -130,7 +130,9 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
     ``physforge.sim.SceneRenderer`` of the config's size (one per worker, re-bound per scene)."""
     rng = scene_rng(config.seed, index)
     family, split, variant = assign(config, rng)
+    config = config.for_family(family)
     result = SceneResult(index=index, family=family, split=split, scene=None)
+    balancer.split = split  # answers are balanced per split and template
     spec = FAMILIES[family].build(rng, config.params[family], variant)
     sim = Simulator(spec.world)
     renderer.bind(sim.compiled)
