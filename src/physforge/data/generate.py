@@ -153,7 +153,24 @@ def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int)
                "answers": {t: dict(sorted(c.items())) for t, c in sorted(answers.items())}}
     (out / "shards").mkdir(parents=True, exist_ok=True)
     write_json(out / "shards" / f"{name}.json", summary)
+    _return_freed_heap()
     return summary
+
+
+def _return_freed_heap() -> None:
+    """Give the heap that a shard freed back to the OS. glibc keeps freed blocks in its arenas,
+    and a shard's mix of image buffers, Arrow batches and MuJoCo models fragments them: a
+    worker's RSS crept ~5 MiB per 1,000 scenes (at 64², 60 shards: 363 -> 453 MiB) although no
+    object outlived its shard; with a trim after each shard it stays flat (322-328 MiB)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): nothing to trim
+        return
+    libc.malloc_trim(0)
 
 
 def _check_or_write_config(out: Path, config: DataConfig, num_scenes: int) -> None:
