@@ -57,8 +57,7 @@ def bare(cfg: DataConfig, indices: range) -> tuple[float, float]:
 
         def on_frame(simulator, frame):
             if frame % cfg.frame_stride == 0 and frame // cfg.frame_stride < cfg.num_frames:
-                renderer.rgb(simulator.data, spec.camera)
-                renderer.depth_segmentation(simulator.data, spec.camera)
+                renderer.rgb_depth_segmentation(simulator.data, spec.camera)
         try:
             sim.run(cfg.duration, cfg.state_fps, on_frame=on_frame)
         except SimulationUnstable:

@@ -148,8 +148,8 @@ def generate_scene(config: DataConfig, index: int, renderer, balancer: Balancer)
         if frame == (n // 2) * stride:
             middle.append(simulator.snapshot())
         if frame % stride == 0 and frame // stride < n:
-            rgb.append(_image(renderer.rgb(simulator.data, camera)))
-            d, s = renderer.depth_segmentation(simulator.data, camera)
+            colour, d, s = renderer.rgb_depth_segmentation(simulator.data, camera)
+            rgb.append(_image(colour))
             depth.append(_image(np.clip(np.round(d * DEPTH_SCALE), 0, 65535).astype(np.uint16)))
             segmentation.append(_image(np.clip(s, 0, 255).astype(np.uint8)))
 

@@ -132,13 +132,16 @@ class SceneRenderer:
         view.fixedcamid = index
         return view
 
-    def _render(self, data: mujoco.MjData, camera: str | Camera, segment: bool) -> None:
+    def _render(self, data: mujoco.MjData | None, camera: str | Camera, segment: bool) -> None:
+        """Render ``data`` from ``camera``; data None: the scene of the previous call again (the
+        same state and view drawn in the other mode)."""
         if self.compiled is None:
             raise RuntimeError("SceneRenderer.bind(compiled) must be called before rendering")
         _gl_context(self.config.width, self.config.height)
         model = self.compiled.model
-        mujoco.mjv_updateScene(model, data, self._options, self._perturb, self._camera(camera),
-                               mujoco.mjtCatBit.mjCAT_ALL, self._scene)
+        if data is not None:
+            mujoco.mjv_updateScene(model, data, self._options, self._perturb, self._camera(camera),
+                                   mujoco.mjtCatBit.mjCAT_ALL, self._scene)
         flags = self._scene.flags
         flags[mujoco.mjtRndFlag.mjRND_SHADOW] = int(self.config.shadows and not segment)
         flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = int(self.config.reflections and not segment)
@@ -159,6 +162,15 @@ class SceneRenderer:
         mujoco.mjr_readPixels(self._rgb, self._depth, self._viewport, self._context)
         return self._metric_depth(), self._instance_ids()
 
+    def rgb_depth_segmentation(self, data: mujoco.MjData,
+                               camera: str | Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rgb, depth, ids)`` as from ``rgb`` and ``depth_segmentation`` (the same pixels),
+        with the scene built once for both passes."""
+        rgb = self.rgb(data, camera)
+        self._render(None, camera, segment=True)
+        mujoco.mjr_readPixels(self._rgb, self._depth, self._viewport, self._context)
+        return rgb, self._metric_depth(), self._instance_ids()
+
     def depth(self, data: mujoco.MjData, camera: str | Camera) -> np.ndarray:
         """(height, width) float32, metres along the camera's viewing axis (z-depth)."""
         return self.depth_segmentation(data, camera)[0]
@@ -176,17 +188,20 @@ class SceneRenderer:
         return np.flipud(depth).astype(np.float32)
 
     def _instance_ids(self) -> np.ndarray:
-        raw = np.flipud(self._rgb).astype(np.int64)
         # IDCOLOR paints each scene geom in colour (segid + 1); 0 is the background
-        code = raw[..., 0] + raw[..., 1] * 256 + raw[..., 2] * 65536
+        raw = self._rgb
+        code = raw[..., 0].astype(np.int32)
+        code |= raw[..., 1].astype(np.int32) << 8
+        code |= raw[..., 2].astype(np.int32) << 16
         lookup = np.zeros(self._scene.ngeom + 2, dtype=np.int32)
         geom_type = int(mujoco.mjtObj.mjOBJ_GEOM)
         for i in range(self._scene.ngeom):
             geom = self._scene.geoms[i]
             if geom.segid >= 0 and geom.objtype == geom_type and geom.segid + 1 < len(lookup):
                 lookup[geom.segid + 1] = self._instance_of_geom[geom.objid + 1]
-        out = np.where(code < len(lookup), lookup[np.clip(code, 0, len(lookup) - 1)], 0)
-        return out.astype(np.int32)
+        # codes past the table (none expected) read as background, as the last entry is 0
+        np.minimum(code, len(lookup) - 1, out=code)
+        return np.ascontiguousarray(np.flipud(lookup[code]))
 
 
 def free_camera(camera: Camera, model: mujoco.MjModel) -> mujoco.MjvCamera:
