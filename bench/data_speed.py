@@ -51,15 +51,16 @@ def bare(cfg: DataConfig, indices: range) -> tuple[float, float]:
     for index in indices:
         rng = scene_rng(cfg.seed, index)
         family, _, variant = assign(cfg, rng)
-        spec = FAMILIES[family].build(rng, cfg.params[family], variant)
+        scene_cfg = cfg.for_family(family)  # the clip timing the full path uses for this family
+        spec = FAMILIES[family].build(rng, scene_cfg.params[family], variant)
         sim = Simulator(spec.world)
         renderer.bind(sim.compiled)
 
-        def on_frame(simulator, frame):
-            if frame % cfg.frame_stride == 0 and frame // cfg.frame_stride < cfg.num_frames:
+        def on_frame(simulator, frame, c=scene_cfg):
+            if frame % c.frame_stride == 0 and frame // c.frame_stride < c.num_frames:
                 renderer.rgb_depth_segmentation(simulator.data, spec.camera)
         try:
-            sim.run(cfg.duration, cfg.state_fps, on_frame=on_frame)
+            sim.run(scene_cfg.duration, scene_cfg.state_fps, on_frame=on_frame)
         except SimulationUnstable:
             pass
         renderer.release()
