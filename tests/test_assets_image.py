@@ -277,6 +277,15 @@ def test_eval_smoke_scores_the_model_and_both_baselines(builtin_generator, tiny_
         assert set(result["table"][split]) == set(METHODS)
         for row in result["table"][split].values():
             assert row["objects"] == 1 and 0.0 <= row["voxel_iou"] <= 1.0 and row["gate_pass"] in (0.0, 1.0)
+    assert result["ablation"]["test_objects"]["objects"] == 1
+    # the honest baseline takes the retrieved object's category; only the oracle is given the truth
+    for r in result["objects"]:
+        if r["method"] == "category_mean_oracle" and r["split"] == "test_objects":
+            assert r["category_accuracy"] == 1.0
+        if r["method"] == "category_mean_predicted":
+            retrieved = next(o["retrieved"] for o in result["objects"] if o["method"] == "nearest_neighbour"
+                             and o["object_id"] == r["object_id"])
+            assert retrieved.split("-")[1] == r["predicted_category"]
     # retrieval from the training set can never return the held-out object itself
     retrieved = [r["retrieved"] for r in result["objects"] if r["method"] == "nearest_neighbour"]
     assert all(r.startswith("train-") for r in retrieved)
@@ -288,6 +297,85 @@ def test_eval_smoke_scores_the_model_and_both_baselines(builtin_generator, tiny_
     for method in METHODS:  # every method's row, with its IoU as the table shows it
         iou = result["table"]["test_objects"][method]["voxel_iou"]
         assert f"<td>{method}</td>" in page and str(round(iou, 3)) in page
+
+
+def _squares(rng, n, size=32):
+    """Images with one square on a random-grey background: class = the square's colour (red,
+    green, blue), target = log of its side (px). What a vision tower can learn in a few epochs."""
+    images, labels, sides = [], [], []
+    for _ in range(n):
+        label, side = int(rng.integers(3)), int(rng.integers(6, 20))
+        image = np.full((size, size, 3), int(rng.integers(60, 200)), np.uint8)
+        x, y = rng.integers(0, size - side, 2)
+        image[y:y + side, x:x + side] = 0
+        image[y:y + side, x:x + side, label] = 255
+        images.append(image)
+        labels.append(label)
+        sides.append(math.log(side))
+    return images, labels, sides
+
+
+def test_vision_pretraining_learns_what_the_image_shows_and_leaves_the_text_model_alone():
+    pytest.importorskip("transformers")
+    import torch
+    from PIL import Image
+
+    from physforge.vlm import build_model, build_processor, image_features, image_pixels, pretrain_vision
+
+    torch.manual_seed(0)
+    processor = build_processor(["name: a red square"] * 4, vocab_size=300, image_size=32, patch_size=8)
+    model = build_model(processor, hidden=32, layers=1, heads=2, image_size=32, patch_size=8)
+    rng = np.random.default_rng(0)
+    images, labels, sides = _squares(rng, 192)
+    pixels = image_pixels(processor, [Image.fromarray(i) for i in images])
+    assert pixels.shape == (192, 3, 32, 32)
+    text_before = {k: v.clone() for k, v in model.model.text_model.state_dict().items()}
+    vision_before = model.model.vision_model.embeddings.patch_embedding.weight.clone()
+    result = pretrain_vision(model, pixels, torch.tensor(labels), torch.tensor(sides, dtype=torch.float32)[:, None],
+                             epochs=12, batch_size=32, lr=3e-3, seed=0)
+    assert result["losses"][-1] < 0.5 * result["losses"][0]
+    # unseen images: the head on the features reads the colour (chance is 1/3)
+    test_images, test_labels, _ = _squares(np.random.default_rng(1), 60)
+    with torch.no_grad():
+        scores = result["head"](image_features(model, image_pixels(processor, [Image.fromarray(i) for i in test_images])))
+    accuracy = float((scores[:, :3].argmax(1) == torch.tensor(test_labels)).float().mean())
+    assert accuracy >= 0.9, accuracy
+    assert not torch.equal(model.model.vision_model.embeddings.patch_embedding.weight, vision_before)
+    assert all(torch.equal(v, text_before[k]) for k, v in model.model.text_model.state_dict().items())
+
+
+def test_image_ablation_tells_a_model_that_reads_the_image_from_one_that_does_not():
+    from physforge.assets.image_data import png_bytes
+    from physforge.assets.image_eval import Truth, image_ablation
+
+    colours = {"cabinet": 0, "table": 1, "bottle": 2}
+    tests = []
+    for k, category in enumerate(["cabinet"] * 2 + ["table"] * 2 + ["bottle"] * 2):
+        image = np.full((32, 32, 3), 90, np.uint8)
+        image[8:24, 8:24, colours[category]] = 250
+        tests.append(Truth(f"test-{category}-{k}", category, None, {}, png_bytes(image)))
+
+    def answer(category):
+        return {"text": f"name: {category}\ncategory: {category}\ndimensions_cm: 10 10 10\npart 0: body | wood | "
+                        "600 | 5 | the body"}
+
+    class Reader:  # names the category from the square's colour
+        def generate_global(self, image):
+            if float(image.std()) < 1.0:
+                return answer("table")
+            return answer(list(colours)[int(np.argmax(image[16, 16]))])
+
+    class Blind:  # always the same object
+        def generate_global(self, image):
+            return answer("cabinet")
+
+    reader = image_ablation(Reader(), tests, [{"predicted_category": t.category} for t in tests])
+    assert reader["true_image_category_accuracy"] == 1.0 and reader["shown_is_same_category"] == 0.0
+    assert reader["shuffled_image_category_accuracy"] == 0.0 and reader["shuffled_matches_shown"] == 1.0
+    assert reader["blank_image_category"] == "table"
+    blind = image_ablation(Blind(), tests, [{"predicted_category": "cabinet"} for _ in tests])
+    assert blind["shuffled_image_category_accuracy"] == blind["true_image_category_accuracy"] == pytest.approx(1 / 3)
+    assert blind["shuffled_matches_shown"] == pytest.approx(1 / 3)
 
 
 # -- the command that reproduces the built-in model -----------------------------------------
@@ -302,13 +390,17 @@ def test_train_vlm_reproduce_command_with_a_tiny_config_then_lora(tiny_image_dat
     out, _, _ = tiny_image_data
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"data": "unused", "out": "unused", "steps": 2, "batch_size": 2, "hidden": 32,
-                                  "heads": 2, "layers": 1, "image_size": 32, "patch_size": 8, "vocab_size": 400}))
+                                  "heads": 2, "layers": 1, "image_size": 32, "patch_size": 8, "vocab_size": 400,
+                                  "vision_pretrain_epochs": 1, "global_repeats": 1, "freeze_vision": True}))
     runner = CliRunner()
     result = runner.invoke(app, ["asset", "train-vlm", "--data", str(out), "--out", str(tmp_path / "run"),
                                  "--config", str(config)])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["mode"] == "scratch" and len(summary["losses"]) == 2 and summary["train_images_per_second"] > 0
+    rows = json.loads((out / "meta" / "info.json").read_text())["splits"]["train"]
+    assert summary["train_examples"] == 2 * rows  # each row once in full and once as its global answer only
+    assert summary["vision_pretrain"]["epochs"] == 1 and 0.0 <= summary["vision_pretrain"]["test_objects_accuracy"] <= 1
     generator = AssetGenerator(tmp_path / "run" / "model", max_global_tokens=8, max_part_tokens=4)
     assert generator.resolution == 16
     lora = runner.invoke(app, ["asset", "train-vlm", "--data", str(out), "--out", str(tmp_path / "lora"),

@@ -6,15 +6,18 @@ Methods:
 - ``vlm``: the model (``AssetGenerator``), its text parsed and repaired into the schema;
 - ``nearest_neighbour``: the training object whose image is nearest (cosine) to the test
   image in the model's own vision-tower embedding (mean-pooled patch features), copied whole;
-- ``category_mean``: the mean training object of the test object's *true* category (the most
-  common part structure of that category; dimensions, pivots, axes and ranges averaged, each
-  part's voxels by majority, materials by vote). For a held-out category, with no training
-  object of its own, the mean over the most common structure of all training objects.
+- ``category_mean_predicted``: the honest category baseline: the category of that nearest
+  training image, then the mean training object of that category;
+- ``category_mean_oracle``: an oracle, not a method: the mean training object of the test
+  object's *true* category, which no image-only method is given. A category's mean object is
+  its most common part structure (dimensions, pivots, axes and ranges averaged, each part's
+  voxels by majority, materials by vote). For a held-out category, with no training object of
+  its own, the oracle uses the mean over the most common structure of all training objects.
 
 Every prediction goes through the same decoding (``from_image.decode_asset``) and gate.
 
 Metrics per object (``metrics``), averaged per split and method (``summarise``):
-voxel IoU (whole object, the normalised 16^3 grid); Chamfer distance (m, mean of both
+category accuracy (the predicted category is the true one); voxel IoU (whole object, the normalised 16^3 grid); Chamfer distance (m, mean of both
 directions) and F-score at ``fscore_fraction`` x the true largest dimension, between points
 sampled on the decoded part meshes and on the true part meshes (object frame); joint-type
 accuracy over the true moving groups (matched by group index); axis angular error (deg,
@@ -22,6 +25,11 @@ sign-free); pivot distance (m, from the predicted pivot to the true axis line; r
 range error (deg for revolute, m for prismatic: mean of both ends); absolute scale error (m,
 mean over x, y, z); material accuracy (matched by part label); gate pass rate. A generation that
 cannot be parsed scores 0 IoU, 0 accuracies and a failed gate, and is counted.
+
+Image ablation (``image_ablation``): the model's round-1 answer from the true image, from
+another test object's image (the split's images shifted by half its length) and from a blank grey image.
+A model that reads the image names the category of the image it is shown, so its accuracy
+against the true category falls with the shuffled image, and the blank image shows its prior.
 """
 
 from __future__ import annotations
@@ -40,8 +48,8 @@ from physforge.configs import ConfigError, JsonConfig, check_float, check_int
 
 log = logging.getLogger(__name__)
 
-METHODS = ("vlm", "nearest_neighbour", "category_mean")
-METRICS = ("voxel_iou", "chamfer_m", "fscore", "joint_type_accuracy", "axis_error_deg", "pivot_distance_m",
+METHODS = ("vlm", "nearest_neighbour", "category_mean_predicted", "category_mean_oracle")
+METRICS = ("category_accuracy", "voxel_iou", "chamfer_m", "fscore", "joint_type_accuracy", "axis_error_deg", "pivot_distance_m",
            "range_error_deg", "range_error_m", "scale_error_m", "material_accuracy", "gate_pass")
 
 
@@ -59,7 +67,8 @@ class AssetEvalConfig(JsonConfig):
     fscore_fraction: F-score distance threshold as a fraction of the true largest dimension.
     points: surface points sampled per object for Chamfer / F-score. seed: point sampling.
     threads: torch CPU threads for generation (0: torch's default; 1 is fastest on a loaded
-    2-core machine, see AssetVLMConfig.threads).
+    2-core machine, see AssetVLMConfig.threads). image_ablation: also generate round 1 from a
+    shuffled and a blank image (see the module docstring).
     """
 
     data: str
@@ -74,6 +83,7 @@ class AssetEvalConfig(JsonConfig):
     points: int = 2000
     seed: int = 0
     threads: int = 1
+    image_ablation: bool = True
 
     error_type = AssetEvalConfigError
 
@@ -265,7 +275,8 @@ def metrics(pred_annotation, pred_voxels, truth: Truth, *, true_meshes, pred_ass
     n = next(iter(truth.voxels.values())).shape[0]
     true_union, pred_union = _union(truth.voxels, n), _union(pred_voxels, n)
     union = (true_union | pred_union).sum()
-    out: dict[str, Any] = {"parsed": True, "voxel_iou": float((true_union & pred_union).sum() / union) if union else 0.0}
+    out: dict[str, Any] = {"parsed": True, "category_accuracy": float(pred_annotation.category == truth.category),
+                           "voxel_iou": float((true_union & pred_union).sum() / union) if union else 0.0}
     if pred_asset is not None:
         threshold = config.fscore_fraction * max(truth.annotation.dimensions)
         pred_points = _sample({p.label: p.visual for p in pred_asset.parts}, config.points, config.seed)
@@ -304,7 +315,7 @@ def metrics(pred_annotation, pred_voxels, truth: Truth, *, true_meshes, pred_ass
 
 
 def failed_metrics(reason: str, gate: bool) -> dict[str, Any]:
-    return {"parsed": False, "error": reason, "voxel_iou": 0.0, "chamfer_m": None, "fscore": 0.0,
+    return {"parsed": False, "error": reason, "category_accuracy": 0.0, "voxel_iou": 0.0, "chamfer_m": None, "fscore": 0.0,
             "joint_type_accuracy": 0.0, "axis_error_deg": None, "pivot_distance_m": None, "range_error_deg": None,
             "range_error_m": None, "scale_error_m": None, "material_accuracy": 0.0,
             "gate_pass": 0.0 if gate else None}
@@ -357,12 +368,13 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
         try:
             asset, _ = build_generated(annotation, voxels)
         except PhysforgeError as err:
-            return failed_metrics(f"decode: {err}", config.gate) | {"parsed": True}
+            return failed_metrics(f"decode: {err}", config.gate) | {
+                "parsed": True, "category_accuracy": float(annotation.category == truth.category)}
         passed = bool(run_gate(asset.world)["passed"]) if config.gate else None
         return metrics(annotation, voxels, truth, true_meshes=true_meshes, pred_asset=asset, config=config,
                        gate_passed=passed)
 
-    rows, table = [], {}
+    rows, table, ablation = [], {}, {}
     for split in config.splits:
         tests = truths(read_split(config.data, split), config.view)
         if config.max_per_category:
@@ -392,8 +404,10 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
             neighbour = nn.predict(truth.image_png)
             entries["nearest_neighbour"] = score(neighbour.annotation, neighbour.voxels, truth, true_meshes)
             entries["nearest_neighbour"]["retrieved"] = neighbour.object_id
+            entries["category_mean_predicted"] = score(*means[neighbour.category], truth, true_meshes)
+            entries["category_mean_predicted"]["predicted_category"] = neighbour.category
             mean_annotation, mean_voxels = means.get(truth.category, global_mean)
-            entries["category_mean"] = score(mean_annotation, mean_voxels, truth, true_meshes)
+            entries["category_mean_oracle"] = score(mean_annotation, mean_voxels, truth, true_meshes)
             for method, entry in entries.items():
                 entry.update(split=split, method=method, object_id=truth.object_id, category=truth.category)
                 split_rows[method].append(entry)
@@ -401,11 +415,16 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
             if progress is not None:
                 progress(split, truth.object_id, entries)
         table[split] = {m: summarise(r) for m, r in split_rows.items()}
-    result = {"config": config.to_dict(), "model": str(generator.path), "table": table, "objects": rows,
+        if config.image_ablation and tests:
+            ablation[split] = image_ablation(generator, tests, split_rows["vlm"])
+    result = {"config": config.to_dict(), "model": str(generator.path), "table": table, "ablation": ablation,
+              "objects": rows,
               "seconds": round(time.perf_counter() - start, 2),
               "notes": {"nearest_neighbour": "training object nearest in the model's vision-tower embedding",
-                        "category_mean": "mean object of the true category (held-out categories: of all training "
-                                         "objects)", "fscore_threshold": f"{config.fscore_fraction} x true largest "
+                        "category_mean_predicted": "mean object of the nearest training image's category",
+                        "category_mean_oracle": "ORACLE: mean object of the true category, which image-only "
+                                                "methods are not given (held-out categories: of all training objects)",
+                        "fscore_threshold": f"{config.fscore_fraction} x true largest "
                                                                           "dimension"}}
     with staged_directory(config.out, overwrite=overwrite) as staging:
         write_json(staging / "result.json", result)
@@ -413,15 +432,55 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
     return result
 
 
+def image_ablation(generator, tests: list[Truth], vlm_rows: list[dict]) -> dict[str, Any]:
+    """Category accuracy of the model's round-1 answer from the true image (its full generation
+    in ``vlm_rows``), from another test object's image (half the split away) and from a blank
+    grey image.
+
+    ``shuffled_matches_shown``: how often the shuffled image's answer names the category of the
+    image actually shown (high when the model reads the image)."""
+    from physforge.assets.image_text import GenerationParseError, parse_global
+    from physforge.images import load_image
+
+    def category(image) -> str | None:
+        try:
+            return parse_global(generator.generate_global(image)["text"]).annotation.category
+        except GenerationParseError:
+            return None
+
+    true = [r.get("predicted_category") for r in vlm_rows]
+    # half the split away: tests are grouped by category, so a shift of one mostly stays in it
+    shown = [tests[(i + len(tests) // 2) % len(tests)] for i in range(len(tests))]
+    shuffled = [category(load_image(t.image_png, name=t.object_id)) for t in shown]
+    first = load_image(tests[0].image_png, name=tests[0].object_id)
+    blank = category(np.full_like(first, 128))
+    truth = [t.category for t in tests]
+    return {"objects": len(tests),
+            "true_image_category_accuracy": float(np.mean([p == c for p, c in zip(true, truth)])),
+            "shuffled_image_category_accuracy": float(np.mean([p == c for p, c in zip(shuffled, truth)])),
+            "shuffled_matches_shown": float(np.mean([p == t.category for p, t in zip(shuffled, shown)])),
+            "shown_is_same_category": float(np.mean([t.category == c for t, c in zip(shown, truth)])),
+            "blank_image_category": blank,
+            "blank_image_category_accuracy": float(np.mean([blank == c for c in truth])),
+            "true_image_categories": dict(Counter(p or "unparsed" for p in true)),
+            "shuffled_image_categories": dict(Counter(p or "unparsed" for p in shuffled))}
+
+
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of ``result["table"]`` (one block per split)."""
     lines = []
-    columns = ("voxel_iou", "chamfer_m", "fscore", "joint_type_accuracy", "axis_error_deg", "pivot_distance_m",
+    columns = ("category_accuracy", "voxel_iou", "chamfer_m", "fscore", "joint_type_accuracy", "axis_error_deg", "pivot_distance_m",
                "range_error_deg", "range_error_m", "scale_error_m", "material_accuracy", "gate_pass")
-    short = ("IoU", "CD m", "F", "joint", "axis°", "pivot m", "range°", "range m", "scale m", "mat", "gate")
+    short = ("cat", "IoU", "CD m", "F", "joint", "axis°", "pivot m", "range°", "range m", "scale m", "mat", "gate")
     for split, methods in result["table"].items():
-        lines.append(f"{split}: " + "  ".join(f"{s:>8}" for s in ("method",) + short))
+        lines.append(f"{split}: " + "  ".join(f"{s:>8}" for s in ("method" + " " * 16,) + short))
         for method, row in methods.items():
             cells = ["—" if row[c] is None else f"{row[c]:.3f}" for c in columns]
-            lines.append(f"  {method:<18}" + "  ".join(f"{c:>8}" for c in cells))
+            lines.append(f"  {method:<24}" + "  ".join(f"{c:>8}" for c in cells))
+        ablation = result.get("ablation", {}).get(split)
+        if ablation:
+            lines.append("  image ablation, VLM category accuracy: true image "
+                         f"{ablation['true_image_category_accuracy']:.3f}, shuffled image "
+                         f"{ablation['shuffled_image_category_accuracy']:.3f} (names the shown image's category "
+                         f"{ablation['shuffled_matches_shown']:.3f}), blank image -> {ablation['blank_image_category']}")
     return "\n".join(lines)

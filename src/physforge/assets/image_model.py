@@ -5,7 +5,10 @@ Reads top to bottom: config -> data -> tokenizer/processor -> model -> loop; the
 ``physforge.reason``): from scratch, a byte-level BPE trained on the dataset's target text and
 a tiny Idefics3 from a config; with ``base_model``, LoRA on a local transformers VLM folder.
 Training is TRL's ``SFTTrainer`` on the dataset's conversational rows, the loss on every
-assistant round (global answer and each part's geometry).
+assistant round (global answer and each part's geometry). A model trained from scratch can first
+have its vision tower taught the training images' category and size (``vision_pretrain_epochs``)
+and see extra global-answer-only rows (``global_repeats``): without them, the image-dependent
+tokens are too small a share of the loss and the model learns to ignore the image.
 
 Run folder: ``config.json``, ``model/`` (weights or adapter + processor + ``physforge_asset.json``
 with the geometry resolution), ``summary.json``.
@@ -13,6 +16,7 @@ with the geometry resolution), ``summary.json``.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import time
@@ -43,6 +47,14 @@ class AssetVLMConfig(JsonConfig):
     multiple of patch_size). patch_size: px. hidden, layers, heads: width, depth and attention
     heads of the vision and text towers. vocab_size: BPE vocabulary. lora_rank, lora_alpha:
     LoRA settings (base_model only). max_train_examples: cap on training rows (drawn with the seed).
+    vision_pretrain_epochs: epochs of the auxiliary stage before SFT (``vlm.pretrain_vision``:
+    the vision tower and connector learn each training image's category and log-dimensions; 0
+    skips it; ignored with base_model, whose vision tower is pretrained). vision_pretrain_lr:
+    its learning rate. global_repeats: each training row is also added this many times as a global-answer-only conversation (round 1:
+    the image and the name/category/size/parts/joints answer, no geometry rounds), so the
+    image-dependent tokens weigh more in the SFT loss; these rows are short and cheap.
+    freeze_vision: keep the vision tower fixed during SFT (the connector and text model train),
+    so that SFT's early, noisy gradients from a random text model cannot undo the auxiliary stage.
     threads: torch CPU threads (0: torch's default). One is the default because on a shared
     2-core machine two threads spin on each other: measured 5-10x slower per step under load.
     """
@@ -64,6 +76,10 @@ class AssetVLMConfig(JsonConfig):
     lora_alpha: int = 32
     max_train_examples: int = 100_000
     threads: int = 1
+    vision_pretrain_epochs: int = 0
+    vision_pretrain_lr: float = 2e-3
+    global_repeats: int = 0
+    freeze_vision: bool = False
 
     error_type = AssetVLMConfigError
 
@@ -93,6 +109,11 @@ class AssetVLMConfig(JsonConfig):
         check_int("lora_alpha", self.lora_alpha, 1, 4096, e)
         check_int("max_train_examples", self.max_train_examples, 1, 100_000_000, e)
         check_int("threads", self.threads, 0, 1024, e)
+        check_int("vision_pretrain_epochs", self.vision_pretrain_epochs, 0, 100_000, e)
+        check_float("vision_pretrain_lr", self.vision_pretrain_lr, 0.0, 10.0, e)
+        check_int("global_repeats", self.global_repeats, 0, 100, e)
+        if not isinstance(self.freeze_vision, bool):
+            raise e("freeze_vision", f"expected true or false, got {self.freeze_vision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -127,7 +148,13 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
     info = json.loads(info_path.read_text())
     train = load_dataset("parquet", data_files={"train": str(train_path)}, split="train")
     train = train.shuffle(seed=config.seed).select(range(min(config.max_train_examples, len(train))))
+    columns = train.select_columns(["category", "annotation", "images"])
     train = train.select_columns(["messages", "images"])
+    if config.global_repeats:
+        from datasets import concatenate_datasets
+
+        global_only = train.map(lambda row: {"messages": row["messages"][:2]})
+        train = concatenate_datasets([train] + [global_only] * config.global_repeats).shuffle(seed=config.seed)
 
     # -- tokenizer / processor and model ----------------------------------------------------------
     peft_config = None
@@ -140,6 +167,13 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
         model, processor, peft_config = load_base_for_lora(config.base_model, rank=config.lora_rank,
                                                            alpha=config.lora_alpha)
     n_params = sum(p.numel() for p in model.parameters())
+    vision = None
+    if config.vision_pretrain_epochs and config.base_model is None:
+        vision = _pretrain_vision(model, processor, columns, info["categories"]["train"], config, data)
+    if config.freeze_vision:
+        from physforge.vlm import vision_tower
+
+        vision_tower(model).requires_grad_(False)
     tokenizer = processor.tokenizer
     lengths = [len(tokenizer(processor.apply_chat_template(m, tokenize=False))["input_ids"])
                for m in train["messages"][:200]]
@@ -161,11 +195,62 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
                "train_seconds": round(seconds, 3), "train_loss": round(float(result.training_loss), 5),
                "final_loss": round(float(losses[-1]), 5) if losses else None, "losses": losses,
                "train_images_per_second": round(config.steps * config.batch_size / seconds, 3) if seconds else None,
-               "mean_text_tokens": float(np.mean(lengths)) if lengths else None, "model": str(model_dir)}
+               "mean_text_tokens": float(np.mean(lengths)) if lengths else None, "model": str(model_dir),
+               "vision_pretrain": vision}
     if not np.isfinite(summary["train_loss"]):
         raise AssetVLMConfigError("lr", f"training loss is {summary['train_loss']}; lower --lr")
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _pil_images(column) -> list:
+    from PIL import Image
+
+    out = []
+    for images in column:
+        image = images[0]
+        if isinstance(image, dict):  # undecoded datasets Image: PNG bytes
+            image = Image.open(io.BytesIO(image["bytes"]))
+        out.append(image.convert("RGB"))
+    return out
+
+
+def _vision_targets(rows, categories: list[str]):
+    """(labels (N,) int64 category index, targets (N, 3) float32 log-dimensions in m) of rows."""
+    import torch
+
+    index = {c: i for i, c in enumerate(categories)}
+    labels = torch.tensor([index[c] for c in rows["category"]], dtype=torch.int64)
+    dims = [json.loads(a)["dimensions"] for a in rows["annotation"]]
+    return labels, torch.tensor(np.log(np.asarray(dims, dtype=np.float64)), dtype=torch.float32)
+
+
+def _pretrain_vision(model, processor, rows, categories: list[str], config: AssetVLMConfig, data: Path) -> dict:
+    """The auxiliary vision stage; also scores its head on the unseen-seed split when the dataset
+    has one (a diagnostic only: nothing is selected on it)."""
+    import torch
+    from datasets import load_dataset
+
+    from physforge.vlm import image_features, image_pixels, pretrain_vision
+
+    labels, targets = _vision_targets(rows, categories)
+    pixels = image_pixels(processor, _pil_images(rows["images"]))
+    result = pretrain_vision(model, pixels, labels, targets, epochs=config.vision_pretrain_epochs,
+                             batch_size=32, lr=config.vision_pretrain_lr, seed=config.seed)
+    head = result.pop("head")
+    out = {"epochs": config.vision_pretrain_epochs, "seconds": round(result["seconds"], 3),
+           "train_accuracy": round(result["train_accuracy"], 4), "losses": [round(v, 5) for v in result["losses"]]}
+    test_path = data / "test_objects" / "data.parquet"
+    if test_path.is_file():
+        test = load_dataset("parquet", data_files={"test": str(test_path)}, split="test")
+        test_labels, test_targets = _vision_targets(test, categories)
+        with torch.no_grad():
+            scores = head(image_features(model, image_pixels(processor, _pil_images(test["images"]))))
+        out["test_objects_accuracy"] = round(float((scores[:, :len(categories)].argmax(1) == test_labels)
+                                                   .float().mean()), 4)
+        out["test_objects_log_dimension_error"] = round(float((scores[:, len(categories):] - test_targets)
+                                                              .abs().mean()), 4)
+    return out
 
 
 # -- inference ---------------------------------------------------------------------------------
@@ -200,6 +285,18 @@ class AssetGenerator:
         self.image_size = int(meta.get("image_size", 96))
         self.geometry_tokens = token_whitelist(self.processor.tokenizer, GEOMETRY_CHARACTERS)
         self.max_global_tokens, self.max_part_tokens = max_global_tokens, max_part_tokens
+
+    def generate_global(self, image: np.ndarray) -> dict[str, Any]:
+        """Round 1 only (name, category, size, parts, joints) for one RGB image (H, W, 3) uint8:
+        ``vlm.generate``'s dict. What the image ablation of ``asset eval`` compares."""
+        from PIL import Image
+
+        from physforge.assets.image_text import GLOBAL_PROMPT
+        from physforge.vlm import generate
+
+        picture = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": GLOBAL_PROMPT}]}]
+        return generate(self.model, self.processor, messages, [picture], max_new_tokens=self.max_global_tokens)
 
     def generate(self, image: np.ndarray) -> dict[str, Any]:
         """Text -> schema -> voxels for one RGB image (H, W, 3) uint8. Raises GenerationParseError
