@@ -337,7 +337,8 @@ def test_vision_pretraining_learns_what_the_image_shows_and_leaves_the_text_mode
     # unseen images: the head on the features reads the colour (chance is 1/3)
     test_images, test_labels, _ = _squares(np.random.default_rng(1), 60)
     with torch.no_grad():
-        scores = result["head"](image_features(model, image_pixels(processor, [Image.fromarray(i) for i in test_images])))
+        pixels = image_pixels(processor, [Image.fromarray(i) for i in test_images])
+        scores = result["head"](image_features(model, pixels))
     accuracy = float((scores[:, :3].argmax(1) == torch.tensor(test_labels)).float().mean())
     assert accuracy >= 0.9, accuracy
     assert not torch.equal(model.model.vision_model.embeddings.patch_embedding.weight, vision_before)

@@ -17,7 +17,8 @@ Methods:
 Every prediction goes through the same decoding (``from_image.decode_asset``) and gate.
 
 Metrics per object (``metrics``), averaged per split and method (``summarise``):
-category accuracy (the predicted category is the true one); voxel IoU (whole object, the normalised 16^3 grid); Chamfer distance (m, mean of both
+category accuracy (the predicted category is the true one); voxel IoU (whole object, the
+normalised 16^3 grid); Chamfer distance (m, mean of both
 directions) and F-score at ``fscore_fraction`` x the true largest dimension, between points
 sampled on the decoded part meshes and on the true part meshes (object frame); joint-type
 accuracy over the true moving groups (matched by group index); axis angular error (deg,
@@ -49,7 +50,8 @@ from physforge.configs import ConfigError, JsonConfig, check_float, check_int
 log = logging.getLogger(__name__)
 
 METHODS = ("vlm", "nearest_neighbour", "category_mean_predicted", "category_mean_oracle")
-METRICS = ("category_accuracy", "voxel_iou", "chamfer_m", "fscore", "joint_type_accuracy", "axis_error_deg", "pivot_distance_m",
+METRICS = ("category_accuracy", "voxel_iou", "chamfer_m", "fscore", "joint_type_accuracy", "axis_error_deg",
+           "pivot_distance_m",
            "range_error_deg", "range_error_m", "scale_error_m", "material_accuracy", "gate_pass")
 
 
@@ -315,7 +317,8 @@ def metrics(pred_annotation, pred_voxels, truth: Truth, *, true_meshes, pred_ass
 
 
 def failed_metrics(reason: str, gate: bool) -> dict[str, Any]:
-    return {"parsed": False, "error": reason, "category_accuracy": 0.0, "voxel_iou": 0.0, "chamfer_m": None, "fscore": 0.0,
+    return {"parsed": False, "error": reason, "category_accuracy": 0.0, "voxel_iou": 0.0, "chamfer_m": None,
+            "fscore": 0.0,
             "joint_type_accuracy": 0.0, "axis_error_deg": None, "pivot_distance_m": None, "range_error_deg": None,
             "range_error_m": None, "scale_error_m": None, "material_accuracy": 0.0,
             "gate_pass": 0.0 if gate else None}
@@ -469,7 +472,8 @@ def image_ablation(generator, tests: list[Truth], vlm_rows: list[dict]) -> dict[
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of ``result["table"]`` (one block per split)."""
     lines = []
-    columns = ("category_accuracy", "voxel_iou", "chamfer_m", "fscore", "joint_type_accuracy", "axis_error_deg", "pivot_distance_m",
+    columns = ("category_accuracy", "voxel_iou", "chamfer_m", "fscore", "joint_type_accuracy", "axis_error_deg",
+               "pivot_distance_m",
                "range_error_deg", "range_error_m", "scale_error_m", "material_accuracy", "gate_pass")
     short = ("cat", "IoU", "CD m", "F", "joint", "axis°", "pivot m", "range°", "range m", "scale m", "mat", "gate")
     for split, methods in result["table"].items():
@@ -482,5 +486,6 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append("  image ablation, VLM category accuracy: true image "
                          f"{ablation['true_image_category_accuracy']:.3f}, shuffled image "
                          f"{ablation['shuffled_image_category_accuracy']:.3f} (names the shown image's category "
-                         f"{ablation['shuffled_matches_shown']:.3f}), blank image -> {ablation['blank_image_category']}")
+                         f"{ablation['shuffled_matches_shown']:.3f}), blank image -> "
+                         f"{ablation['blank_image_category']}")
     return "\n".join(lines)

@@ -50,9 +50,10 @@ class AssetVLMConfig(JsonConfig):
     vision_pretrain_epochs: epochs of the auxiliary stage before SFT (``vlm.pretrain_vision``:
     the vision tower and connector learn each training image's category and log-dimensions; 0
     skips it; ignored with base_model, whose vision tower is pretrained). vision_pretrain_lr:
-    its learning rate. global_repeats: each training row is also added this many times as a global-answer-only conversation (round 1:
-    the image and the name/category/size/parts/joints answer, no geometry rounds), so the
-    image-dependent tokens weigh more in the SFT loss; these rows are short and cheap.
+    its learning rate. global_repeats: each training row is also added this many times as a
+    global-answer-only conversation (round 1: the image and the name/category/size/parts/joints
+    answer, no geometry rounds), so the image-dependent tokens weigh more in the SFT loss;
+    these rows are short and cheap.
     freeze_vision: keep the vision tower fixed during SFT (the connector and text model train),
     so that SFT's early, noisy gradients from a random text model cannot undo the auxiliary stage.
     threads: torch CPU threads (0: torch's default). One is the default because on a shared
