@@ -14,7 +14,8 @@ from physforge.dynamics.recipe import dpo_loss, select_pairs, trainable_paramete
 
 TINY = GeneratorConfig(max_objects=2, horizon=5, image_size=32, channels=(8, 8), encoder_dim=8,
                        encoder_channels=(8, 8), hidden=16, components=1, use_velocity=False, use_gravity=False,
-                       use_properties=False, prior="none", learn_deceleration=False)
+                       use_properties=False, prior="none", learn_deceleration=False,
+                       support_prior=False, friction_prior=False)
 
 
 def inputs(b=3, seed=0):
@@ -308,3 +309,76 @@ def test_checkpoint_from_before_frame_differences_loads(tmp_path):
     meta_path.write_text(json.dumps(meta))
     loaded = load_generator(tmp_path / "old")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+
+def ramp_world(angle_deg: float, mu: float, shape: str, along: float = 0.15):
+    """An object resting 0.5 mm above a fixed ramp tilted by ``angle_deg`` (descending along +x),
+    laid out as the data engine's ramps family does; ``along`` m down from the ramp's top."""
+    from physforge.world import Body, Box, Geom, Joint, Material, Pose, Sphere, World
+
+    angle, half_length, half_thickness, size = math.radians(angle_deg), 0.5, 0.02, 0.05
+    top = 2 * half_length * math.sin(angle) + 0.02
+    centre = np.array([0.0, 0.0, top - half_length * math.sin(angle)])
+    normal = np.array([math.sin(angle), 0.0, math.cos(angle)])
+    downhill = np.array([math.cos(angle), 0.0, -math.sin(angle)])
+    rough = Material("rough", friction=(mu, 0.005, 0.0001))
+    ramp = Body("ramp", (Geom(Box((half_length + 0.05, 0.25, half_thickness)),
+                              material=Material("ramp", friction=(mu / 2, 0.005, 0.0001))),),
+                Pose.from_axis_angle(tuple(np.round(centre - normal * half_thickness, 6)), (0, 1, 0), angle),
+                Joint("fixed"))
+    geom = Geom(Sphere(size) if shape == "sphere" else Box((size, size, size)), material=rough)
+    position = centre + downhill * (-half_length + along) + normal * (size + 5e-4)
+    thing = Body("thing", (geom,), Pose.from_axis_angle(tuple(np.round(position, 6)), (0, 1, 0), angle))
+    return World(bodies=(ramp, thing), gravity=(0.0, 0.0, -9.81), timestep=0.002), size
+
+
+@pytest.mark.parametrize("angle, mu, shape, expected", [
+    (30.0, 0.2, "box", 9.81 * (math.sin(math.radians(30)) - 0.2 * math.cos(math.radians(30)))),  # slides
+    (15.0, 0.5, "box", 0.0),  # sticks: tan 15 deg < 0.5
+    (30.0, 0.5, "sphere", 9.81 * math.sin(math.radians(30)) * 5 / 7),  # rolls: 0.5 >= 2/7 tan 30 deg
+])
+def test_prior_on_a_ramp_against_the_simulator(angle, mu, shape, expected):
+    """Independent oracle: MuJoCo lets a box slide or stick and a ball roll down a ramp; while it is
+    on the ramp the prior (the support read from the world) follows it within 1.5 cm, where the plain
+    ballistic prior drops the object through the ramp."""
+    from physforge.dynamics.data import object_support
+    from physforge.dynamics.model import physics_prior, support_acceleration
+    from physforge.dynamics.verify import reference_rollout
+
+    world, size = ramp_world(angle, mu, shape)
+    support = torch.tensor(object_support(world, ("thing",), 1)[None]).double()  # (1, 1, 6)
+    normal = support[0, 0, :3].numpy()
+    assert normal == pytest.approx([math.sin(math.radians(angle)), 0.0, math.cos(math.radians(angle))], abs=1e-6)
+    assert float(support[0, 0, 3]) == pytest.approx(mu)  # the larger of object's and ramp's
+    assert float(support[0, 0, 4]) == (shape == "sphere")
+    acceleration, tilted = support_acceleration(G, support)
+    assert bool(tilted[0, 0]) and float(acceleration[0, 0].norm()) == pytest.approx(expected, rel=1e-6)
+    horizon, dt = 4, 0.1  # 0.4 s: still on the ramp
+    reference, _ = reference_rollout(world, ("thing",), horizon, dt)
+    start = torch.tensor(reference[:1])
+    still = torch.zeros(1, 1, 3, dtype=torch.float64)
+    prior = physics_prior("ballistic", start, still, torch.tensor([[size]]).double(), G, horizon, dt, support=support)
+    np.testing.assert_allclose(reference[0] + prior[0].numpy(), reference[1:], atol=0.015)
+    travelled = np.linalg.norm(reference[-1, 0] - reference[0, 0])
+    assert travelled == pytest.approx(0.5 * expected * (horizon * dt) ** 2, abs=0.015)
+    plain = physics_prior("ballistic", start, still, torch.tensor([[size]]).double(), G, horizon, dt)
+    assert np.abs(reference[0] + plain[0].numpy() - reference[1:]).max() > 0.1
+
+
+def test_known_friction_deceleration_and_supportless_prior_unchanged():
+    """Objects resting on nothing (or on the flat floor) keep the plain ballistic prior exactly; the
+    known deceleration is mu |g| for a sliding object and 0 for a ball (it rolls) or an empty slot."""
+    from physforge.dynamics.model import known_deceleration, physics_prior
+
+    initial = torch.tensor([[[0.0, 0.0, 1.0], [0.0, 0.5, 0.04]]], dtype=torch.float64)
+    velocity = torch.tensor([[[0.6, 0.8, 0.0], [-1.5, 0.0, 0.0]]], dtype=torch.float64)
+    size = torch.tensor([[0.05, 0.04]], dtype=torch.float64)
+    support = torch.tensor([[[0, 0, 0, 0.4, 1, 0.4], [0, 0, 1, 0.3, 0, 0]]], dtype=torch.float64)
+    decel = torch.tensor([[2.0, 2.0]], dtype=torch.float64)
+    for d in (None, decel):
+        torch.testing.assert_close(physics_prior("ballistic", initial, velocity, size, G, 20, 0.05, d, support),
+                                   physics_prior("ballistic", initial, velocity, size, G, 20, 0.05, d), atol=1e-12,
+                                   rtol=0)
+    known = known_deceleration(G, support, torch.tensor([[True, True]]))
+    assert known[0].tolist() == pytest.approx([0.0, 0.3 * 9.81])
+    assert known_deceleration(G, support, torch.tensor([[True, False]])).tolist() == [[0.0, 0.0]]

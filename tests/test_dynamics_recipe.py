@@ -100,7 +100,7 @@ def test_evaluate_is_seeded_with_baselines_in_the_same_table(dataset, sft, tmp_p
     a = evaluate({"sft": sft}, config, tmp_path / "eval")
     b = evaluate({"sft": sft}, config)
     assert a["models"] == b["models"]
-    assert list(a["models"]) == ["baseline_static", "baseline_ballistic", "sft"]
+    assert list(a["models"]) == ["baseline_static", "baseline_ballistic", "baseline_physics", "sft"]
     row = a["models"]["sft"]["test_ood_family"]
     assert row["l2"] > 0 and 0 <= row["iou"] <= 1 and row["gravity_residual"] >= 0
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["scenes"]["train"] == 3

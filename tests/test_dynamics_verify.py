@@ -59,10 +59,26 @@ def test_wrong_gravity_is_flagged(verifier):
 
 
 def test_wrong_gravity_from_the_simulator_is_flagged():
-    heavy, _ = reference_rollout(drop_world(1.5 * G), ("ball",), HORIZON, DT)
-    report = Verifier(drop_world(), ("ball",), HORIZON, DT).score(heavy)
+    horizon = 6  # the heavier fall reaches the floor after 0.73 s
+    heavy, _ = reference_rollout(drop_world(1.5 * G), ("ball",), horizon, DT)
+    report = Verifier(drop_world(), ("ball",), horizon, DT).score(heavy)
     assert report["gravity_residual"] == pytest.approx(0.5 * G, rel=0.01)
     assert "gravity" in report["violations"]
+
+
+def test_gravity_is_checked_where_the_simulator_flies():
+    """A prediction that lands the ball early (on the floor from 0.3 s on) has no free flight of its
+    own after that, yet the truth flies there: those frames are checked too."""
+    verifier = Verifier(drop_world(), ("ball",), HORIZON, DT)
+    grounded = verifier.reference.copy()
+    grounded[3:, 0, 2] = RADIUS
+    from physforge.dynamics.verify import free_flight
+
+    own = free_flight(grounded, verifier.probe.clearance(grounded), verifier.config.flight_margin)
+    assert own.sum() <= 2  # on its own, the grounded motion barely flies
+    report = verifier.score(grounded, iou=False)
+    assert report["flight_frames"] == 7  # every interior frame: the reference flies throughout
+    assert report["gravity_residual"] > 3.0 and "gravity" in report["violations"]
 
 
 def test_created_energy_is_flagged(verifier):

@@ -21,9 +21,10 @@ IID_EVAL_SPLITS = ("val", "test")
 OOD_EVAL_SPLITS = ("test_ood_params", "test_ood_compositional", "test_ood_family")
 #: physics priors of the generator (GeneratorConfig.prior)
 PRIORS = ("none", "constant_velocity", "ballistic")
-#: trivial deterministic predictors scored next to the models (EvalConfig.baselines): every object
-#: stays where it is, or flies ballistically and stops at the ground (the "ballistic" prior alone)
-BASELINES = ("static", "ballistic")
+#: deterministic predictors scored next to the models (EvalConfig.baselines): every object stays where
+#: it is; flies ballistically and stops at the ground (the "ballistic" prior alone); or the whole
+#: closed-form prior with known friction (``physforge.dynamics.recipe.baseline_motions``)
+BASELINES = ("static", "ballistic", "physics")
 #: ScoreConfig weights of the cost's terms
 COST_WEIGHTS = ("w_l2", "w_chamfer", "w_iou", "w_gravity", "w_penetration", "w_energy")
 
@@ -65,7 +66,14 @@ class GeneratorConfig(_Config):
     use_gravity). See ``physforge.dynamics.model.physics_prior``. learn_deceleration: with the
     ballistic prior, each component also predicts, per object, a sliding deceleration (m/s^2,
     ~ mu g) that slows it once it is down, so "slides and stops" is one number to learn rather than
-    a residual curve.
+    a residual curve. support_prior: with the ballistic prior, an object that starts resting on a
+    tilted surface (a ramp) rolls, slides or sticks on it by the closed form of
+    ``physforge.dynamics.model.support_acceleration`` (its normal and friction are read from the
+    known world) instead of falling straight through it. friction_prior: the learned sliding
+    deceleration is a correction around Coulomb's mu g from the known friction (0 for a ball,
+    which rolls; ``physforge.dynamics.model.known_deceleration``) instead of a value the network
+    maps friction to on its own (which it cannot extrapolate outside the trained friction range);
+    needs learn_deceleration and support_prior.
     """
 
     max_objects: int = 4
@@ -83,6 +91,8 @@ class GeneratorConfig(_Config):
     use_properties: bool = True
     prior: str = "ballistic"
     learn_deceleration: bool = True
+    support_prior: bool = True
+    friction_prior: bool = True
     min_sigma: float = 2e-4
 
     def __post_init__(self):
@@ -103,7 +113,8 @@ class GeneratorConfig(_Config):
         _int("hidden", self.hidden, 8, 8192)
         _int("components", self.components, 1, 64)
         _int("rank", self.rank, 1, 64)
-        for name in ("use_velocity", "use_gravity", "use_properties", "learn_deceleration"):
+        for name in ("use_velocity", "use_gravity", "use_properties", "learn_deceleration", "support_prior",
+                     "friction_prior"):
             if not isinstance(getattr(self, name), bool):
                 raise DynamicsConfigError(name, f"expected true or false, got {getattr(self, name)!r}")
         if self.prior not in PRIORS:
@@ -117,6 +128,13 @@ class GeneratorConfig(_Config):
         if self.learn_deceleration and self.prior != "ballistic":
             raise DynamicsConfigError("learn_deceleration", f"a learned sliding deceleration is part of the "
                                       f"'ballistic' prior (got prior {self.prior!r}); set it to false")
+        if self.support_prior and self.prior != "ballistic":
+            raise DynamicsConfigError("support_prior", f"sliding and rolling on a support are part of the "
+                                      f"'ballistic' prior (got prior {self.prior!r}); set it to false")
+        if self.friction_prior and not (self.learn_deceleration and self.support_prior):
+            raise DynamicsConfigError("friction_prior", "the known-friction deceleration corrects the learned one and "
+                                      "reads the support's friction; it needs learn_deceleration and support_prior "
+                                      "(set them to true, or friction_prior to false)")
         _float("min_sigma", self.min_sigma, 1e-6, 1.0)
 
 

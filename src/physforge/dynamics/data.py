@@ -9,7 +9,11 @@ float32 m (the data engine's characteristic size); velocity (max_objects, 3) flo
 frame, the known initial velocity (part of the scene's state, not visible in one frame); mask
 (max_objects,) bool (slot holds an object); properties (max_objects, 3) float32: sliding friction
 coefficient, restitution and log10 of the mass in kg of each object (from the known ``World``;
-one frame shows none of them);
+one frame shows none of them); support (max_objects, 6) float32: what each object rests on at the
+start, from the known ``World`` (``object_support``): the unit normal of the surface (world frame,
+zero when it rests on nothing), the sliding friction of that contact (of the ground, where it comes
+down, when it rests on nothing), whether the object can roll
+(1 for a single-sphere body, else 0) and its I / (m r^2) (0.4 for a solid ball);
 target (horizon + 1, max_objects, 3) float64 m, world frame, frame 0 = the conditioning frame;
 quaternion (horizon + 1, max_objects, 4) (w, x, y, z) of the reference.
 """
@@ -47,6 +51,7 @@ class Example:
     world_json: str
     gravity: np.ndarray
     properties: np.ndarray
+    support: np.ndarray
 
     def world(self):
         from physforge.world import world_from_dict
@@ -107,13 +112,14 @@ def example_from_row(row: dict, *, horizon: int, dt: float, max_objects: int, im
     image = resize_image(decode_png(row["frames"][0]["bytes"])[..., :3], image_size)
     from physforge.world import world_from_dict
 
-    properties = object_properties(world_from_dict(world), bodies, max_objects) if with_properties else \
+    known = world_from_dict(world)
+    properties = object_properties(known, bodies, max_objects) if with_properties else \
         np.zeros((max_objects, 3), np.float32)
     return Example(scene_id=row["scene_id"], split=row["split"], family=row["family"], image=image, bodies=bodies,
                    initial=target[0].astype(np.float32), velocity=velocity, size=size, mask=mask, target=target,
                    quaternion=quats,
                    world_json=row["world"], gravity=np.asarray(world["gravity"], dtype=np.float64),
-                   properties=properties)
+                   properties=properties, support=object_support(known, bodies, max_objects))
 
 
 def object_properties(world, bodies: tuple[str, ...], max_objects: int) -> np.ndarray:
@@ -129,6 +135,33 @@ def object_properties(world, bodies: tuple[str, ...], max_objects: int) -> np.nd
         materials = [g.material for g in world.body(name).geoms]
         out[i] = (max(m.friction[0] for m in materials), max(m.restitution for m in materials),
                   np.log10(max(masses[i], 1e-9)))
+    return out
+
+
+#: m, an object this close to another surface at the start rests on it (the data engine places
+#: objects 0.5 mm above a ramp)
+SUPPORT_DISTANCE = 0.005
+
+
+def object_support(world, bodies: tuple[str, ...], max_objects: int) -> np.ndarray:
+    """(max_objects, 6) float32, see the module doc: normal (3), contact friction, rolls, I / (m r^2)
+    of ``bodies`` at their initial poses; empty slots and objects resting on nothing are zero.
+    Normals and friction come from the compiled world (``BodyPoseProbe.support``)."""
+    from physforge.sim.poses import BodyPoseProbe
+    from physforge.world import Sphere
+
+    out = np.zeros((max_objects, 6), np.float32)
+    probe = BodyPoseProbe(world, bodies)
+    normals, friction = probe.support(SUPPORT_DISTANCE)
+    model = probe.model
+    for i, name in enumerate(bodies):
+        out[i, :3], out[i, 3] = normals[i], friction[i]
+        geoms = world.body(name).geoms
+        if len(geoms) == 1 and isinstance(geoms[0].shape, Sphere):
+            body = probe.compiled.body_id(name)
+            radius = geoms[0].shape.radius
+            out[i, 4] = 1.0
+            out[i, 5] = float(model.body_inertia[body][0] / (model.body_mass[body] * radius ** 2))
     return out
 
 
@@ -176,7 +209,8 @@ def example_from_world(world, image: np.ndarray, *, max_objects: int, image_size
                    bodies=bodies, initial=initial, velocity=velocity, size=size, mask=mask,
                    target=np.repeat(initial[None].astype(np.float64), horizon + 1, 0), quaternion=quats,
                    world_json=json.dumps(world_to_dict(world)), gravity=np.asarray(world.gravity, dtype=np.float64),
-                   properties=object_properties(world, bodies, max_objects))
+                   properties=object_properties(world, bodies, max_objects),
+                   support=object_support(world, bodies, max_objects))
 
 
 def load_examples(dataset: str | Path, split: str, *, horizon: int, dt: float, max_objects: int, image_size: int,

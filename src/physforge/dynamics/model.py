@@ -43,18 +43,66 @@ SCALE = 0.1
 GRAVITY_SCALE = 9.81
 #: m/s^2, a unit of the learned deceleration head (softplus output)
 DECELERATION_SCALE = 1.0
+#: m/s^2, added to the known deceleration before the head's correction (softplus needs > 0)
+FRICTION_FLOOR = 1e-3
+
+
+def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
+    return y + torch.log(-torch.expm1(-y))
+
+
+def known_deceleration(gravity: torch.Tensor, support: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, N) m/s^2: Coulomb's sliding deceleration mu |g| on the ground (mu from ``support``: the
+    contact an object rests on, or the ground it comes down on), 0 for a ball (it rolls) and for
+    empty slots."""
+    rolls = support[..., 4] > 0.5
+    decel = support[..., 3] * gravity.norm(dim=-1)[:, None]
+    return torch.where(rolls | ~mask, torch.zeros_like(decel), decel)
+
+
+#: an object rests on a tilted surface (and slides or rolls down it in the prior) when gravity's
+#: component along the surface exceeds this fraction of |g| (sin 1 degree); flatter is the floor
+TILT = math.sin(math.radians(1.0))
+
+
+def support_acceleration(gravity: torch.Tensor, support: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Acceleration (B, N, 3) m/s^2 of each object at the start, and (B, N) bool "on a tilted surface".
+
+    gravity (B, 3) m/s^2; support (B, N, 6) as ``physforge.dynamics.data.object_support``: normal,
+    friction mu, rolls, k = I / (m r^2). An object resting on a surface tilted by theta (gravity
+    along it g sin(theta), into it g cos(theta)) accelerates down the slope: a ball rolls without
+    slipping at g sin(theta) / (1 + k) when mu g cos(theta) can supply the torque (mu >= k / (1 + k)
+    tan(theta)); otherwise it slides at g (sin(theta) - mu cos(theta)), or sticks where that is
+    negative (Coulomb). Objects on nothing or on flat ground get g (free flight; the ground
+    clamp of ``physics_prior`` holds them)."""
+    normal, mu = support[..., :3], support[..., 3]
+    rolls, k = support[..., 4] > 0.5, support[..., 5]
+    g = gravity[:, None, :].expand_as(normal)
+    into = -(g * normal).sum(-1)  # (B, N) m/s^2, > 0 when gravity presses the object onto the surface
+    along = g + into[..., None] * normal  # gravity's component in the surface plane
+    slope = along.norm(dim=-1)
+    tilted = (normal.norm(dim=-1) > 0.5) & (into > 0) & (slope > TILT * gravity.norm(dim=-1)[:, None])
+    rolling = rolls & (mu * into >= k / (1 + k) * slope)
+    magnitude = torch.where(rolling, slope / (1 + k), torch.relu(slope - mu * into))
+    downhill = along / slope.clamp(min=1e-9)[..., None]
+    return torch.where(tilted[..., None], magnitude[..., None] * downhill, g), tilted
 
 
 def physics_prior(kind: str, initial: torch.Tensor, velocity: torch.Tensor, size: torch.Tensor,
                   gravity: torch.Tensor, horizon: int, dt: float,
-                  deceleration: torch.Tensor | None = None) -> torch.Tensor:
+                  deceleration: torch.Tensor | None = None, support: torch.Tensor | None = None) -> torch.Tensor:
     """Displacements (B, T, N, 3) m of a closed-form guess at frames 1..T (``dt`` s apart).
 
     initial (B, N, 3) m and velocity (B, N, 3) m/s, world frame; size (B, N) m (the data engine's
     characteristic size); gravity (B, 3) m/s^2. ``kind``: "none" (zeros: objects stay put),
-    "constant_velocity" (v t) or "ballistic" (v t + g t^2 / 2, with the height held at or above
-    min(z0, size): an object falls until it rests on the ground plane z = 0 of the data engine's
-    worlds, and one that starts lower than its size, e.g. a box on a face, keeps its height).
+    "constant_velocity" (v t) or "ballistic" (v t + a t^2 / 2 with a = g, with the height held at or
+    above min(z0, size): an object falls until it rests on the ground plane z = 0 of the data
+    engine's worlds, and one that starts lower than its size, e.g. a box on a face, keeps its height).
+    support: (B, N, 6) or None, "ballistic" only: what each object rests on
+    (``support_acceleration``); an object on a tilted surface (a ramp) gets that surface's
+    acceleration (rolling, sliding under Coulomb friction, or sticking) instead of g until it is
+    down at its resting height. Without it the ballistic prior drops such an object straight
+    through the surface it sits on.
     deceleration: (B, N) m/s^2, "ballistic" only: from the moment an object is down, its horizontal
     speed falls at this constant rate until it stops (Coulomb sliding friction, mu g); None = no
     friction. Contacts between objects and bounces are absent: the generator learns them."""
@@ -67,22 +115,34 @@ def physics_prior(kind: str, initial: torch.Tensor, velocity: torch.Tensor, size
         return displacement
     if kind != "ballistic":
         raise ValueError(f"prior: expected 'none', 'constant_velocity' or 'ballistic', got {kind!r}")
-    displacement = displacement + 0.5 * t[None, :, None, None] ** 2 * gravity[:, None, None, :]
+    if support is None:
+        acceleration = gravity[:, None, :].expand_as(velocity)
+    else:
+        acceleration, _ = support_acceleration(gravity, support)
+    tt = t[None, :, None, None]
+    displacement = displacement + 0.5 * tt ** 2 * acceleration[:, None]
     lowest = torch.clamp(size - initial[..., 2], max=0.0)  # (B, N) m, the resting height minus the start
     z = torch.maximum(displacement[..., 2], lowest[:, None])
-    horizontal = displacement[..., :2]
-    if deceleration is not None:
-        # touchdown: the later root of z0 + vz t - g t^2 / 2 = resting height (0 when already down)
-        down = torch.clamp(-gravity[:, 2], min=1e-6)[:, None]  # (B, 1)
-        vz = velocity[..., 2]
-        landing = (vz + torch.sqrt(vz ** 2 + 2 * down * (-lowest))) / down  # (B, N) s
-        speed = velocity[..., :2].norm(dim=-1)  # (B, N) m/s
-        direction = velocity[..., :2] / speed.clamp(min=1e-9)[..., None]
+    # down: the later root of z0 + vz t + a_z t^2 / 2 = resting height (0 when already down; never,
+    # i.e. past the horizon, for an object that sticks on a slope)
+    end = horizon * dt + 1.0
+    down = torch.clamp(-acceleration[..., 2], min=1e-6)  # (B, N)
+    vz = velocity[..., 2]
+    landing = torch.clamp((vz + torch.sqrt(vz ** 2 + 2 * down * (-lowest))) / down, max=end)  # (B, N) s
+    a_h, v_h = acceleration[..., :2], velocity[..., :2]
+    flying = torch.minimum(t[None, :, None], landing[:, None])[..., None]  # (B, T, N, 1) s
+    before = v_h[:, None] * flying + 0.5 * a_h[:, None] * flying ** 2  # horizontal travel until down
+    v_down = v_h + a_h * landing[..., None]  # (B, N, 2) m/s, horizontal velocity when down
+    after = torch.relu(t[None, :, None] - landing[:, None])  # (B, T, N) s since down
+    if deceleration is None:
+        horizontal = before + v_down[:, None] * after[..., None]
+    else:
+        speed = v_down.norm(dim=-1)  # (B, N) m/s
+        direction = v_down / speed.clamp(min=1e-9)[..., None]
         stop = speed / deceleration.clamp(min=1e-6)  # s of sliding until rest
-        sliding = torch.minimum(torch.relu(t[None, :, None] - landing[:, None]), stop[:, None])  # (B, T, N) s
-        flying = torch.minimum(t[None, :, None], landing[:, None])
-        distance = speed[:, None] * (flying + sliding) - 0.5 * deceleration[:, None] * sliding ** 2
-        horizontal = distance[..., None] * direction[:, None]
+        sliding = torch.minimum(after, stop[:, None])  # (B, T, N) s
+        distance = speed[:, None] * sliding - 0.5 * deceleration[:, None] * sliding ** 2
+        horizontal = before + distance[..., None] * direction[:, None]
     return torch.cat([horizontal, z[..., None]], -1)
 
 
@@ -128,7 +188,8 @@ class TrajectoryGenerator(nn.Module):
             # per component and object, m/s^2; starts near 0 (the plain ballistic prior)
             self.deceleration = nn.Linear(config.hidden, k * n)
             nn.init.zeros_(self.deceleration.weight)
-            nn.init.constant_(self.deceleration.bias, -6.0)
+            # with friction_prior the head is a correction (0 = the known mu g), else it starts near 0
+            nn.init.constant_(self.deceleration.bias, 0.0 if config.friction_prior else -6.0)
         # small random weights: the components differ from the start (identical ones stay identical
         # under the winner-takes-all mean term and the mixture collapses to one), yet every mean starts
         # within millimetres of the prior
@@ -153,12 +214,17 @@ class TrajectoryGenerator(nn.Module):
         return self.encoder.encode(clips)
 
     def forward(self, images, initial, size, mask, velocity=None, gravity=None,
-                properties=None) -> dict[str, torch.Tensor]:
+                properties=None, support=None) -> dict[str, torch.Tensor]:
         """Mixture parameters in units of SCALE: logits (B, K); mean (B, K, D); factor (B, K, D, rank);
-        sigma (B, K, D), with D = T x N x 3 in (step, object, axis) order."""
+        sigma (B, K, D), with D = T x N x 3 in (step, object, axis) order. support (B, N, 6): what
+        each object rests on (``physics_prior``), needed when ``config.support_prior``."""
         b = images.shape[0]
         c = self.config
         k = c.components
+        if c.support_prior and support is None:
+            raise ValueError("this generator's prior knows what each object rests on; pass support (B, N, 6)")
+        if not c.support_prior:
+            support = None
         parts = [initial * mask[..., None], size[..., None], mask[..., None].float()]
         if c.use_velocity:
             if velocity is None:
@@ -179,13 +245,18 @@ class TrajectoryGenerator(nn.Module):
         mean = self.mean(h).reshape(b, k, self.dim)
         if c.learn_deceleration:  # one friction deceleration per component and object: k priors
             n = c.max_objects
-            deceleration = DECELERATION_SCALE * F.softplus(self.deceleration(h)).reshape(b * k, n)
+            raw = self.deceleration(h).reshape(b, k, n)
+            if c.friction_prior:
+                raw = raw + inverse_softplus(known_deceleration(gravity, support, mask) + FRICTION_FLOOR)[:, None]
+            deceleration = DECELERATION_SCALE * F.softplus(raw).reshape(b * k, n)
             prior = physics_prior(c.prior, initial.repeat_interleave(k, 0), velocity.repeat_interleave(k, 0),
                                   size.repeat_interleave(k, 0), gravity.repeat_interleave(k, 0), c.horizon, c.dt,
-                                  deceleration).reshape(b, k, c.horizon, n, 3)
+                                  deceleration, None if support is None else support.repeat_interleave(k, 0)
+                                  ).reshape(b, k, c.horizon, n, 3)
             mean = mean + (prior * mask[:, None, None, :, None] / SCALE).reshape(b, k, self.dim)
         elif c.prior != "none":
-            prior = physics_prior(c.prior, initial, velocity, size, gravity, c.horizon, c.dt) * mask[:, None, :, None]
+            prior = physics_prior(c.prior, initial, velocity, size, gravity, c.horizon, c.dt,
+                                  support=support if c.prior == "ballistic" else None) * mask[:, None, :, None]
             mean = mean + (prior / SCALE).reshape(b, 1, self.dim)
         return {"logits": self.logits(h), "mean": mean,
                 "factor": self.factor(h).reshape(b, k, self.dim, self.config.rank), "sigma": sigma}
@@ -193,7 +264,7 @@ class TrajectoryGenerator(nn.Module):
     def condition(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Mixture parameters of a ``batch_tensors`` batch (or the same keys, indexed)."""
         return self(batch["images"], batch["initial"], batch["size"], batch["mask"], batch["velocity"],
-                    batch["gravity"], batch["properties"])
+                    batch["gravity"], batch["properties"], batch.get("support"))
 
     def _valid(self, mask: torch.Tensor) -> torch.Tensor:
         """(B, D) bool: the dimensions of objects present."""
@@ -314,6 +385,7 @@ def batch_tensors(examples) -> dict[str, torch.Tensor]:
             "velocity": torch.from_numpy(np.stack([e.velocity for e in examples])).float(),
             "gravity": torch.from_numpy(np.stack([e.gravity for e in examples])).float(),  # (B, 3) m/s^2
             "properties": torch.from_numpy(np.stack([e.properties for e in examples])).float(),
+            "support": torch.from_numpy(np.stack([e.support for e in examples])).float(),  # (B, N, 6)
             "mask": torch.from_numpy(np.stack([e.mask for e in examples])),
             "target": torch.from_numpy(np.stack([e.target for e in examples])).float()}  # (B, T + 1, N, 3) m
 
@@ -355,7 +427,10 @@ def load_generator(folder: str | Path) -> TrajectoryGenerator:
     encoder = meta["encoder"]
     if isinstance(encoder, dict) and "frame_diff" not in encoder:  # written before the PhysEncoder had the option
         encoder = {**encoder, "frame_diff": False}
-    model = TrajectoryGenerator(GeneratorConfig.from_dict(meta["model"], where=f"{folder / 'checkpoint.json'}: model"),
+    arguments = meta["model"]
+    if isinstance(arguments, dict) and "support_prior" not in arguments:  # trained before the prior knew supports
+        arguments = {**arguments, "support_prior": False, "friction_prior": False}
+    model = TrajectoryGenerator(GeneratorConfig.from_dict(arguments, where=f"{folder / 'checkpoint.json'}: model"),
                                 encoder)
     load_weights(model, folder, error=DynamicsCheckpointError)
     model.step = int(meta.get("step", 0))

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from physforge.dynamics.config import DPOConfig, EvalConfig, GeneratorConfig, PairConfig, ScoreConfig, TrainConfig
+from physforge.dynamics.config import (BASELINES, DPOConfig, EvalConfig, GeneratorConfig, PairConfig, ScoreConfig,
+                                      TrainConfig)
 from physforge.dynamics.data import Example, available_splits, load_examples
 from physforge.dynamics.errors import DynamicsConfigError, DynamicsDataError
 from physforge.dynamics.model import (TrajectoryGenerator, batch_tensors, build_generator, load_generator,
@@ -194,17 +195,25 @@ def sample_motions(model: TrajectoryGenerator, examples: list[Example], num: int
 
 def baseline_motions(kind: str, examples: list[Example], model: GeneratorConfig) -> np.ndarray:
     """(n_examples, 1, T + 1, max_objects, 3) float64 m: the deterministic prediction of a trivial
-    baseline (``config.BASELINES``): "static" (every object stays where it is) or "ballistic" (the
-    generator's ballistic prior alone, ``physics_prior``)."""
-    from physforge.dynamics.model import physics_prior
+    baseline (``config.BASELINES``): "static" (every object stays where it is), "ballistic" (free
+    flight stopped at the ground, the generator's ballistic prior without supports or friction) or
+    "physics" (the whole closed-form prior, ``physics_prior``: rolling, sliding or sticking on the
+    surface an object starts on, then sliding on the ground at the known mu g, rolling balls at 0,
+    ``known_deceleration``)."""
+    from physforge.dynamics.model import known_deceleration, physics_prior
 
-    prior = {"static": "none", "ballistic": "ballistic"}.get(kind)
+    prior = {"static": "none", "ballistic": "ballistic", "physics": "ballistic"}.get(kind)
     if prior is None:
-        raise DynamicsConfigError("baselines", f"unknown baseline {kind!r}; choose 'static' or 'ballistic'")
+        raise DynamicsConfigError("baselines", f"unknown baseline {kind!r}; choose from {list(BASELINES)}")
     batch = batch_tensors(examples)
     initial = batch["initial"].double()
+    gravity = batch["gravity"].double()
+    support = deceleration = None
+    if kind == "physics":
+        support = batch["support"].double()
+        deceleration = known_deceleration(gravity, support, batch["mask"])
     displacement = physics_prior(prior, initial, batch["velocity"].double() * batch["mask"][..., None],
-                                 batch["size"].double(), batch["gravity"].double(), model.horizon, model.dt)
+                                 batch["size"].double(), gravity, model.horizon, model.dt, deceleration, support)
     motion = torch.cat([initial[:, None], initial[:, None] + displacement * batch["mask"][:, None, :, None]], 1)
     return motion[:, None].numpy()
 

@@ -13,7 +13,9 @@ Metrics (frames 1..horizon; frame 0 is the given state):
 - ``iou``: mask IoU of each object in frames rendered with the predicted and the reference poses
   (every ``iou_stride``-th frame), averaged over objects and frames where either mask is non-empty.
 - ``gravity_residual``: m/s^2, mean |second difference / dt^2 - g| over (frame, object) where the
-  object is in free flight (clear of every other geom by more than its travel over a step).
+  object is in free flight (clear of every other geom by more than its travel over a step) in the
+  prediction or in the simulator's rollout: a prediction cannot escape the check by keeping an
+  object that truly flies near a surface (or sinking it), and one that hovers is caught too.
 - ``penetration``: m, deepest interpenetration of an object with anything (signed geom distance).
 - ``energy_created``: J/kg, how far the specific mechanical energy (translational kinetic +
   gravitational, velocities by central differences, mass-weighted over the objects) rises above
@@ -80,9 +82,12 @@ def free_flight(positions: np.ndarray, clearance: np.ndarray, margin: float) -> 
 
 
 def law_residuals(positions: np.ndarray, clearance: np.ndarray, masses: np.ndarray, gravity: np.ndarray, dt: float,
-                  config: ScoreConfig) -> dict[str, float]:
-    """Analytic-law residuals of one motion (positions (n_frames, n, 3) m; clearance (n_frames, n) m)."""
+                  config: ScoreConfig, also_flying: np.ndarray | None = None) -> dict[str, float]:
+    """Analytic-law residuals of one motion (positions (n_frames, n, 3) m; clearance (n_frames, n) m).
+    also_flying: (n_frames, n) bool, frames checked for constant g besides the motion's own free flight."""
     flight = free_flight(positions, clearance, config.flight_margin)
+    if also_flying is not None:
+        flight = flight | also_flying
     acceleration = np.zeros_like(positions)
     acceleration[1:-1] = (positions[2:] - 2 * positions[1:-1] + positions[:-2]) / dt ** 2
     residual = np.linalg.norm(acceleration - gravity, axis=-1)[flight]
@@ -128,6 +133,8 @@ class Verifier:
         self.gravity = np.asarray(self.world.gravity, dtype=np.float64)
         self._reference_masks: np.ndarray | None = None
         self._ids = np.array([self.world.body_index(b) + 1 for b in self.bodies])
+        reference_clearance = self.probe.clearance(self.reference, self.reference_quaternion)
+        self.reference_flight = free_flight(self.reference, reference_clearance, self.config.flight_margin)
 
     def _frames(self) -> np.ndarray:
         return np.arange(1, self.horizon + 1, self.config.iou_stride)
@@ -198,7 +205,7 @@ class Verifier:
         l2 = float(np.linalg.norm(predicted[1:] - self.reference[1:], axis=-1).mean())
         cd = float(np.mean([chamfer(predicted[1:, i], self.reference[1:, i]) for i in range(len(self.bodies))]))
         clearance = self.probe.clearance(predicted, quaternions)
-        laws = law_residuals(predicted, clearance, self.masses, self.gravity, self.dt, c)
+        laws = law_residuals(predicted, clearance, self.masses, self.gravity, self.dt, c, self.reference_flight)
         out = {"l2": l2, "chamfer": cd, **laws}
         out["iou"] = self.iou(predicted, quaternions) if iou else float("nan")
         out["terms"] = self.cost_terms(out, iou)

@@ -105,6 +105,45 @@ class BodyPoseProbe:
                 out[frame, i] = best
         return out
 
+    def support(self, max_distance: float = 0.005) -> tuple[np.ndarray, np.ndarray]:
+        """What each probed body rests on at the world's initial poses: (normals, friction).
+
+        normals: (n_bodies, 3) float64, the unit normal of the surface it rests on, pointing from
+        that surface toward the body (world frame); zero when no other colliding geom is within
+        ``max_distance`` m. Of several touching surfaces the one facing most against gravity
+        (the floor rather than a neighbour's side) is taken. friction: (n_bodies,) float64, the
+        sliding friction MuJoCo uses on that contact (the larger of the two geoms'); for a body
+        resting on nothing, the one it would have on the ground (where it comes down), 0 without one."""
+        from physforge.sim.compile import GROUND_GEOM_NAME
+
+        ground = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_GEOM, GROUND_GEOM_NAME)
+        self.place(self._initial_positions(), None)
+        up = -np.asarray(self.model.opt.gravity, dtype=float)
+        up = up / np.linalg.norm(up) if np.linalg.norm(up) > 0 else np.array([0.0, 0.0, 1.0])
+        normals = np.zeros((len(self.bodies), 3))
+        friction = np.zeros(len(self.bodies))
+        for i in range(len(self.bodies)):
+            best = -np.inf
+            for g1 in self._own_geoms[i]:
+                for g2 in self._other_geoms[i]:
+                    d = mujoco.mj_geomDistance(self.model, self.data, int(g1), int(g2), max_distance, self._fromto)
+                    if d >= max_distance:
+                        continue
+                    gap = self._fromto[:3] - self._fromto[3:]  # from the other geom's nearest point to ours
+                    length = np.linalg.norm(gap)
+                    # touching exactly leaves no direction; only the flat floor is placed that exactly
+                    normal = gap / length * np.sign(d) if length > 1e-9 and d != 0 else up
+                    if normal @ up > best:
+                        best = float(normal @ up)
+                        normals[i] = normal
+                        friction[i] = max(self.model.geom_friction[g1, 0], self.model.geom_friction[g2, 0])
+            if best == -np.inf and ground >= 0:
+                friction[i] = max(self.model.geom_friction[g, 0] for g in (*self._own_geoms[i], ground))
+        return normals, friction
+
+    def _initial_positions(self) -> np.ndarray:
+        return np.array([self._initial_qpos[a:a + 3] for a in self._qpos_address])
+
     def render(self, positions: np.ndarray, quaternions: np.ndarray | None = None, *, camera=None,
                width: int = 64, height: int = 64, kind: str = "rgb") -> np.ndarray:
         """Render each frame: kind "rgb" -> (n_frames, H, W, 3) uint8; "segmentation" ->
