@@ -168,7 +168,7 @@ def _period(rollout: Rollout, body: str) -> float | None:
 
 
 #: Predicates that read a rollout's event log (the others read only its trajectory).
-EVENT_PREDICATES = frozenset({"toppled", "count_toppled", "touching_at_end"})
+EVENT_PREDICATES = frozenset({"toppled", "count_toppled", "touching_at_end", "resting_on"})
 
 
 def _predicate(name: str, node: dict, rollout: Rollout, context: ExecutionContext) -> Any:
@@ -212,6 +212,12 @@ def _predicate(name: str, node: dict, rollout: Rollout, context: ExecutionContex
             elif e["type"] == "contact_end":
                 open_pairs.discard(key)
         return tuple(pair) in open_pairs
+    if name == "resting_on":
+        # in contact at the end, with its centre above the other's ("on", not "beside" or "under")
+        if not _predicate("touching_at_end", {"a": node["body"], "b": node["support"]}, rollout, context):
+            return False
+        body, support = (trajectory.body_names.index(node[k]) for k in ("body", "support"))
+        return bool(trajectory.position[-1, body, 2] > trajectory.position[-1, support, 2])
     raise ValueError(f"unknown predicate {name!r}")
 
 

@@ -413,6 +413,7 @@ def containment_templates(scene: Scene, rng) -> list[Candidate]:
     bounds = scene.spec.facts["bounds"]
     container = f"the {scene.spec.facts['container_color']} container"
     names = [o.name for o in scene.spec.objects]
+    start_height = {name: scene.spec.world.body(name).pose.position[2] for name in names}
     out = []
     for name in names:
         out.append(Candidate("predictive", "ends_inside", f"Will {scene.d(name)} end up inside {container}?", "bool",
@@ -424,9 +425,10 @@ def containment_templates(scene: Scene, rng) -> list[Candidate]:
                                      f"{container}?", "bool",
                                      [{"op": "predicate", "name": "inside", "body": name, "bounds": bounds,
                                        "rollout": {"remove": other}}]))
-                out.append(Candidate("stability", "supported_by",
-                                     f"At the end, is {scene.d(name)} resting on {scene.d(other)}?", "bool",
-                                     [{"op": "predicate", "name": "touching_at_end", "a": name, "b": other}]))
+                if start_height[name] > start_height[other]:  # asked of the one dropped from higher up
+                    out.append(Candidate("stability", "supported_by",
+                                         f"At the end, is {scene.d(name)} resting on {scene.d(other)}?", "bool",
+                                         [{"op": "predicate", "name": "resting_on", "body": name, "support": other}]))
     out.append(Candidate("descriptive", "count_inside", f"How many objects are inside {container} at the end?", "count",
                          [{"op": "predicate", "name": "count_inside", "bodies": names, "bounds": bounds}]))
     return out

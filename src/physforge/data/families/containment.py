@@ -10,10 +10,12 @@ import numpy as np
 
 from physforge.data.families.base import (COLORS, Range, SceneObject, SceneSpec, check_params, gravity_of, material,
                                           pick_colors, random_camera, world_of)
+from physforge.data.errors import DataConfigError
 from physforge.world import Body, Box, Geom, Joint, Pose, Sphere
 
 NAME = "containment"
 WALL = 0.02  # m, half thickness of the container walls
+STACK_GAP = 0.002  # m, between an object set on top of another and that object
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,10 @@ class Params:
     """count: dropped objects (ood_count: compositional). container: inner half width, m.
     wall_height: half height of the walls, m. size: object half size, m. drop_height: m above
     the rim. spread: horizontal drop offset from the container centre, m (ood_spread:
-    extrapolation). density: kg/m^3. restitution, friction: coefficients. gravity: m/s^2."""
+    extrapolation). stack_probability: chance that an object after the first is set on top of the
+    one before it (off centre by up to stack_offset times that one's half size; that one is then a
+    cube) and falls with it: dropped independently, objects almost never ended up on one another.
+    density: kg/m^3. restitution, friction: coefficients. gravity: m/s^2."""
 
     count: Range = Range(1, 3)
     ood_count: Range = Range(4, 5)
@@ -31,6 +36,8 @@ class Params:
     drop_height: Range = Range(0.05, 0.3)
     spread: Range = Range(0.0, 0.3)
     ood_spread: Range = Range(0.35, 0.45)
+    stack_probability: float = 0.75
+    stack_offset: Range = Range(0.0, 0.6)
     density: Range = Range(300.0, 3000.0)
     restitution: Range = Range(0.0, 0.6)
     friction: Range = Range(0.3, 0.8)
@@ -39,6 +46,10 @@ class Params:
 
     def __post_init__(self):
         check_params(self)
+        if isinstance(self.stack_probability, bool) or not isinstance(self.stack_probability, (int, float)) \
+                or not 0.0 <= self.stack_probability <= 1.0:
+            raise DataConfigError("stack_probability",
+                                  f"expected a probability in [0, 1], got {self.stack_probability!r}")
 
 
 def build(rng: np.random.Generator, params: Params, variant: str) -> SceneSpec:
@@ -58,15 +69,25 @@ def build(rng: np.random.Generator, params: Params, variant: str) -> SceneSpec:
     objects = []
     spread = params.ood_spread if variant == "params" else params.spread
     z = rim
+    stacked = [False] + [bool(rng.random() < params.stack_probability) for _ in range(count - 1)]
+    below = None  # (x, y, half size, z) of the object before
     for i in range(count):
         color = colors[i + 1]
-        is_ball = bool(rng.random() < 0.5)
+        # an object that another is set on is a cube: a ball holds nothing up
+        is_ball = bool(rng.random() < 0.5) and not (i + 1 < count and stacked[i + 1])
         shape = "ball" if is_ball else "cube"
         size, density = params.size.sample(rng), params.density.sample(rng)
         restitution, friction = params.restitution.sample(rng), params.friction.sample(rng)
         angle, radius = rng.uniform(0, 2 * math.pi), spread.sample(rng)
         z = max(z, rim) + params.drop_height.sample(rng) + size
-        position = (round(radius * math.cos(angle), 5), round(radius * math.sin(angle), 5), round(z, 5))
+        x, y = radius * math.cos(angle), radius * math.sin(angle)
+        if stacked[i]:
+            # set on top of the one before (just clear of it), so that the two fall together
+            offset, direction = params.stack_offset.sample(rng) * below[2], rng.uniform(0, 2 * math.pi)
+            x, y = below[0] + offset * math.cos(direction), below[1] + offset * math.sin(direction)
+            z = below[3] + below[2] + size + STACK_GAP
+        below = (x, y, size, z)
+        position = (round(x, 5), round(y, 5), round(z, 5))
         z += size + 0.02  # the next object starts above this one
         name = f"{color}_{shape}"
         mat = material(name, density, friction, restitution)
