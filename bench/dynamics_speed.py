@@ -1,11 +1,13 @@
 """Dynamics speed on the CPU: generator samples/s, verifier throughput (scored trajectories/s,
-without and with mask IoU renders), and the time of one DPO optimiser step.
+without and with mask IoU renders; with IoU is what the preference oracle's default cost needs), and
+the time of one DPO optimiser step. Each is reported in wall-clock and in process CPU time (steadier
+on a shared machine).
 
     python bench/dynamics_speed.py                               # generates a 24-scene 64 px dataset
     python bench/dynamics_speed.py --dataset runs/dyn_data --checkpoint runs/x/sft/checkpoint
 
 Without --checkpoint a freshly initialised generator of the default size is timed (speed does not
-depend on the weights). Numbers are wall-clock on a shared machine: indications, not guarantees.
+depend on the weights). Numbers on a shared machine are indications, not guarantees.
 Prints one JSON object.
 """
 
@@ -64,16 +66,16 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
 
     sample_motions(model, examples[:2], 2, generator)  # warm-up
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     motions = sample_motions(model, examples, args.samples, generator)
-    sampling = time.perf_counter() - start
+    sampling, sampling_cpu = time.perf_counter() - start, time.process_time() - cpu
 
     verifiers = VerifierCache(ScoreConfig(), config.horizon, config.dt)
     for e in examples:
         verifiers(e)  # build (compile) outside the timing
-    rates = {}
+    rates, cpu_rates = {}, {}
     for iou in (False, True):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         count = 0
         for i, e in enumerate(examples):
             n = len(e.bodies)
@@ -81,6 +83,7 @@ def main() -> None:
                 verifiers(e).score(m[:, :n], iou=iou)
                 count += 1
         rates[iou] = count / (time.perf_counter() - start)
+        cpu_rates[iou] = count / (time.process_time() - cpu)
 
     b = args.batch_size
     index = np.arange(b) % len(examples)
@@ -89,9 +92,9 @@ def main() -> None:
     rejected = torch.from_numpy(motions[index, 1]).float()
     parameters = trainable_parameters(model, "generator")
     optimiser = torch.optim.Adam(parameters, lr=1e-4)
-    times = []
+    times, cpu_times = [], []
     for step in range(6):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         params = model.condition(batch)
         lp_c = model.log_prob(params, chosen, batch["mask"])
         lp_r = model.log_prob(params, rejected, batch["mask"])
@@ -101,6 +104,7 @@ def main() -> None:
         optimiser.step()
         if step:
             times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu)
     print(json.dumps({
         "scenes": len(examples), "samples_per_image": args.samples, "image_size": config.image_size,
         "horizon": config.horizon, "parameters": sum(p.numel() for p in model.parameters()),
@@ -108,6 +112,10 @@ def main() -> None:
         "verifier_trajectories_per_s": round(rates[False], 1),
         "verifier_trajectories_per_s_with_iou": round(rates[True], 1),
         "dpo_step_s": round(float(np.median(times)), 4), "dpo_batch_pairs": b, "threads": args.threads,
+        "cpu": {"samples_per_s": round(len(examples) * args.samples / sampling_cpu, 1),
+                "verifier_trajectories_per_s": round(cpu_rates[False], 1),
+                "verifier_trajectories_per_s_with_iou": round(cpu_rates[True], 1),
+                "dpo_step_s": round(float(np.median(cpu_times)), 4)},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__},
     }))
     if temporary is not None:

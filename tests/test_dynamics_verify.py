@@ -176,3 +176,18 @@ def test_cost_terms_are_normalised_by_the_scene(verifier):
     assert np.isnan(no_iou["iou"]) and np.isnan(no_iou["cost"])
     with pytest.raises(DynamicsConfigError, match="every cost weight"):
         ScoreConfig(w_l2=0, w_chamfer=0, w_iou=0, w_gravity=0, w_penetration=0, w_energy=0)
+
+
+def test_pose_probe_support_is_the_surface_below():
+    """A crate on the floor rests on it (normal straight up, the larger friction of the two); a ball
+    in the air rests on nothing (zero normal) and gets the friction it will meet on the ground."""
+    from physforge.sim.poses import BodyPoseProbe
+    from physforge.world import Box, Ground, Material
+
+    crate = Body("crate", (Geom(Box((0.1, 0.1, 0.1)), material=Material("wood", friction=(0.7, 0.005, 0.0001))),),
+                 Pose((1.0, 0.0, 0.1)))
+    world = World(bodies=drop_world().bodies + (crate,), gravity=(0.0, 0.0, -G), timestep=0.004,
+                  ground=Ground(material=Material("floor", friction=(0.9, 0.005, 0.0001))))
+    normals, friction = BodyPoseProbe(world, ("ball", "crate")).support()
+    assert normals[0] == pytest.approx([0.0, 0.0, 0.0]) and normals[1] == pytest.approx([0.0, 0.0, 1.0])
+    assert friction == pytest.approx([1.0, 0.9])  # the ball's default material has mu 1: the larger wins
