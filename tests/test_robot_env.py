@@ -188,3 +188,41 @@ def test_randomisation_errors_name_the_field():
         Randomisation(drawer_friction_scale=(2.0, 1.0))
     with pytest.raises(ValueError, match="latency_steps"):
         Randomisation(latency_steps=(1, 0))
+
+
+def test_reference_error_is_split_by_phase_and_the_horizon_terminates():
+    """Before the demonstrated motion the observation carries (object - reference) as the
+    approach error, after it (reference - object) as the tracking error, each zero in the other
+    phase (oracle: the simulator's true pose with the tracker noise off); the last step is a
+    termination, not a truncation (the horizon is the task's end)."""
+    env = PhysWorldEnv("pick_place", randomisation=Randomisation(tracking_noise=0.0))
+    slices = observation_slices()
+    observation, _ = env.reset(seed=2)
+    contact = env.spec_task.contact_step
+    rng = np.random.default_rng(0)
+    for t in range(env.horizon):
+        expected = (env.object_pose()[:3, 3] - env.reference[t, :3, 3]) / env.residual_scale
+        if t < contact:
+            np.testing.assert_allclose(observation[slices["approach_error"]], expected, atol=1e-5)
+            assert not observation[slices["tracking_error"]].any()
+        else:
+            np.testing.assert_allclose(observation[slices["tracking_error"]], -expected, atol=1e-5)
+            assert not observation[slices["approach_error"]].any()
+        assert t < contact or np.abs(expected).max() > 0  # the cube starts off its perceived pose
+        observation, _, terminated, truncated, _ = env.step(rng.uniform(-0.2, 0.2, 4).astype(np.float32))
+        assert not truncated and terminated == (t == env.horizon - 1)
+
+
+def test_gripper_component_acts_only_with_residual_gripper():
+    traces = {}
+    for residual_gripper in (False, True):
+        env = PhysWorldEnv("pick_place", residual_gripper=residual_gripper)
+        for grip in (-1.0, 1.0):
+            env.reset(seed=5)
+            for _ in range(APPROACH_STEPS):  # the base holds the hand open while it approaches
+                observation, *_ = env.step(np.array([0.0, 0.0, 0.0, grip], np.float32))
+            traces[residual_gripper, grip] = observation
+    np.testing.assert_array_equal(traces[False, -1.0], traces[False, 1.0])  # the base's schedule
+    slices = observation_slices()
+    opening = {grip: traces[True, grip][slices["finger_opening"]][0] for grip in (-1.0, 1.0)}
+    assert opening[-1.0] > opening[1.0] + 0.02  # +1 added to the base's "open" half closes the hand

@@ -22,9 +22,14 @@ def test_config_errors_name_the_field():
 
 
 def test_residual_ppo_starts_at_zero_and_saves_a_loadable_checkpoint(tmp_path):
-    config = LearnConfig(task="push", method="residual", total_steps=128, n_envs=1, n_steps=64, batch_size=32)
+    config = LearnConfig(task="push", method="residual", total_steps=128, n_envs=1, n_steps=64, batch_size=32,
+                         eval_every=128, eval_episodes=1)
     result = train(config, tmp_path / "run")
     assert result.env_steps >= 128
+    # the learning curve starts at the untrained policy (the base) and is validated again at 128 steps
+    validated = [h for h in result.history if "validation_success" in h]
+    assert [h["steps"] for h in validated] == [0, 128]
+    assert validated[0]["validation_success"] == evaluate("push", "base", 1, seed=20_000).success_rate
     assert json.loads((tmp_path / "run" / "config.json").read_text())["method"] == "residual"
     model = load_policy(tmp_path / "run" / "policy.zip")
     weights = model.policy.action_net.weight.detach().numpy()
@@ -40,6 +45,18 @@ def test_residual_ppo_starts_at_zero_and_saves_a_loadable_checkpoint(tmp_path):
     assert np.abs(scratch.predict(observations, deterministic=True)[0]).max() > 0
     with pytest.raises(FileNotFoundError, match="physforge robot learn"):
         load_policy(tmp_path / "missing.zip")
+    # `robot eval --policy` evaluates the checkpoint and writes results.json beside results.md
+    from physforge.cli.main import app
+
+    out = tmp_path / "policy_eval"
+    cli = CliRunner().invoke(app, ["robot", "eval", "--out", str(out), "--task", "push", "--episodes", "1",
+                                   "--policy", str(tmp_path / "run" / "policy.zip")])
+    assert cli.exit_code == 0, cli.output
+    payload = json.loads((out / "results.json").read_text())
+    assert payload["policy_config"]["method"] == "residual" and (out / "results.md").is_file()
+    expected = evaluate("push", "residual", 1, policy=model)
+    assert payload["results"][0]["success_rate"] == expected.success_rate
+    assert payload["episodes"][0]["records"][0]["seed"] == 10_000
 
 
 def test_evaluation_metrics_and_dataset_round_trip(tmp_path):

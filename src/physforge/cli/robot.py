@@ -35,8 +35,9 @@ def learn_command(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: config.json, policy.zip, history.json."),
     method: str = typer.Option("residual", help="residual (on the grounded base) or scratch."),
     steps: int = typer.Option(8192, help="PPO environment steps."),
-    n_steps: int = typer.Option(256, help="PPO rollout steps per environment."),
-    batch_size: int = typer.Option(128, help="PPO minibatch size."),
+    n_steps: int = typer.Option(128, help="PPO rollout steps per environment."),
+    batch_size: int = typer.Option(64, help="PPO minibatch size."),
+    eval_every: int = typer.Option(0, help="Validate the deterministic policy every this many steps (0: never)."),
     seed: int = typer.Option(0, help="Training seed."),
 ) -> None:
     """Train a PPO policy for TASK and save its checkpoint."""
@@ -46,7 +47,7 @@ def learn_command(
         if out.exists() and any(out.iterdir()):
             raise FileExistsError(f"{out} is not empty; choose another run folder")
         config = LearnConfig(task=task, method=method, total_steps=steps, n_steps=n_steps, batch_size=batch_size,
-                             seed=seed)
+                             seed=seed, eval_every=eval_every)
         result = train(config, out)
         last = result.history[-1] if result.history else {}
         console.print(f"[green]wrote[/green] {out}/policy.zip: {result.env_steps} steps in {result.wall_s:.0f} s, "
@@ -62,23 +63,22 @@ def eval_command(
     policy: Optional[Path] = typer.Option(None, help="Evaluate only this checkpoint (with --method) instead."),
     method: str = typer.Option("residual", help="With --policy: residual or scratch."),
     no_video: bool = typer.Option(False, help="Dataset without MP4 videos."),
+    curve_every: int = typer.Option(0, help="Learning curves: validate (b) and (c) every this many steps (0: none)."),
     seed: int = typer.Option(0, help="Training seed."),
 ) -> None:
     """Compare (a) direct retargeting, (b) PPO from scratch and (c) base + residual PPO per task."""
     from physforge.robot.experiment import CompareConfig, run_comparison
-    from physforge.robot.learn import evaluate, load_policy, write_table
+    from physforge.robot.learn import evaluate_checkpoint
 
     with cli_errors():
         if out.exists() and any(out.iterdir()):
             raise FileExistsError(f"{out} is not empty; choose another output folder")
         if policy is not None:
-            model = load_policy(policy)
-            out.mkdir(parents=True, exist_ok=True)
-            results = [evaluate(t, method, episodes, policy=model) for t in tasks]
-            typer.echo(write_table(results, out / "results.md"))
+            # an existing --out is empty here (checked above), so it may be replaced
+            typer.echo(evaluate_checkpoint(policy, tuple(tasks), method, episodes, out, overwrite=out.exists())["table"])
             return
         config = CompareConfig(tasks=tuple(tasks), episodes=episodes, train_steps=train_steps, seed=seed,
-                               video=not no_video)
+                               video=not no_video, curve_every=curve_every)
         result = run_comparison(config, out)
         typer.echo(result["table"])
         typer.echo(f"mean success: {json.dumps(result['mean_success'])}; residual - retarget: "
