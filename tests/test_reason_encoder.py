@@ -222,3 +222,45 @@ def test_frame_differences_are_the_extra_channels_and_old_checkpoints_load_witho
     loaded = load_encoder(tmp_path / "ck")
     assert loaded.config.frame_diff is False
     torch.testing.assert_close(loaded.encode(clip), plain.encode(clip))
+
+
+def test_slot_options_bind_each_option_to_the_object_its_colour_names():
+    """With slot_options an option sees the heads' predictions for the slot of the colour it
+    names: the features equal heads() at that slot (zeros for an option naming no single
+    object), and swapping what the heads predict for red and blue swaps the scores of two
+    options that differ only in which of those objects they name."""
+    from physforge.reason.data import N_FUTURE
+    from physforge.reason.encoder import PhysEncoder, option_slot
+
+    red, blue = SLOTS.index("red"), SLOTS.index("blue")
+    assert option_slot("red cube") == red and option_slot("blue sphere") == blue
+    assert option_slot("the red cube collides with the blue sphere") == -1 and option_slot("the first clip") == -1
+    torch.manual_seed(0)
+    model = PhysEncoder(EncoderConfig(image_size=16, channels=(4,), dim=8, clip_frames=2, slot_options=True)).eval()
+    clip, tokens = torch.rand(1, 2, 3, 16, 16), torch.ones(1, 3, dtype=torch.long)
+    options = torch.ones(1, 2, 2, dtype=torch.long)  # the same option text twice: only the slots differ
+    slots = torch.tensor([[red, blue]])
+    with torch.no_grad():
+        z = model.encode(clip)
+        heads = model.heads(z)
+        features = model.slot_features(z, torch.tensor([[red, blue, -1]]))
+        assert torch.equal(features[0, 0, :3], heads["properties"][0, red])
+        assert torch.equal(features[0, 1, 3], heads["displaced"][0, blue])
+        assert torch.equal(features[0, 1, 4:], heads["future"][0, :, blue].reshape(-1))
+        assert not features[0, 2].any()
+        before = model.qa(z, tokens, options, slots)["options"][0]
+        for head, width, groups in ((model.property_head, 3, 1), (model.stability_head, 1, 1),
+                                    (model.state_head, 3, N_FUTURE)):
+            rows = torch.arange(head.out_features)
+            for g in range(groups):
+                base = g * len(SLOTS) * width
+                for k in range(width):
+                    rows[base + red * width + k], rows[base + blue * width + k] = (base + blue * width + k,
+                                                                                    base + red * width + k)
+            head.weight.copy_(head.weight[rows])
+            head.bias.copy_(head.bias[rows])
+        after = model.qa(z, tokens, options, slots)["options"][0]
+    assert not torch.allclose(before[0], before[1])
+    torch.testing.assert_close(after, before.flip(0))
+    with pytest.raises(ValueError, match="option_slots"):
+        model.qa(z, tokens, options)

@@ -38,6 +38,11 @@ class EncoderConfig(_Config):
     frame_diff: each frame also gets its difference to the previous frame as 3 more input
     channels, so motion (velocities, a collision's change of speed) is a local feature of the
     convolution rather than something the temporal layer must recover from flattened features.
+    slot_options: each option of a multiple-choice question also gets the auxiliary heads'
+    predictions (centred log mass, friction, restitution, displaced, future displacements) for
+    the object its text names by colour: comparing two objects ("which is heavier, the red cube
+    or the blue sphere?") then does not need the pooled question/option text to find, inside z,
+    the object a colour word refers to.
     """
 
     image_size: int = 64
@@ -52,6 +57,7 @@ class EncoderConfig(_Config):
     max_text: int = 48
     blind: bool = False
     frame_diff: bool = True
+    slot_options: bool = False
 
     def __post_init__(self):
         _int("image_size", self.image_size, 16, 512)
@@ -77,7 +83,7 @@ class EncoderConfig(_Config):
         object.__setattr__(self, "names", names)
         _int("max_count", self.max_count, 1, 1000)
         _int("max_text", self.max_text, 4, 1024)
-        for name in ("blind", "frame_diff"):
+        for name in ("blind", "frame_diff", "slot_options"):
             if not isinstance(getattr(self, name), bool):
                 raise ReasonConfigError(name, f"expected true or false, got {getattr(self, name)!r}")
 

@@ -30,6 +30,8 @@ from physforge.reason.errors import CheckpointError
 KIND = "physforge.reason.PhysEncoder"
 FORMAT_VERSION = 1
 ANSWER_TYPES = ("bool", "count", "number", "name", "choice", "multi")
+#: Per-slot features given to an option with slot_options: 3 properties, displaced, N_FUTURE x 3 displacements.
+SLOT_FEATURES = 3 + 1 + 3 * N_FUTURE
 
 
 class PhysEncoder(nn.Module):
@@ -70,8 +72,9 @@ class PhysEncoder(nn.Module):
         self.count_head = nn.Linear(config.hidden, config.max_count + 1)
         self.number_head = nn.Linear(config.hidden, 1)
         self.name_head = nn.Linear(config.hidden, len(config.names))
-        self.option_head = nn.Sequential(nn.Linear(config.hidden + config.text_dim, config.hidden), nn.GELU(),
-                                         nn.Linear(config.hidden, 1))
+        slot_width = SLOT_FEATURES if config.slot_options else 0
+        self.option_head = nn.Sequential(nn.Linear(config.hidden + config.text_dim + slot_width, config.hidden),
+                                         nn.GELU(), nn.Linear(config.hidden, 1))
         self._token_index = {t: i for i, t in enumerate(config.vocab)}
 
     # -- representation ---------------------------------------------------------------------------
@@ -111,10 +114,23 @@ class PhysEncoder(nn.Module):
         pooled_mean = (h * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return self.text_out(torch.cat([pooled_max, pooled_mean], -1))
 
-    def qa(self, z: torch.Tensor, tokens: torch.Tensor, option_tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Answer logits. z (B, dim); tokens (B, L); option_tokens (B, O, Lo) (O may be 0).
-        Returns bool (B,), count (B, max_count + 1), number (B,) in SI units, name (B, n_names),
-        options (B, O) logits."""
+    def slot_features(self, z: torch.Tensor, option_slots: torch.Tensor) -> torch.Tensor:
+        """(B, O, SLOT_FEATURES): the heads' predictions for the object slot each option names
+        (option_slots (B, O) int64, -1: names no object -> zeros)."""
+        heads = self.heads(z)
+        b = z.shape[0]
+        per_slot = torch.cat([heads["properties"], heads["displaced"].unsqueeze(-1),
+                              heads["future"].permute(0, 2, 1, 3).reshape(b, len(SLOTS), -1)], -1)  # (B, 8, F)
+        index = option_slots.clamp(min=0)
+        picked = torch.gather(per_slot, 1, index.unsqueeze(-1).expand(-1, -1, per_slot.shape[-1]))
+        return picked * (option_slots >= 0).unsqueeze(-1).float()
+
+    def qa(self, z: torch.Tensor, tokens: torch.Tensor, option_tokens: torch.Tensor,
+           option_slots: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Answer logits. z (B, dim); tokens (B, L); option_tokens (B, O, Lo) (O may be 0);
+        option_slots (B, O) int64, the object slot each option names (-1: none; used with
+        config.slot_options). Returns bool (B,), count (B, max_count + 1), number (B,) in SI units,
+        name (B, n_names), options (B, O) logits."""
         q = self.encode_text(tokens)
         gamma, beta = self.film(q).chunk(2, dim=-1)
         h = self.fuse(torch.cat([z * (1 + gamma) + beta, q], dim=-1))
@@ -123,7 +139,13 @@ class PhysEncoder(nn.Module):
         b, o = option_tokens.shape[:2]
         if o:
             text = self.encode_text(option_tokens.reshape(b * o, -1)).reshape(b, o, -1)
-            out["options"] = self.option_head(torch.cat([h.unsqueeze(1).expand(-1, o, -1), text], -1)).squeeze(-1)
+            parts = [h.unsqueeze(1).expand(-1, o, -1), text]
+            if self.config.slot_options:
+                if option_slots is None:
+                    raise ValueError("option_slots: this PhysEncoder has slot_options; pass the (B, O) slots from "
+                                     "batch()")
+                parts.append(self.slot_features(z, option_slots))
+            out["options"] = self.option_head(torch.cat(parts, -1)).squeeze(-1)
         else:
             out["options"] = h.new_zeros(b, 0)
         return out
@@ -152,20 +174,23 @@ class PhysEncoder(nn.Module):
         width = max((len(ids) for row in option_ids for ids in row), default=1)
         option_tokens = torch.zeros(len(questions), o, width, dtype=torch.long)
         option_mask = torch.zeros(len(questions), o, dtype=torch.bool)
+        option_slots = torch.full((len(questions), o), -1, dtype=torch.long)
         for i, row in enumerate(option_ids):
             for k, ids in enumerate(row):
                 option_tokens[i, k, : len(ids)] = torch.tensor(ids)
                 option_mask[i, k] = True
+                option_slots[i, k] = option_slot(questions[i]["options"][k]["text"])
         if self.config.blind:
             s = self.config.image_size
             clips = torch.zeros(len(questions), self.config.clip_frames, 3, s, s)
         else:
             clips = self.clip_tensor([split.images(q) for q in questions])
-        return {"clips": clips, "tokens": tokens, "option_tokens": option_tokens, "option_mask": option_mask}
+        return {"clips": clips, "tokens": tokens, "option_tokens": option_tokens, "option_mask": option_mask,
+                "option_slots": option_slots}
 
-    def forward(self, clips, tokens, option_tokens, option_mask=None):
+    def forward(self, clips, tokens, option_tokens, option_mask=None, option_slots=None):
         z = self.encode(clips)
-        return z, self.qa(z, tokens, option_tokens)
+        return z, self.qa(z, tokens, option_tokens, option_slots)
 
     # -- answers ----------------------------------------------------------------------------------
     def decode(self, outputs: dict[str, torch.Tensor], questions: list[dict[str, Any]]) -> list[str]:
@@ -208,6 +233,13 @@ class PhysEncoder(nn.Module):
             out.extend(self.decode(outputs, chunk))
         self.train(was_training)
         return out
+
+
+def option_slot(text: str) -> int:
+    """The object slot an option names: the index in SLOTS of the only colour word in its text
+    (options such as "red cube"), or -1 when it names none or several (collision pairs)."""
+    found = {SLOTS.index(t) for t in tokenize(text) if t in SLOTS}
+    return found.pop() if len(found) == 1 else -1
 
 
 def _pad(rows: list[list[int]]) -> torch.Tensor:
