@@ -5,6 +5,7 @@ import json
 import tarfile
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -71,9 +72,9 @@ def test_write_read_round_trip_matches_the_scenes_in_memory(dataset):
         for row in pq.read_table(path).to_pylist():
             questions[row["question_id"]] = row
     renderer = SceneRenderer(config=RenderConfig(CONFIG.width, CONFIG.height))
+    generated = []
     for shard_start in range(0, NUM_SCENES, CONFIG.shard_size):
-        balancer = Balancer()
-        generated = []
+        balancer = Balancer()  # steers within a shard; the exact balance is over the whole dataset
         for index in range(shard_start, shard_start + CONFIG.shard_size):
             result = generate_scene(CONFIG, index, renderer, balancer)
             if result.scene is None:
@@ -82,11 +83,11 @@ def test_write_read_round_trip_matches_the_scenes_in_memory(dataset):
             for key, value in result.scene.items():
                 assert row[key] == value, key
             generated.extend(result.questions)
-        kept, trimmed = balance_rows(generated)
-        for q in kept:
-            assert questions[q["question_id"]] == q
-        assert not [q for q in trimmed if q["question_id"] in questions]
     renderer.close()
+    kept, trimmed = balance_rows(generated)
+    assert {q["question_id"] for q in kept} == set(questions)
+    for q in kept:
+        assert questions[q["question_id"]] == q
     # every yes/no template has as many "yes" as "no" answers
     counts = {}
     for q in questions.values():
@@ -226,3 +227,35 @@ def test_cli_config_validate_and_export(dataset, tmp_path):
     assert result.exit_code == 0 and list((tmp_path / "l").glob("*.json"))
     result = runner.invoke(app, ["data", "validate", str(tmp_path)])
     assert result.exit_code == 2 and "meta/info.json is missing" in result.output
+
+
+def test_answers_are_balanced_over_the_dataset_so_rare_minority_answers_survive(dataset, tmp_path):
+    """A template whose minority answer turns up once every few shards: exact balance inside each
+    shard would keep none of it; balancing over the dataset keeps every minority answer and as
+    many of the majority. Finalising again gives the same bytes."""
+    from physforge.data.generate import balance_questions
+
+    folder, _ = dataset
+    template_row = next(r for p in sorted((folder / "candidates").glob("*/*.parquet"))
+                        for r in pq.read_table(p).to_pylist())
+    schema = pq.read_schema(next((folder / "candidates").glob("*/*.parquet")))
+    answers_per_shard = [["yes", "yes"], ["no"], ["yes", "yes"], ["no"], ["yes"]]
+    out = tmp_path / "ds"
+    for shard, answers in enumerate(answers_per_shard):
+        rows = [template_row | {"split": "train", "template": "door_opens", "answer_type": "bool", "answer": a,
+                                "question_id": f"{shard}-{k}"} for k, a in enumerate(answers)]
+        path = out / "candidates" / "train" / f"shard-{shard:05d}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    per_shard_kept = sum(len(balance_rows([{"template": "t", "answer_type": "bool", "answer": a} for a in answers])[0])
+                         for answers in answers_per_shard)
+    assert per_shard_kept == 0  # no shard has both answers
+    result = balance_questions(out)
+    kept = [r for p in sorted((out / "questions" / "train").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    assert sorted(r["answer"] for r in kept) == ["no", "no", "yes", "yes"]
+    # the earliest "yes" answers are kept: shard 0's two (the latest surplus goes)
+    assert [r["question_id"] for r in kept if r["answer"] == "yes"] == ["0-0", "0-1"]
+    assert result["stats"]["balance_trimmed"] == 3
+    first = {p.name: p.read_bytes() for p in (out / "questions" / "train").glob("*.parquet")}
+    balance_questions(out)
+    assert {p.name: p.read_bytes() for p in (out / "questions" / "train").glob("*.parquet")} == first

@@ -66,7 +66,7 @@ questions = load_dataset("parquet", data_dir=".", data_files={{
 - questions: {info['num_questions']}; of those the answer balancer kept, {info['near_threshold_dropped']} dropped as
   near-threshold (the answer flipped when every moving body was nudged by {config.perturbation_speed} m/s,
   {config.perturbation_trials} trial(s)); {info['stats'].get('balance_trimmed', 0)} yes/no questions trimmed so that every
-  yes/no template has as many "yes" as "no" answers in every split of every shard.
+  yes/no template has as many "yes" as "no" answers in every split of the dataset.
 - splits: i.i.d. train/val/test ({', '.join(f'{f:g}' for f in config.split_fractions)}), `test_ood_params` (latent
   properties outside the training ranges), `test_ood_family` (held-out families: {', '.join(config.heldout_families) or 'none'}),
   `test_ood_compositional` (more objects than in training).

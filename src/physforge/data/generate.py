@@ -2,17 +2,24 @@
 
 Layout of a dataset folder::
 
-    config.json                          the DataConfig and the number of scenes
-    scenes/{split}/shard-NNNNN.parquet   one row per scene (images, states, events, latents)
-    questions/{split}/shard-NNNNN.parquet one row per question
-    shards/shard-NNNNN.json              written last for a shard: it is complete (with its stats)
-    meta/info.json                       format version, features, counts, content hash
-    README.md                            the dataset card
+    config.json                           the DataConfig and the number of scenes
+    scenes/{split}/shard-NNNNN.parquet    one row per scene (images, states, events, latents)
+    candidates/{split}/shard-NNNNN.parquet a shard's questions before dataset-wide balancing
+    questions/{split}/shard-NNNNN.parquet one row per question (balanced; written by finalize)
+    shards/shard-NNNNN.json               written last for a shard: it is complete (with its stats)
+    meta/info.json                        format version, features, counts, content hash
+    README.md                             the dataset card
 
 Shard k holds scenes [k * shard_size, (k + 1) * shard_size). Every file is written under a
 temporary name and renamed into place, so a killed run leaves no half-written file under a
 final name; running the same command again skips finished shards and redoes the others,
 which gives the same bytes (every scene draws from ``SeedSequence([seed, index])``).
+
+Yes/no answers are balanced over the whole dataset, not per shard: a template whose physics
+rarely gives its minority answer (a door that seldom stays shut) has one or two minority
+answers per shard, and exact balance inside every 16-scene shard would trim it to almost
+nothing. ``finalize`` rebuilds ``questions/`` from ``candidates/`` every time it runs, so a
+finalisation killed half-way is redone to the same bytes.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from physforge.outputs import write_json
 log = logging.getLogger(__name__)
 
 SHARD_NAME = "shard-{:05d}"
+CANDIDATES = "candidates"
 
 
 def _atomic_parquet(table, path: Path) -> None:
@@ -99,7 +107,7 @@ def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int)
     returns its stats. Runs in a worker process (pool or Ray); one renderer per process."""
     import pyarrow as pa
 
-    from physforge.data.questions import Balancer, balance_rows
+    from physforge.data.questions import Balancer
     from physforge.data.scene import generate_scene
     from physforge.data.schema import QUESTIONS_HF
     from physforge.sim.render import RenderConfig, SceneRenderer
@@ -131,26 +139,18 @@ def generate_shard(config_data: dict, out_dir: str, shard: int, num_scenes: int)
         raise
     finally:
         renderer.close()
-    kept, trimmed = balance_rows(generated)
     questions: dict[str, list[dict]] = {}
-    for q in kept:
+    for q in generated:
         questions.setdefault(q["split"], []).append(q)
-        stats[f"questions.{q['split']}.{q['family']}.{q['question_type']}"] += 1
         answers.setdefault(q["template"], Counter())[q["answer"]] += 1
-    for q in trimmed:
-        stats[f"questions.{q['question_type']}"] -= 1
-        if not stats[f"questions.{q['question_type']}"]:
-            del stats[f"questions.{q['question_type']}"]
-        stats["balance_trimmed"] += 1
-        stats[f"balance_trimmed.{q['template']}"] += 1
     splits = scenes.splits
     scenes.commit()
     for split in splits:
         _atomic_parquet(pa.Table.from_pylist(questions.get(split, []), schema=QUESTIONS_HF),
-                        out / "questions" / split / f"{name}.parquet")
+                        out / CANDIDATES / split / f"{name}.parquet")
     summary = {"shard": shard, "scenes": [start, stop], "splits": splits,
                "stats": dict(sorted(stats.items())),
-               "answers": {t: dict(sorted(c.items())) for t, c in sorted(answers.items())}}
+               "candidate_answers": {t: dict(sorted(c.items())) for t, c in sorted(answers.items())}}
     (out / "shards").mkdir(parents=True, exist_ok=True)
     write_json(out / "shards" / f"{name}.json", summary)
     _return_freed_heap()
@@ -305,17 +305,59 @@ def content_hash(out: Path) -> str:
     return digest.hexdigest()
 
 
-def collect_stats(out: Path) -> dict[str, Any]:
+_BALANCE_COLUMNS = ["split", "family", "template", "question_type", "answer_type", "answer"]
+
+
+def balance_questions(out: Path) -> dict[str, Any]:
+    """Write ``questions/`` from ``candidates/`` with every yes/no template exactly balanced per
+    split over the whole dataset (the latest surplus rows, in shard order, go), one file per
+    shard and split. Reads only the answer columns to decide and one shard file at a time to
+    write, so memory does not grow with the dataset. Returns the kept questions' stats and
+    answer counts."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from physforge.data.questions import balance_rows
+
+    files = sorted((out / CANDIDATES).glob("*/shard-*.parquet"))
+    rows: list[dict] = []
+    for number, path in enumerate(files):
+        for index, row in enumerate(pq.read_table(path, columns=_BALANCE_COLUMNS).to_pylist()):
+            rows.append(row | {"_file": number, "_index": index})
+    kept, trimmed = balance_rows(rows)
+    keep: dict[int, list[int]] = {number: [] for number in range(len(files))}
     stats: Counter = Counter()
     answers: dict[str, Counter] = {}
+    for q in kept:
+        keep[q["_file"]].append(q["_index"])
+        stats[f"questions.{q['split']}.{q['family']}.{q['question_type']}"] += 1
+        answers.setdefault(q["template"], Counter())[q["answer"]] += 1
+    for q in trimmed:
+        stats["balance_trimmed"] += 1
+        stats[f"balance_trimmed.{q['template']}"] += 1
+        stats[f"questions.{q['question_type']}"] -= 1
+    for number, path in enumerate(files):
+        table = pq.read_table(path).take(pa.array(keep[number], type=pa.int64()))
+        _atomic_parquet(table, out / "questions" / path.relative_to(out / CANDIDATES))
+    return {"stats": stats, "answers": answers}
+
+
+def collect_stats(out: Path) -> dict[str, Any]:
+    """The shards' stats summed, with the questions' counts and answers after dataset-wide
+    balancing (``balance_questions`` runs first)."""
+    stats: Counter = Counter()
     shards = sorted((out / "shards").glob("shard-*.json"))
     for path in shards:
         summary = json.loads(path.read_text())
+        if "candidate_answers" not in summary:
+            raise DataConfigError(str(path), "this shard was written by an older physforge that balanced answers per "
+                                  "shard and kept no candidates/; generate the dataset again into a new --out folder")
         stats.update(summary["stats"])
-        for template, counts in summary["answers"].items():
-            answers.setdefault(template, Counter()).update(counts)
+    balanced = balance_questions(out)
+    stats.update(balanced["stats"])  # Counter.update adds, so trims subtract from per-type counts
+    stats = Counter({k: v for k, v in stats.items() if v})
     return {"shards": len(shards), "stats": dict(sorted(stats.items())),
-            "answers": {t: dict(sorted(c.items())) for t, c in sorted(answers.items())}}
+            "answers": {t: dict(sorted(c.items())) for t, c in sorted(balanced["answers"].items())}}
 
 
 def finalize(out: Path) -> dict[str, Any]:
