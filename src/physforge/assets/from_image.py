@@ -36,9 +36,10 @@ from physforge.assets.library import CLEARANCE
 from physforge.errors import ImageInputError
 
 #: Mean log-probability per generated token below which a result is flagged low-confidence.
-#: Measured with the built-in model: -0.34 to -0.47 on the example images, and also -0.43 on
-#: uniform noise and -0.47 on a two-tone image with no object, so with this model the flag does
-#: not separate "no object" from an object; only the flat-image check below refuses those.
+#: Measured with the built-in model: -0.22 to -0.84 on the example images (the drawer chest,
+#: at -0.84, is flagged), but -0.18 on uniform noise and -0.15 on a two-tone image with no
+#: object, so with this model the flag does not separate "no object" from an object; only the
+#: flat-image check below refuses those.
 LOW_CONFIDENCE_LOGPROB = -0.8
 #: An image whose pixels vary less than this (std over all pixels and channels, 0-255 levels)
 #: shows nothing: there is no object to reconstruct.
