@@ -292,7 +292,9 @@ class DPOConfig(_Config):
     trajectories are O(1000) nats and chosen and rejected samples differ by hundreds, so beta is
     small: at 0.05 the sigmoid saturates on most pairs at once and the few misordered ones give
     unstable steps). sft_weight: weight of an added NLL term on
-    the chosen sample (0 = plain DPO). lr, batch_size. pairs: PairConfig fields. score:
+    the chosen sample (0 = plain DPO; it keeps the policy on its chosen samples: on seed 0 of
+    ``examples/dynamics``, plain DPO cut test L2 by 0.020 m but raised the gravity residual by 0.19
+    m/s^2 and lowered IoU by 0.014, while weight 1 cut L2 by 0.010 m with both level). lr, batch_size. pairs: PairConfig fields. score:
     ScoreConfig fields. max_images: conditioning images (training split) used per round.
     threads: torch CPU threads.
     """
