@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from contextlib import contextmanager
@@ -60,6 +61,18 @@ def prepare_run_folder(out: str | Path, *, overwrite: bool = False, keep: bool =
     if config is not None:
         write_json(out / "config.json", config)
     return out
+
+
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (in nested dicts, lists and tuples) replaced by
+    None, for results where they mean "not measured" (``write_json`` refuses them: JSON has none)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
 
 
 def write_json(path: str | Path, payload: Any) -> Path:

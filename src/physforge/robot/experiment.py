@@ -53,7 +53,7 @@ class CompareConfig:
 
 
 def run_comparison(config: CompareConfig, out_dir: str | Path) -> dict:
-    from physforge.outputs import write_json
+    from physforge.outputs import finite_or_null, write_json
     from physforge.robot.dataset import DatasetWriter
 
     out_dir = Path(out_dir)
@@ -115,23 +115,12 @@ def run_comparison(config: CompareConfig, out_dir: str | Path) -> dict:
     table = write_table(results, out_dir / "results.md")
     rates = {m: float(np.mean([r.success_rate for r in results if r.method == m])) for m in
              ("retarget", "base", "scratch", "residual", "feedback")}
-    payload = {"results": [r.row() for r in results], "speed": _clean(speed), "mean_success": rates,
+    payload = {"results": [r.row() for r in results], "speed": finite_or_null(speed), "mean_success": rates,
                "residual_minus_retarget_points": 100 * (rates["residual"] - rates["retarget"]),
                "episodes": [{"task": r.task, "method": r.method, "records": r.records} for r in results]}
-    write_json(out_dir / "results.json", _clean(payload))
+    write_json(out_dir / "results.json", finite_or_null(payload))
     return {"table": table, **payload}
 
-
-def _clean(value):
-    import math
-
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
 
 
 __all__ = ["CompareConfig", "run_comparison", "summary_json"]

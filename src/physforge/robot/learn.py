@@ -193,13 +193,13 @@ def train(config: LearnConfig, run_dir: str | Path | None = None) -> TrainResult
                          env_steps=int(model.num_timesteps))
     env.close()
     if run_dir is not None:
-        from physforge.outputs import write_json
+        from physforge.outputs import finite_or_null, write_json
 
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / "config.json", asdict(config))
         model.save(run_dir / "policy.zip")
-        write_json(run_dir / "history.json", {"history": _finite(history), "wall_s": result.wall_s,
+        write_json(run_dir / "history.json", {"history": finite_or_null(history), "wall_s": result.wall_s,
                                               "env_steps": result.env_steps})
     return result
 
@@ -354,10 +354,6 @@ def steps_to_reach(history: list[dict], target: float, key: str = "success_rate"
     return None
 
 
-def _finite(history: list[dict]) -> list[dict]:
-    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in h.items()} for h in history]
-
-
 def write_table(results: list[EvalResult], path: Path) -> str:
     """A markdown table of ``results``, also written to ``path``."""
     lines = ["| task | method | episodes | train steps | success | 95% CI | tracking error (cm) | grasp failures |",
@@ -382,7 +378,7 @@ def evaluate_checkpoint(policy_path: str | Path, tasks: tuple[str, ...], method:
     write results.md and results.json (rows, per-episode records, the checkpoint's path and
     config) to ``out_dir`` atomically (an existing ``out_dir`` is refused unless ``overwrite``).
     Returns the payload with the markdown ``table``."""
-    from physforge.outputs import staged_directory, write_json
+    from physforge.outputs import finite_or_null, staged_directory, write_json
 
     if method not in ("residual", "scratch"):
         raise ValueError(f"method must be 'residual' or 'scratch' for a checkpoint, got {method!r}")
@@ -394,16 +390,6 @@ def evaluate_checkpoint(policy_path: str | Path, tasks: tuple[str, ...], method:
                "episodes": [{"task": r.task, "method": r.method, "records": r.records} for r in results]}
     with staged_directory(out_dir, overwrite=overwrite) as staging:
         table = write_table(results, staging / "results.md")
-        write_json(staging / "results.json", _clean_json(payload))
+        write_json(staging / "results.json", finite_or_null(payload))
     return {"table": table, **payload}
 
-
-def _clean_json(value):
-    """``value`` with NaN floats as None (JSON has no NaN)."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean_json(v) for v in value]
-    return value

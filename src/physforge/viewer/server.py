@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from physforge.outputs import finite_or_null
 from physforge.viewer.sources import AssetSource, DatasetSource, ViewerError, open_folder
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(target.read_bytes(), kind)
 
     def _send_json(self, payload: Any, status: HTTPStatus = HTTPStatus.OK) -> None:
-        body = json.dumps(_finite(payload), default=_jsonable, allow_nan=False).encode()
+        body = json.dumps(finite_or_null(payload), default=_jsonable, allow_nan=False).encode()
         self._send(body, "application/json", status)
 
     def _send(self, body: bytes, kind: str, status: HTTPStatus = HTTPStatus.OK) -> None:
@@ -122,17 +123,6 @@ def _int(query: dict[str, str], name: str, default: int) -> int:
         return int(query.get(name, default))
     except ValueError:
         raise ViewerError(f"query argument {name} must be an integer, got {query[name]!r}") from None
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf (e.g. an event without an impulse) -> null: JSON has no NaN."""
-    if isinstance(value, float):
-        return value if value == value and abs(value) != float("inf") else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _jsonable(value: Any):
