@@ -122,7 +122,7 @@ def score_command(
     from physforge.dynamics.config import ScoreConfig
     from physforge.dynamics.errors import DynamicsDataError
     from physforge.dynamics.verify import Verifier
-    from physforge.outputs import write_json
+    from physforge.outputs import finite_or_null, write_json
     from physforge.world import load_world
 
     with cli_errors():
@@ -138,17 +138,11 @@ def score_command(
         positions = np.asarray(data["positions"], dtype=float)
         if positions.ndim == 3:
             positions = positions[None]
-        reports = [_nan_to_none(verifier.score(p, iou=iou)) for p in positions]  # NaN (IoU not rendered) -> null
+        reports = [finite_or_null(verifier.score(p, iou=iou)) for p in positions]  # NaN (IoU not rendered) -> null
         text = json.dumps({"reports": reports}, indent=1)
         if out is not None:
             write_json(out, {"reports": reports})
         typer.echo(text)
-
-
-def _nan_to_none(value):
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    return None if isinstance(value, float) and value != value else value
 
 
 @app.command("export-scene")
