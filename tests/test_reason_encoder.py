@@ -264,3 +264,74 @@ def test_slot_options_bind_each_option_to_the_object_its_colour_names():
     torch.testing.assert_close(after, before.flip(0))
     with pytest.raises(ValueError, match="option_slots"):
         model.qa(z, tokens, options)
+
+
+def test_dropout_only_acts_while_training_and_is_validated():
+    from physforge.reason.encoder import PhysEncoder
+
+    with pytest.raises(ReasonConfigError, match=r"dropout: expected a number in \[0.0, 0.9\]"):
+        EncoderConfig(dropout=0.95)
+    torch.manual_seed(0)
+    model = PhysEncoder(EncoderConfig(image_size=16, clip_frames=2, channels=(8, 8), dim=16, text_dim=8, hidden=16,
+                                      dropout=0.5))
+    clips = torch.rand(3, 2, 3, 16, 16)
+    tokens = torch.ones(3, 5, dtype=torch.long)
+    options = torch.zeros(3, 0, 1, dtype=torch.long)
+    model.train()
+    first, second = model(clips, tokens, options)[1]["bool"], model(clips, tokens, options)[1]["bool"]
+    assert not torch.equal(first, second)  # units are dropped at random while training
+    model.eval()
+    assert torch.equal(model(clips, tokens, options)[1]["bool"], model(clips, tokens, options)[1]["bool"])
+    # Without dropout the same weights in training mode give the evaluation answers.
+    plain = PhysEncoder(EncoderConfig(image_size=16, clip_frames=2, channels=(8, 8), dim=16, text_dim=8, hidden=16))
+    plain.load_state_dict(model.state_dict())
+    plain.train()
+    assert torch.allclose(plain(clips, tokens, options)[1]["bool"], model(clips, tokens, options)[1]["bool"])
+
+
+def test_clip_jitter_keeps_hue_and_scales_frame_differences_by_one_factor_per_clip():
+    from physforge.reason.recipe_encoder import jitter_clips
+
+    generator = torch.Generator().manual_seed(3)
+    clips = 0.4 + 0.2 * torch.rand(4, 3, 3, 8, 8, generator=generator)  # far from 0 and 1: nothing clips
+    out = jitter_clips(clips, torch.Generator().manual_seed(0))
+    assert not torch.allclose(out, clips)
+    # x -> a (x - m) + m + b per clip: differences between frames and between channels of a pixel
+    # (the colour an object is named by) all scale by the clip's one contrast factor a > 0.
+    for k in range(4):
+        dt = (clips[k, 1:] - clips[k, :-1]).flatten()
+        ratio = (out[k, 1:] - out[k, :-1]).flatten() / dt
+        assert torch.allclose(ratio, ratio[0].expand_as(ratio), atol=1e-3) and 0.75 <= float(ratio[0]) <= 1.25
+        dc = (out[k, :, 0] - out[k, :, 1]) / (clips[k, :, 0] - clips[k, :, 1])
+        assert torch.allclose(dc, ratio[0].expand_as(dc), atol=1e-3)
+    again = jitter_clips(clips, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    assert float(jitter_clips(torch.ones(2, 2, 3, 4, 4), torch.Generator().manual_seed(1)).max()) <= 1.0
+
+
+def test_keep_best_saves_the_best_validated_step(tiny_dataset, tmp_path):
+    from physforge.reason import load_encoder, train_encoder
+    from physforge.reason.recipe_encoder import evaluate_accuracy
+
+    with pytest.raises(ReasonConfigError, match="keep_best: needs a val_split and eval_every"):
+        TrainConfig(data="d", out="o", keep_best=True)
+    config = TrainConfig(data=str(tiny_dataset), out=str(tmp_path / "run"), steps=8, batch_size=8, eval_every=2,
+                         max_val_questions=16, keep_best=True, augment=True, lr=0.02,
+                         model=EncoderConfig(image_size=16, clip_frames=2, channels=(8, 8), dim=16, dropout=0.2))
+    summary = train_encoder(config)
+    logged = {}
+    for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "val" in record:
+            logged[record["step"]] = record["val"]["accuracy"]
+    assert sorted(logged) == [2, 4, 6, 8]
+    best = summary["best_step"]
+    assert logged[best] == max(logged.values()) and min(s for s, a in logged.items() if a == logged[best]) == best
+    meta = json.loads((tmp_path / "run" / "checkpoint" / "checkpoint.json").read_text())
+    assert meta["step"] == best and not (tmp_path / "run" / "best").exists()
+    # The saved weights really are that step's: scored again from disk they give its logged accuracy.
+    val = load_split(tiny_dataset, ["val"], image_size=16, max_questions=16,
+                     rng=np.random.default_rng(np.random.SeedSequence([0, 1])))
+    assert evaluate_accuracy(load_encoder(tmp_path / "run" / "checkpoint"), val, val.questions)["accuracy"] == \
+        logged[best] == summary["val"]["accuracy"]
+    assert 0.0 <= summary["train_sample"]["accuracy"] <= 1.0 and summary["train_sample"]["questions"] == summary["val"]["questions"]

@@ -43,6 +43,9 @@ class EncoderConfig(_Config):
     the object its text names by colour: comparing two objects ("which is heavier, the red cube
     or the blue sphere?") then does not need the pooled question/option text to find, inside z,
     the object a colour word refers to.
+    dropout: probability of zeroing a unit of z and of the fused question layer while training
+    (0: none). Each training scene is seen many times from one fixed clip, so without it the
+    encoder can key answers to a scene's look instead of its motion.
     """
 
     image_size: int = 64
@@ -58,6 +61,7 @@ class EncoderConfig(_Config):
     blind: bool = False
     frame_diff: bool = True
     slot_options: bool = False
+    dropout: float = 0.0
 
     def __post_init__(self):
         _int("image_size", self.image_size, 16, 512)
@@ -83,6 +87,7 @@ class EncoderConfig(_Config):
         object.__setattr__(self, "names", names)
         _int("max_count", self.max_count, 1, 1000)
         _int("max_text", self.max_text, 4, 1024)
+        _float("dropout", self.dropout, 0.0, 0.9)
         for name in ("blind", "frame_diff", "slot_options"):
             if not isinstance(getattr(self, name), bool):
                 raise ReasonConfigError(name, f"expected true or false, got {getattr(self, name)!r}")
@@ -111,6 +116,11 @@ class TrainConfig(_Config):
     be learnt as that answer alone; weights are normalised to mean 1. threads: torch CPU threads
     while training (1 is fastest for these small models on a busy machine; a resumed run
     reproduces the same bytes only with the same count, so it is part of the config).
+    augment: jitter each training clip's brightness and contrast (one draw per clip, so frame
+    differences keep their sign and the colours their names; no flips or crops, which would
+    change directions and positions that answers depend on). keep_best: with val_split and
+    eval_every, the saved checkpoint is the one with the best validation accuracy over the run
+    (early stopping; ``summary.json`` names its step) instead of the last.
     """
 
     data: str
@@ -129,6 +139,8 @@ class TrainConfig(_Config):
     save_every: int = 0
     balance: bool = True
     threads: int = 1
+    augment: bool = False
+    keep_best: bool = False
 
     def __post_init__(self):
         if not isinstance(self.data, str) or not self.data:
@@ -149,8 +161,12 @@ class TrainConfig(_Config):
         _int("eval_every", self.eval_every, 0, 10_000_000)
         _int("max_val_questions", self.max_val_questions, 1, 10_000_000)
         _int("save_every", self.save_every, 0, 10_000_000)
-        if not isinstance(self.balance, bool):
-            raise ReasonConfigError("balance", f"expected true or false, got {self.balance!r}")
+        for name in ("balance", "augment", "keep_best"):
+            if not isinstance(getattr(self, name), bool):
+                raise ReasonConfigError(name, f"expected true or false, got {getattr(self, name)!r}")
+        if self.keep_best and not (self.val_split and self.eval_every):
+            raise ReasonConfigError("keep_best", "needs a val_split and eval_every > 0 to pick the best step; set "
+                                    "them or turn keep_best off")
         model = self.model
         if isinstance(model, dict):
             model = EncoderConfig.from_dict(model)

@@ -55,6 +55,7 @@ class PhysEncoder(nn.Module):
         self.temporal = nn.Sequential(nn.Linear(config.clip_frames * config.dim, config.dim), nn.GELU(),
                                       nn.Linear(config.dim, config.dim))
         self.blind_z = nn.Parameter(torch.zeros(config.dim))
+        self.drop = nn.Dropout(config.dropout)
         n = len(SLOTS)
         self.state_head = nn.Linear(config.dim, N_FUTURE * n * 3)
         self.property_head = nn.Linear(config.dim, n * 3)
@@ -93,7 +94,7 @@ class PhysEncoder(nn.Module):
             frames = torch.cat([frames, diff], 2)
         features = self.frame_cnn(frames.reshape(b * t, *frames.shape[2:]))
         features = self.frame_proj(features.flatten(1)).reshape(b, t * self.config.dim)
-        return self.temporal(F.gelu(features))
+        return self.temporal(self.drop(F.gelu(features)))
 
     def heads(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Auxiliary predictions from z (B, dim): future (B, N_FUTURE, 8, 3) m; properties (B, 8, 3)
@@ -133,7 +134,7 @@ class PhysEncoder(nn.Module):
         name (B, n_names), options (B, O) logits."""
         q = self.encode_text(tokens)
         gamma, beta = self.film(q).chunk(2, dim=-1)
-        h = self.fuse(torch.cat([z * (1 + gamma) + beta, q], dim=-1))
+        h = self.drop(self.fuse(torch.cat([self.drop(z) * (1 + gamma) + beta, q], dim=-1)))
         out = {"bool": self.bool_head(h).squeeze(-1), "count": self.count_head(h),
                "number": self.number_head(h).squeeze(-1), "name": self.name_head(h)}
         b, o = option_tokens.shape[:2]

@@ -132,6 +132,20 @@ def aux_loss(model, z, split: Split, questions: list[dict[str, Any]]):
     return sum(parts.values()), {k: float(v.detach()) for k, v in parts.items()}
 
 
+def jitter_clips(clips, generator):
+    """Brightness and contrast jitter of clips (B, T, 3, S, S) in [0, 1], one draw per clip from
+    the torch ``generator`` (the recipe's, so a resumed run draws the same): contrast x0.75-1.25
+    about the clip mean, brightness +-0.1. The same change on every frame keeps frame differences
+    proportional and the hue of each object (its colour name) unchanged."""
+    import torch
+
+    b = clips.shape[0]
+    contrast = 0.75 + 0.5 * torch.rand(b, 1, 1, 1, 1, generator=generator)
+    brightness = 0.2 * torch.rand(b, 1, 1, 1, 1, generator=generator) - 0.1
+    mean = clips.mean(dim=(1, 2, 3, 4), keepdim=True)
+    return ((clips - mean) * contrast + mean + brightness).clamp(0.0, 1.0)
+
+
 def evaluate_accuracy(model, split: Split, questions: list[dict[str, Any]]) -> dict[str, Any]:
     """The data engine's grader on the model's answers: overall accuracy and per question type."""
     from physforge.data.grade import grade
@@ -168,7 +182,7 @@ def _train_encoder(config: TrainConfig, *, overwrite: bool, resume: bool, progre
     import torch
 
     from physforge.outputs import prepare_run_folder, write_json
-    from physforge.reason.encoder import build_encoder, save_encoder
+    from physforge.reason.encoder import build_encoder, load_encoder, save_encoder
 
     # -- config -----------------------------------------------------------------------------------
     out = prepare_run_folder(config.out, overwrite=overwrite, keep=resume)
@@ -225,6 +239,8 @@ def _train_encoder(config: TrainConfig, *, overwrite: bool, resume: bool, progre
         cursor += config.batch_size
         start = time.perf_counter()
         inputs = model.batch(train, chunk)
+        if config.augment and not model_config.blind:
+            inputs["clips"] = jitter_clips(inputs["clips"], generator)
         z, outputs = model(**inputs)
         loss_qa = qa_loss(outputs, chunk, model_config.names, model_config.max_count, weights)
         loss_aux, parts = aux_loss(model, z, train, chunk) if config.aux_weight > 0 else (z.sum() * 0.0, {})
@@ -241,8 +257,12 @@ def _train_encoder(config: TrainConfig, *, overwrite: bool, resume: bool, progre
         record: dict[str, Any] = {"step": step, "loss": round(float(loss.detach()), 5),
                                   "qa": round(float(loss_qa.detach()), 5),
                                   **{k: round(v, 5) for k, v in parts.items()}}
-        if val is not None and config.eval_every and step % config.eval_every == 0 and step != config.steps:
+        if val is not None and config.eval_every and (step % config.eval_every == 0 or
+                                                       (config.keep_best and step == config.steps)):
             record["val"] = evaluate_accuracy(model, val, val.questions)
+            if config.keep_best and record["val"]["accuracy"] > max(
+                    (r["val"]["accuracy"] for r in history if "val" in r), default=-1.0):
+                save_encoder(model, out / "best", step=step, train_config=config.to_dict())
         if step % 10 == 0 or step == config.steps or "val" in record:
             with metrics_path.open("a") as handle:
                 handle.write(json.dumps(record) + "\n")
@@ -253,7 +273,15 @@ def _train_encoder(config: TrainConfig, *, overwrite: bool, resume: bool, progre
         bar(step, record["loss"])
     bar(None, None)
 
-    save_encoder(model, out / "checkpoint", step=config.steps, train_config=config.to_dict())
+    best_step = None
+    if config.keep_best and (out / "best").is_dir():
+        # Early stopping: the run's checkpoint is its best validated state, not its last.
+        best_step = max((r for r in history if "val" in r), key=lambda r: (r["val"]["accuracy"], -r["step"]))["step"]
+        model = load_encoder(out / "best")
+        shutil.rmtree(out / "checkpoint", ignore_errors=True)
+        (out / "best").rename(out / "checkpoint")
+    else:
+        save_encoder(model, out / "checkpoint", step=config.steps, train_config=config.to_dict())
     summary: dict[str, Any] = {
         "steps": config.steps, "parameters": n_params, "train_questions": len(train.questions),
         "train_scenes": len(train.scenes), "train_seconds": round(train_seconds, 3),
@@ -261,8 +289,15 @@ def _train_encoder(config: TrainConfig, *, overwrite: bool, resume: bool, progre
         "final_loss": history[-1]["loss"] if history else None,
         "checkpoint": str(out / "checkpoint"), "init": str(out / "init"),
     }
+    if best_step is not None:
+        summary["best_step"] = best_step
     if val is not None:
         summary["val"] = evaluate_accuracy(model, val, val.questions) | {"questions": len(val.questions)}
+        # The same number of training questions scored the same way: the gap to val is how much
+        # the model memorised its training scenes rather than learnt what generalises.
+        pick = sample_rng.choice(len(train.questions), min(len(val.questions), len(train.questions)), replace=False)
+        seen = [train.questions[int(i)] for i in np.sort(pick)]
+        summary["train_sample"] = evaluate_accuracy(model, train, seen) | {"questions": len(seen)}
     write_json(out / "summary.json", summary)
     for stale in [out / "resume", *out.glob(".resume.*")]:
         shutil.rmtree(stale, ignore_errors=True)
