@@ -249,6 +249,50 @@ def test_unparseable_generation_is_a_clear_error_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+_TWO_DOORS = """name: cabinet
+category: cabinet
+base: free
+dimensions_cm: 64 32 80
+part 0: carcass | plywood | 600 | 2 | the carcass of the cabinet
+part 1: left_door | plywood | 600 | 7 | the left door of the cabinet
+part 2: right_door | plywood | 600 | 7 | the right door of the cabinet
+group 0: base | parts 0 | fixed
+group 1: left_door | parts 1 | revolute | parent 0 | axis 0 0 1 | pivot_cm -45 10 30 | range 0 90
+group 2: right_door | parts 2 | revolute | parent 0 | axis 0 0 -1 | pivot_cm 31 15 30 | range 0 90
+"""
+
+
+def test_decoding_moves_a_hinge_outside_its_object_onto_its_body_and_keeps_one_inside():
+    from physforge.assets.from_image import build_generated, decode_asset
+    from physforge.assets.gate import run_gate
+
+    annotation = parse_global(_TWO_DOORS).annotation
+    carcass, left, right = (np.zeros((16, 16, 16), bool) for _ in range(3))
+    carcass[:, :14] = True
+    left[:8, 14:] = True
+    right[8:, 14:] = True
+    voxels = {0: carcass, 1: left, 2: right}
+    asset, notes = build_generated(annotation, voxels)
+    pivots = {g.name: np.array(g.pivot) for g in asset.annotation.groups}
+    # the 16 cells span the 64 x 32 cm box: the left door occupies x in [-0.32, 0], y in [0.12, 0.16]
+    # (cells 14-15 of 16 over [-0.16, 0.16]). Its generated pivot (-0.45, 0.10) is 0.13 m beyond
+    # the object's side, so it lands on the door box's nearest point, its back-left edge; the
+    # height along the axis stays
+    np.testing.assert_allclose(pivots["left_door"], [-0.32, 0.12, 0.30], atol=1e-9)
+    # the right door's pivot (0.31, 0.15) is inside the object: untouched
+    np.testing.assert_allclose(pivots["right_door"], [0.31, 0.15, 0.30], atol=1e-9)
+    assert [n for n in notes if "pivot" in n] == [
+        "group 1 (left_door): pivot (-0.45, 0.1, 0.3) lies 0.130 m outside the object's box; moved 0.132 m onto "
+        "its body's box"]
+    # the repaired asset swings its doors without passing through the carcass or each other
+    assert run_gate(asset.world)["checks"]["sweep"]["passed"]
+    # a pivot inside the object but off its body's box is kept (the voxels may be what is wrong)
+    inside = parse_global(_TWO_DOORS.replace("pivot_cm 31 15 30", "pivot_cm 31 0 30")).annotation
+    source, notes = decode_asset(inside, voxels)
+    assert source.annotation.group(2).pivot == pytest.approx((0.31, 0.0, 0.30))
+    assert not any("group 2" in n and "pivot" in n for n in notes)
+
+
 def test_category_mean_of_identical_objects_is_that_object(tiny_image_data):
     from physforge.assets.image_data import read_split
     from physforge.assets.image_eval import mean_object, truths

@@ -12,6 +12,8 @@ Decoding (``decode_asset``) turns the generated annotation and per-part voxels i
   predicted metric box (resting on z = 0, centred in x and y);
 - a cell claimed by parts of several bodies goes to the body nearest the base, so no two
   bodies start interpenetrating; parts left without a cell are dropped (and said so);
+- a hinge pivot generated outside the object's box is moved onto its body's box (``_snap_pivots``,
+  said so in the notes);
 - visual meshes come from marching cubes of each part's voxels (``tokens.voxels_to_mesh``),
   collision from the exact cuboids that tile the voxels (``tokens.cuboids``), and every moving
   body is shrunk by ``CLEARANCE`` per side, as the library leaves a gap around moving parts.
@@ -98,6 +100,7 @@ def decode_asset(annotation, voxels: dict[int, np.ndarray], resolution: int | No
     def to_object(points: np.ndarray) -> np.ndarray:
         return (points - cell_low) * scale + low
 
+    annotation = _snap_pivots(annotation, kept, grid, to_object, notes)
     owner = {label: g for g in annotation.groups for label in g.parts}
     meshes, collision = {}, {}
     for label, occupancy in kept.items():
@@ -117,6 +120,48 @@ def decode_asset(annotation, voxels: dict[int, np.ndarray], resolution: int | No
         collision[label] = tuple(CollisionPiece(Box(tuple(float(h) for h in (b - a) / 2)),
                                                 Pose(tuple(float(c) for c in (a + b) / 2))) for a, b in boxes)
     return SourceAsset(annotation=annotation, meshes=meshes, collision=collision), notes
+
+
+def _snap_pivots(annotation, kept: dict[int, np.ndarray], grid, to_object, notes: list[str]):
+    """Move a hinge whose axis line lies outside the object onto its body's box.
+
+    The pivot is written in the global answer and the voxels in later rounds, and the two can
+    disagree: a door hinged 12 cm beyond the object's side swings on a wide arc through its
+    neighbour. No library hinge lies outside its object's box, so a pivot that does (seen along
+    the axis, by more than half a voxel) is certainly wrong; it is clamped to the nearest point
+    of its own body's box, the best evidence of where the hinge belongs. A pivot inside the
+    object's box is kept even when it misses its body: measured on the built-in model's held-out
+    generations, the pivot is then more often right than the body's voxels (a refrigerator door
+    whose cells went to the carcass), and snapping those moved pivots 0.016 m further from the
+    true axes on average. Axis-aligned revolute joints only."""
+    dims = np.asarray(annotation.dimensions, dtype=np.float64)
+    object_low, object_high = np.array([-dims[0] / 2, -dims[1] / 2, 0.0]), np.array([dims[0] / 2, dims[1] / 2, dims[2]])
+    replaced = []
+    for g in annotation.groups:
+        axis = np.abs(np.asarray(g.axis, dtype=np.float64))
+        if g.joint_type != "revolute" or axis.max() < 0.999:
+            replaced.append(g)
+            continue
+        cells = [np.argwhere(kept[label]) for label in g.parts if label in kept]
+        if not cells:
+            replaced.append(g)
+            continue
+        cells = np.concatenate(cells)
+        low = to_object(grid.low + cells.min(0) * grid.cell)
+        high = to_object(grid.low + (cells.max(0) + 1) * grid.cell)
+        pivot = np.asarray(g.pivot, dtype=np.float64)
+        along = int(axis.argmax())
+        across = np.arange(3) != along  # sliding the pivot along its own axis changes nothing
+        outside = float(np.linalg.norm((np.clip(pivot, object_low, object_high) - pivot)[across]))
+        cell = to_object(grid.low + grid.cell) - to_object(grid.low)  # one voxel in metres, per axis
+        if outside > 0.5 * float(np.min(cell)):  # within half a voxel is decoding noise
+            snapped = np.where(across, np.clip(pivot, low, high), pivot)
+            notes.append(f"group {g.index} ({g.name or g.index}): pivot {tuple(round(float(v), 3) for v in pivot)} "
+                         f"lies {outside:.3f} m outside the object's box; moved {np.linalg.norm(snapped - pivot):.3f} "
+                         "m onto its body's box")
+            g = dataclasses.replace(g, pivot=tuple(float(v) for v in snapped))
+        replaced.append(g)
+    return dataclasses.replace(annotation, groups=tuple(replaced))
 
 
 def _depth(annotation, group) -> int:

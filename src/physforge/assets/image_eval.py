@@ -22,7 +22,7 @@ normalised 16^3 grid); Chamfer distance (m, mean of both
 directions) and F-score at ``fscore_fraction`` x the true largest dimension, between points
 sampled on the decoded part meshes and on the true part meshes (object frame); joint-type
 accuracy over the true moving groups (matched by group index); axis angular error (deg,
-sign-free); pivot distance (m, from the predicted pivot to the true axis line; revolute joints);
+sign-free); pivot distance (m, from the built asset's pivot to the true axis line; revolute joints);
 range error (deg for revolute, m for prismatic: mean of both ends); absolute scale error (m,
 mean over x, y, z); material accuracy (matched by part label); gate pass rate. A generation that
 cannot be parsed scores 0 IoU, 0 accuracies and a failed gate, and is counted.
@@ -35,6 +35,7 @@ against the true category falls with the shuffled image, and the blank image sho
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -374,6 +375,10 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
             return failed_metrics(f"decode: {err}", config.gate) | {
                 "parsed": True, "category_accuracy": float(annotation.category == truth.category)}
         passed = bool(run_gate(asset.world)["passed"]) if config.gate else None
+        # pivots as built (decoding may move a hinge onto its body), so the score is the asset's
+        built = {g.index: g.pivot for g in asset.annotation.groups}
+        annotation = dataclasses.replace(annotation, groups=tuple(
+            dataclasses.replace(g, pivot=built.get(g.index, g.pivot)) for g in annotation.groups))
         return metrics(annotation, voxels, truth, true_meshes=true_meshes, pred_asset=asset, config=config,
                        gate_passed=passed)
 
