@@ -459,6 +459,28 @@ def test_train_vlm_reproduce_command_with_a_tiny_config_then_lora(tiny_image_dat
     assert lora.exit_code == 0, lora.output
     assert (tmp_path / "lora" / "model" / "adapter_config.json").is_file()
     AssetGenerator(tmp_path / "lora" / "model", max_global_tokens=4)
+    # a second SFT stage continues the first model: same tokenizer, weights moved, no vision stage
+    stage2 = tmp_path / "stage2.json"
+    stage2.write_text(json.dumps(json.loads(config.read_text()) | {"init_model": str(tmp_path / "run" / "model"),
+                                                                   "global_repeats": 0, "lr": 1e-4}))
+    more = runner.invoke(app, ["asset", "train-vlm", "--data", str(out), "--out", str(tmp_path / "more"),
+                               "--config", str(stage2), "--steps", "3"])
+    assert more.exit_code == 0, more.output
+    summary = json.loads((tmp_path / "more" / "summary.json").read_text())
+    assert summary["mode"] == "continued" and summary["vision_pretrain"] is None and summary["train_examples"] == rows
+    assert (tmp_path / "more" / "model" / "tokenizer.json").read_text() == \
+        (tmp_path / "run" / "model" / "tokenizer.json").read_text()
+    from safetensors.numpy import load_file
+
+    before, after = (load_file(str(tmp_path / name / "model" / "model.safetensors")) for name in ("run", "more"))
+    # three Adam steps at lr <= 1e-4 (the first is warm-up at 0) move each weight by <= 2e-4: it
+    # started from the first model's weights, not from a fresh initialisation, and it trained
+    assert before.keys() == after.keys() and any(not np.array_equal(before[k], after[k]) for k in before)
+    assert max(float(np.abs(before[k] - after[k]).max()) for k in before) <= 2.5e-4
+    from physforge.assets.image_model import AssetVLMConfig, AssetVLMConfigError
+
+    with pytest.raises(AssetVLMConfigError, match="init_model"):
+        AssetVLMConfig(data="d", out="o", base_model="a", init_model="b")
 
 
 @pytest.mark.slow

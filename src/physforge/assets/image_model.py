@@ -56,6 +56,9 @@ class AssetVLMConfig(JsonConfig):
     these rows are short and cheap.
     freeze_vision: keep the vision tower fixed during SFT (the connector and text model train),
     so that SFT's early, noisy gradients from a random text model cannot undo the auxiliary stage.
+    init_model: a full (non-LoRA) ``model/`` folder from an earlier ``train-vlm`` run whose weights
+    and processor SFT continues from (None: start fresh). A second, lower-lr stage on the same
+    data: the first run sees each row less than once in its steps. Skips vision pretraining.
     threads: torch CPU threads (0: torch's default). One is the default because on a shared
     2-core machine two threads spin on each other: measured 5-10x slower per step under load.
     """
@@ -81,6 +84,7 @@ class AssetVLMConfig(JsonConfig):
     vision_pretrain_lr: float = 2e-3
     global_repeats: int = 0
     freeze_vision: bool = False
+    init_model: str | None = None
 
     error_type = AssetVLMConfigError
 
@@ -91,6 +95,11 @@ class AssetVLMConfig(JsonConfig):
                 raise e(name, "expected a folder path")
         if self.base_model is not None and (not isinstance(self.base_model, str) or not self.base_model):
             raise e("base_model", "expected a local model folder or None")
+        if self.init_model is not None and (not isinstance(self.init_model, str) or not self.init_model):
+            raise e("init_model", "expected a model/ folder from 'asset train-vlm' or None")
+        if self.init_model is not None and self.base_model is not None:
+            raise e("init_model", "give either base_model (LoRA on a pretrained VLM) or init_model (continue "
+                    "a train-vlm model), not both")
         check_int("seed", self.seed, 0, 2**31, e)
         check_int("steps", self.steps, 1, 10_000_000, e)
         check_int("batch_size", self.batch_size, 1, 4096, e)
@@ -159,7 +168,15 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
 
     # -- tokenizer / processor and model ----------------------------------------------------------
     peft_config = None
-    if config.base_model is None:
+    if config.init_model is not None:
+        from physforge.vlm import load_vlm
+
+        init = Path(config.init_model)
+        if (init / "adapter_config.json").is_file():
+            raise AssetVLMConfigError("init_model", f"{init} is a LoRA adapter; give a full model/ folder")
+        model, processor = load_vlm(init)
+        model.train()
+    elif config.base_model is None:
         processor = build_processor(train_texts(train["messages"]), vocab_size=config.vocab_size,
                                     image_size=config.image_size, patch_size=config.patch_size)
         model = build_model(processor, hidden=config.hidden, layers=config.layers, heads=config.heads,
@@ -169,7 +186,7 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
                                                            alpha=config.lora_alpha)
     n_params = sum(p.numel() for p in model.parameters())
     vision = None
-    if config.vision_pretrain_epochs and config.base_model is None:
+    if config.vision_pretrain_epochs and config.base_model is None and config.init_model is None:
         vision = _pretrain_vision(model, processor, columns, info["categories"]["train"], config, data)
     if config.freeze_vision:
         from physforge.vlm import vision_tower
@@ -192,7 +209,8 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
                                         info["categories"]["train"]})
     shutil.rmtree(out / "trainer", ignore_errors=True)
     summary = {"steps": config.steps, "parameters": n_params, "train_examples": len(train),
-               "mode": "lora" if peft_config is not None else "scratch", "base_model": config.base_model,
+               "mode": "lora" if peft_config is not None else "continued" if config.init_model else "scratch",
+               "base_model": config.base_model, "init_model": config.init_model,
                "train_seconds": round(seconds, 3), "train_loss": round(float(result.training_loss), 5),
                "final_loss": round(float(losses[-1]), 5) if losses else None, "losses": losses,
                "train_images_per_second": round(config.steps * config.batch_size / seconds, 3) if seconds else None,
