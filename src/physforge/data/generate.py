@@ -311,8 +311,8 @@ _BALANCE_COLUMNS = ["split", "family", "template", "question_type", "answer_type
 def balance_questions(out: Path) -> dict[str, Any]:
     """Write ``questions/`` from ``candidates/`` with every yes/no template exactly balanced per
     split over the whole dataset (the latest surplus rows, in shard order, go), one file per
-    shard and split. Reads only the answer columns to decide and one shard file at a time to
-    write, so memory does not grow with the dataset. Returns the kept questions' stats and
+    shard and split. Holds six short answer columns per question (not their images or programs)
+    to decide, and one shard file at a time to write. Returns the kept questions' stats and
     answer counts."""
     import pyarrow as pa
     import pyarrow.parquet as pq

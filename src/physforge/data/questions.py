@@ -584,8 +584,9 @@ def balance_rows(rows: list[dict]) -> tuple[list[dict], list[dict]]:
     The Balancer steers towards balance while a shard is generated, but it can only choose
     among the answers a scene allows; a template whose physics mostly gives one answer (a door
     that nearly always opens) would still lead by up to BALANCE_SLACK per shard, which over a
-    dataset of many shards is most of it. Trimming each shard makes every shard, and so the
-    dataset, exactly balanced.
+    dataset of many shards is most of it. ``generate.balance_questions`` trims the whole
+    dataset's rows with this once at finalisation, so every split is exactly balanced and a rare
+    minority answer from any shard is kept.
     """
     def key(row: dict) -> tuple[str, str]:
         return row.get("split", ""), row["template"]

@@ -260,7 +260,7 @@ class PairConfig(_Config):
 
     samples_per_image: K motions sampled per conditioning image. pairs_per_image: at most this
     many (chosen, rejected) pairs per image, taken best-vs-worst inwards (best with worst, second
-    best with second worst ...). margin: minimum cost gap (ScoreConfig cost units, ~m) between
+    best with second worst ...). margin: minimum cost gap (ScoreConfig's unitless cost) between
     chosen and rejected; closer pairs are ties and dropped. relative_margin: also require the gap
     to exceed this fraction of the rejected cost.
     """

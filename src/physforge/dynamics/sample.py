@@ -24,7 +24,7 @@ def sample_scene(checkpoint: str | Path, image: np.ndarray, world, out_dir: str 
     ``trajectory.json`` (positions (num, T + 1, n, 3) m, world frame, bodies, dt s, seed),
     ``sample{i}.mp4`` when ``video``, and the verifier's report per sample when ``score``
     (simulating the world for the reference). Returns trajectory.json's content."""
-    from physforge.outputs import write_json
+    from physforge.outputs import finite_or_null, write_json
     from physforge.sim import write_video
     from physforge.sim.poses import BodyPoseProbe
 
@@ -50,7 +50,6 @@ def sample_scene(checkpoint: str | Path, image: np.ndarray, world, out_dir: str 
         from physforge.dynamics.verify import Verifier
 
         verifier = Verifier(world, example.bodies, config.horizon, config.dt)
-        payload["scores"] = [{k: (None if isinstance(v, float) and v != v else v) for k, v in verifier.score(m).items()}
-                             for m in motions]
+        payload["scores"] = [finite_or_null(verifier.score(m)) for m in motions]
     write_json(out / "trajectory.json", payload)
     return payload

@@ -173,7 +173,8 @@ def train(config: LearnConfig, run_dir: str | Path | None = None) -> TrainResult
                      "episodes": len(self.outcomes), "success_rate": float(np.mean(recent)) if recent else math.nan}
             if config.eval_every and self.num_timesteps >= self.next_eval:
                 entry.update(_validate(self.model))
-                self.next_eval += config.eval_every
+                # the next multiple of eval_every after now: rollouts need not end on one
+                self.next_eval = (self.num_timesteps // config.eval_every + 1) * config.eval_every
             history.append(entry)
 
         def _on_training_start(self) -> None:
