@@ -270,10 +270,10 @@ def _command(config: DemoConfig) -> str:
 
 def run_demo(config: DemoConfig, *, console=None) -> Path:
     """Run every step into ``config.out`` and return the index report's path."""
-    import torch
     from rich.console import Console
 
     from physforge.report import index_report
+    from physforge.threads import torch_threads
 
     console = console or Console(stderr=True)
     out = Path(config.out)
@@ -286,10 +286,8 @@ def run_demo(config: DemoConfig, *, console=None) -> Path:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     write_json(out / "config.json", config.to_dict())
-    # the reason recipes have no threads setting of their own: set it for the whole demo
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    # every step at the demo's thread count (steps without a setting of their own included)
+    with torch_threads(config.threads):
         done = []
         started = time.perf_counter()
         for k, (name, step) in enumerate(STEPS):
@@ -301,6 +299,4 @@ def run_demo(config: DemoConfig, *, console=None) -> Path:
             done.append(result)
         write_json(out / "summary.json", {"seconds": time.perf_counter() - started,
                                           "steps": [{k: v for k, v in s.items() if k != "image"} for s in done]})
-    finally:
-        torch.set_num_threads(previous_threads)
     return index_report(out, done, command=_command(config))

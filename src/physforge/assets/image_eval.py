@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from physforge.configs import ConfigError, JsonConfig, check_float, check_int
+from physforge.threads import with_config_threads
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +338,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 # -- the run ----------------------------------------------------------------------------------
 
+@with_config_threads
 def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generator=None,
                     progress=None) -> dict[str, Any]:
     """Score the model and both baselines on the configured splits; writes ``result.json``
@@ -352,10 +354,6 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
     from physforge.outputs import staged_directory, write_json
 
     start = time.perf_counter()
-    if config.threads:
-        import torch
-
-        torch.set_num_threads(config.threads)
     generator = generator or AssetGenerator(config.model)
     train = truths(read_split(config.data, "train"), None)
     by_object: dict[str, Truth] = {}

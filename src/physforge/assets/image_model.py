@@ -28,6 +28,7 @@ import numpy as np
 
 from physforge.checkpoints import CheckpointError
 from physforge.configs import ConfigError, JsonConfig, check_float, check_int
+from physforge.threads import with_config_threads
 
 MODEL_META = "physforge_asset.json"
 
@@ -135,6 +136,7 @@ def train_texts(rows_messages: list[list[dict]]) -> list[str]:
             if part["type"] == "text" and part["text"]]
 
 
+@with_config_threads
 def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[str, Any]:
     """Run the recipe; returns the summary (also ``summary.json``)."""
     import torch
@@ -145,8 +147,6 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
 
     # -- config -----------------------------------------------------------------------------------
     out = prepare_run_folder(config.out, overwrite=overwrite, config=config.to_dict())
-    if config.threads:
-        torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # transformers initialises weights from torch's global generator
 
     # -- data -------------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ This module imports torch at the top; ``physforge.dynamics`` loads it on first u
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import io
 import json
 import logging
@@ -32,6 +30,7 @@ from physforge.dynamics.errors import DynamicsConfigError, DynamicsDataError
 from physforge.dynamics.model import (TrajectoryGenerator, batch_tensors, build_generator, load_generator,
                                       save_generator)
 from physforge.dynamics.verify import Verifier
+from physforge.threads import torch_threads, with_config_threads
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +38,6 @@ log = logging.getLogger(__name__)
 VAL_SAMPLES = 4
 #: reparameterised samples per scene in SFT's energy-score term
 ENERGY_SAMPLES = 4
-
-
-def with_config_threads(function):
-    """Run a recipe ``function(config, ...)`` with torch at ``config.threads`` CPU threads and put the
-    caller's thread count back afterwards, whatever happens: the count is process-wide, and float sums
-    (so the bytes of later runs in the same process) depend on it."""
-
-    @functools.wraps(function)
-    def wrapper(config, *args, **kwargs):
-        with torch_threads(config.threads):
-            return function(config, *args, **kwargs)
-
-    return wrapper
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """torch CPU threads set to ``threads`` inside the block, restored on exit."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, reference_chosen: torch.Tensor,

@@ -168,14 +168,10 @@ def train_encoder(config: TrainConfig, *, overwrite: bool = False, resume: bool 
     resume: continue the run in ``config.out`` from its last saved state (see ``save_every``);
     without one it starts from step 0 in place. The folder's config must be this config.
     """
-    import torch
+    from physforge.threads import torch_threads
 
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)  # float sums, and so the bytes, depend on the thread count
-    try:
+    with torch_threads(config.threads):  # float sums, and so the bytes, depend on the thread count
         return _train_encoder(config, overwrite=overwrite, resume=resume, progress=progress)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _train_encoder(config: TrainConfig, *, overwrite: bool, resume: bool, progress: bool) -> dict[str, Any]:
