@@ -209,6 +209,47 @@ def test_from_image_builtin_model_reads_the_image_and_writes_a_gated_asset(built
     assert recheck["passed"] == result["report"]["passed"] and recheck["failed"] == result["report"]["failed"]
 
 
+def test_each_geometry_round_is_asked_in_the_training_conversation_layout(monkeypatch):
+    """At inference, part k's round must see the image, the global answer and rounds 0..k-1, as
+    every training conversation (``image_text.conversation``) shows them; the oracle is that
+    function applied to the generated annotation and voxels."""
+    import physforge.vlm
+    from physforge.assets.image_model import AssetGenerator
+    from physforge.assets.image_text import GLOBAL_PROMPT, conversation
+
+    source = generate("cabinet", object_rng(0, 3), seed=0)
+    truth = source.annotation
+    rng = np.random.default_rng(0)
+    cells = {p.label: rng.random((16, 16, 16)) < 0.05 for p in truth.parts}
+    replies = [global_text(truth)] + [geometry_text(cells[p.label]) for p in truth.parts]
+    asked = []
+
+    def fake_generate(model, processor, messages, images, **kwargs):
+        asked.append([dict(m) for m in messages])
+        text = replies[len(asked) - 1]
+        return {"text": text, "tokens": 1, "mean_logprob": 0.0, "truncated": False}
+
+    monkeypatch.setattr(physforge.vlm, "generate", fake_generate)
+    generator = AssetGenerator.__new__(AssetGenerator)
+    generator.model = generator.processor = None
+    generator.resolution, generator.geometry_tokens = 16, [0]
+    generator.max_global_tokens, generator.max_part_tokens = 10, 10
+    result = generator.generate(np.zeros((32, 32, 3), np.uint8))
+    assert len(asked) == 1 + len(truth.parts)
+
+    def texts(messages):
+        return [(m["role"], [c.get("text") for c in m["content"] if c["type"] == "text"],
+                 [c["type"] for c in m["content"]]) for m in messages]
+
+    expected = conversation(result["annotation"], result["voxels"])
+    assert expected[0]["content"][1]["text"] == GLOBAL_PROMPT
+    for k in range(1, len(asked)):
+        # round k's prompt is the training conversation up to and including part k's question
+        assert texts(asked[k]) == texts(expected[:2 * k + 1])
+    for label, occupancy in result["voxels"].items():
+        np.testing.assert_array_equal(occupancy, cells[label])
+
+
 @pytest.mark.parametrize("content, match", [
     (None, "file not found"),
     (b"this is not a picture", "not a recognised image"),
