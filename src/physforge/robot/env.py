@@ -58,8 +58,11 @@ APPROACH_STEPS = 8
 DESCEND_STEPS = 6
 #: Distance (m) of the pre-grasp pose back along the approach direction.
 PRE_GRASP_DISTANCE = 0.10
-#: A grasp holds when the object stays within this distance (m) of where the grasp frame expects it.
+#: A grasp holds when the object stays within this distance (m) of where the grasp frame expects it,
+#: and tilts by less than this angle (rad): an object that pivots between the fingers (held off its
+#: centre of mass) is not held, even while the fingers still pinch it.
 HOLD_DISTANCE = 0.02
+HOLD_TILT = 0.25
 #: Success tolerances, m.
 PLACE_TOLERANCE = 0.03
 STACK_TOLERANCE = 0.02
@@ -117,6 +120,11 @@ class Randomisation:
                              f"got {self.latency_steps}")
 
 
+def _tilt(rotation: np.ndarray, reference: np.ndarray) -> float:
+    """rad: the angle between the z axes of two (3, 3) rotations (a turn about the vertical is no tilt)."""
+    return float(math.acos(np.clip(rotation[:, 2] @ reference[:, 2], -1.0, 1.0)))
+
+
 def _rz(angle: float) -> np.ndarray:
     c, s = math.cos(angle), math.sin(angle)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
@@ -146,6 +154,12 @@ def grasp_proposals(context: TaskContext, scene_world: World) -> list[np.ndarray
                 transform[:3, 3] = (centre[0] + lateral, centre[1], top - depth)
                 proposals.append(transform)
         return proposals
+    body = scene_world.body(spec.object)
+    vertices = _hull_vertices(body)
+    if vertices is not None:
+        footprint = np.ptp(vertices[:, :2], axis=0)
+        if footprint.max() > ELONGATED_RATIO * footprint.min():
+            return _proposals_along_axis(vertices)
     for z_offset in (0.0, -0.006):
         for yaw in (0.0, math.pi / 2):
             transform = np.eye(4)
@@ -153,6 +167,93 @@ def grasp_proposals(context: TaskContext, scene_world: World) -> list[np.ndarray
             transform[:3, 3] = (0.0, 0.0, z_offset)
             proposals.append(transform)
     return proposals
+
+
+#: A footprint longer than this times its width is grasped across its long axis, at points along it.
+ELONGATED_RATIO = 1.5
+#: Spacing (m) of grasp points along an elongated object's long axis, and how many each side of the middle.
+AXIS_GRASP_SPACING = 0.02
+AXIS_GRASP_POINTS = 2
+#: Depths (m) of the grasp frame below the object's top surface at the grasp point, and the lowest
+#: height (m) above the object's bottom it may go (the fingertips stay off the table).
+GRASP_DEPTHS = (0.02, 0.026)
+GRASP_MIN_HEIGHT = 0.012
+#: Clearance (m) the open fingers need beyond the object's width across the closing axis.
+FINGER_CLEARANCE = 0.01
+
+
+def _hull_vertices(body) -> np.ndarray | None:
+    """(n, 3) m, body frame: the vertices of the body's single convex mesh geom (a reconstructed
+    object), else None."""
+    from physforge.world import Mesh
+
+    geoms = [g for g in body.geoms if g.collide]
+    if len(geoms) != 1 or not isinstance(geoms[0].shape, Mesh) or geoms[0].shape.vertices is None:
+        return None
+    from physforge.robot.tasks import _matrix_of
+
+    shape, pose = geoms[0].shape, geoms[0].pose
+    transform = _matrix_of(pose.position, pose.quaternion)
+    points = np.asarray(shape.vertices) * np.array(shape.scale)
+    return points @ transform[:3, :3].T + transform[:3, 3]
+
+
+def _proposals_along_axis(vertices: np.ndarray) -> list[np.ndarray]:
+    """Top-down grasps of an elongated convex object across its long axis, ranked by geometry alone
+    as a grasp detector ranks them: the middle of the footprint's smallest bounding rectangle first,
+    then points further along its long axis (the -axis side first on a tie), each centred on the
+    footprint's chord there and GRASP_DEPTHS below the local top. Points where the object is wider
+    than the open gripper are left out. The mass distribution plays no part: what the ranking
+    misses, trying the grasps in the twin (close, lift, check) has to find."""
+    import trimesh
+    from scipy.spatial import ConvexHull
+
+    hull = trimesh.convex.convex_hull(vertices)
+    outline = vertices[:, :2][ConvexHull(vertices[:, :2]).vertices]
+    to_box, extents = trimesh.bounds.oriented_bounds_2D(outline)
+    from_box = np.linalg.inv(to_box)
+    axis = from_box[:2, 0] if extents[0] >= extents[1] else from_box[:2, 1]
+    axis = axis if axis[np.argmax(np.abs(axis))] > 0 else -axis  # a fixed sign: the larger component positive
+    across = np.array([-axis[1], axis[0]])
+    middle = from_box[:2, 2]
+    up = hull.face_normals[:, 2] > 1e-6
+    normals, origins = hull.face_normals[up], hull.triangles[up][:, 0]
+    bottom = float(vertices[:, 2].min())
+    rotation = np.stack([np.cross(np.append(across, 0.0), [0.0, 0.0, -1.0]), np.append(across, 0.0),
+                         [0.0, 0.0, -1.0]], axis=1)
+    offsets = sorted((k * AXIS_GRASP_SPACING for k in range(-AXIS_GRASP_POINTS, AXIS_GRASP_POINTS + 1)),
+                     key=lambda v: (abs(v), v))
+    points = []
+    for offset in offsets:
+        low, high = _chord(outline, middle + offset * axis, across)
+        if high - low + FINGER_CLEARANCE > 2 * panda.FINGER_OPEN:
+            continue
+        point = middle + offset * axis + 0.5 * (low + high) * across
+        # the top surface of a convex solid above a point is its lowest upward face plane there
+        top = float(np.min((np.einsum("ij,ij->i", normals, origins) - normals[:, :2] @ point) / normals[:, 2]))
+        points.append((point, top))
+    proposals = []
+    for depth in GRASP_DEPTHS:
+        for point, top in points:
+            transform = np.eye(4)
+            transform[:3, :3] = rotation
+            transform[:3, 3] = (point[0], point[1], max(top - depth, bottom + GRASP_MIN_HEIGHT))
+            proposals.append(transform)
+    return proposals
+
+
+def _chord(outline: np.ndarray, point: np.ndarray, direction: np.ndarray) -> tuple[float, float]:
+    """(low, high) m: where the line ``point + s * direction`` (2,) enters and leaves the convex
+    polygon ``outline`` (n, 2) (its vertices in order); (0, 0) if it misses."""
+    hits = []
+    for a, b in zip(outline, np.roll(outline, -1, axis=0)):
+        matrix = np.array([direction, a - b]).T
+        if abs(np.linalg.det(matrix)) < 1e-12:
+            continue
+        s, u = np.linalg.solve(matrix, a - point)
+        if -1e-9 <= u <= 1 + 1e-9:
+            hits.append(s)
+    return (float(min(hits)), float(max(hits))) if hits else (0.0, 0.0)
 
 
 class PhysWorldEnv(gym.Env):
@@ -164,7 +265,7 @@ class PhysWorldEnv(gym.Env):
                  residual_scale: float = 0.03, scratch_step: float = 0.04, track_weight: float = 5.0,
                  orientation_weight: float = 0.5, success_bonus: float = 10.0, action_weight: float = 0.01,
                  approach_weight: float = 50.0, residual_gripper: bool = False,
-                 randomisation: Randomisation = Randomisation(), grasp_trials: int = 4,
+                 randomisation: Randomisation = Randomisation(), grasp_trials: int = 10,
                  render_mode: str | None = None, render_size: int = 128):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -328,8 +429,10 @@ class PhysWorldEnv(gym.Env):
             for t in range(APPROACH_STEPS, check_until):
                 self._drive(targets[t], rotations[t], gripper[t])
             expected = self.grasp_pose() @ np.linalg.inv(object_from_grasp)
-            moved = np.linalg.norm(self.object_pose()[:3, 3] - reference[0, :3, 3])
-            held = np.linalg.norm(self.object_pose()[:3, 3] - expected[:3, 3]) < HOLD_DISTANCE
+            obj = self.object_pose()
+            moved = np.linalg.norm(obj[:3, 3] - reference[0, :3, 3])
+            held = (np.linalg.norm(obj[:3, 3] - expected[:3, 3]) < HOLD_DISTANCE
+                    and _tilt(obj[:3, :3], expected[:3, :3]) < HOLD_TILT)
             return bool(held and moved > 0.01 and self.finger_opening() > 0.004)
         except SimulationUnstable:
             return False
@@ -345,9 +448,7 @@ class PhysWorldEnv(gym.Env):
         rng = self.np_random
         spec, r = self.spec_task, self.randomisation
         # every draw comes first and in a fixed order, so a seed gives every method the same world
-        movable = [b for b in self.context.scene_bodies if not (b.joint.type == "fixed" and b.parent is None)]
-        ranges = {b.name: r.friction or (self.context.priors[b.name].friction if b.name in self.context.priors
-                                         else (0.6, 1.2)) for b in movable}
+        movable, ranges = self._movable_and_friction_ranges()
         mass_scales = {b.name: float(rng.uniform(*r.mass_scale)) for b in movable}
         frictions = {b.name: float(rng.uniform(*ranges[b.name])) for b in movable}
         if spec.kind == "drawer":
@@ -359,12 +460,7 @@ class PhysWorldEnv(gym.Env):
         latency = int(rng.integers(r.latency_steps[0], r.latency_steps[1] + 1))
         actuation_seed, observation_seed = (int(v) for v in rng.integers(2**62, size=2))
 
-        self.sim.reset()
-        set_joint_positions(self.sim, {**self._home, **{j: panda.FINGER_OPEN / 2 for j in panda.FINGER_JOINTS}})
-        self._q_target = np.array(panda.HOME)
-        for joint, value in self._home.items():
-            self.sim.set_control(joint, value)
-        self._latency, self._actuation_noise, self._pending = 0, 0.0, []
+        self._to_start()
         # Every method plans from the perceived first frame (the demonstration's): the true start
         # differs from it by the pose-estimate error drawn above, which only feedback can reveal.
         perceived = self.context.demo_initial
@@ -418,6 +514,25 @@ class PhysWorldEnv(gym.Env):
         self._fresh = None
         return self._observation(), {"physics": physics, "grasp_validated": self.grasp_validated}
 
+    def _movable_and_friction_ranges(self):
+        """(the scene bodies that move, name -> the sliding friction range episodes draw from)."""
+        r = self.randomisation
+        movable = [b for b in self.context.scene_bodies if not (b.joint.type == "fixed" and b.parent is None)]
+        ranges = {b.name: r.friction or (self.context.priors[b.name].friction if b.name in self.context.priors
+                                         else (0.6, 1.2)) for b in movable}
+        return movable, ranges
+
+    def _to_start(self) -> None:
+        """The scene as perceived, the arm at home with the fingers open, no latency or noise."""
+        from physforge.sim.kinematics import set_joint_positions
+
+        self.sim.reset()
+        set_joint_positions(self.sim, {**self._home, **{j: panda.FINGER_OPEN / 2 for j in panda.FINGER_JOINTS}})
+        self._q_target = np.array(panda.HOME)
+        for joint, value in self._home.items():
+            self.sim.set_control(joint, value)
+        self._latency, self._actuation_noise, self._pending = 0, 0.0, []
+
     def _select_grasp(self, movable, friction_ranges) -> tuple[np.ndarray, bool]:
         """The first proposal that holds when tried (close, lift, check) in the reconstructed world
         at the perceived pose, with the heaviest, most slippery objects and the stiffest drawer
@@ -425,7 +540,16 @@ class PhysWorldEnv(gym.Env):
         episode's physics is not used (the simulator state and model are restored)."""
         if self.spec_task.kind == "push":
             return self.proposals[0], False
+        verdicts = self._twin_trials(self.proposals[:self.grasp_trials], movable, friction_ranges, until_held=True)
+        if verdicts[-1]:
+            return self.proposals[len(verdicts) - 1], True
+        return self.proposals[0], False
+
+    def _twin_trials(self, proposals, movable, friction_ranges, *, until_held: bool) -> list[bool]:
+        """Whether each of ``proposals`` holds when tried in the worst-case twin from the current
+        state (stopping at the first that holds if ``until_held``); the state is restored after."""
         r = self.randomisation
+        verdicts = []
         snapshot = self.sim.snapshot()
         try:
             for body in movable:
@@ -435,13 +559,23 @@ class PhysWorldEnv(gym.Env):
                 joint = self.world.body(self.spec_task.object).joint
                 self.sim.set_joint_dynamics(self.spec_task.object, damping=joint.damping * r.drawer_damping_scale[1],
                                             frictionloss=joint.frictionloss * r.drawer_friction_scale[1])
-            for proposal in self.proposals[:self.grasp_trials]:
-                if self._try_grasp(self.reference, proposal):
-                    return proposal, True
-            return self.proposals[0], False
+            for proposal in proposals:
+                verdicts.append(self._try_grasp(self.reference, proposal))
+                if until_held and verdicts[-1]:
+                    break
+            return verdicts
         finally:
             self.sim.restore(snapshot)
             self._pending = []
+
+    def twin_verdicts(self) -> list[bool]:
+        """Whether each grasp proposal holds when tried in the worst-case twin from the episode's
+        start, as grasp validation tries them (all of them, not only the first ``grasp_trials``).
+        Leaves the environment needing a ``reset``."""
+        self.reset(seed=0)
+        self._to_start()
+        movable, ranges = self._movable_and_friction_ranges()
+        return self._twin_trials(self.proposals, movable, ranges, until_held=False)
 
     def _base_action(self) -> tuple[np.ndarray, np.ndarray, float]:
         if self.base is None:
@@ -529,7 +663,8 @@ class PhysWorldEnv(gym.Env):
             current = self.object_pose() @ np.linalg.inv(self.start_pose) @ handle
             return bool(np.linalg.norm(current[:3, 3] - grasp) < 0.03 and self.finger_opening() > 0.004)
         return bool(np.linalg.norm(obj - grasp) < reach and self.finger_opening() > 0.004
-                    and obj[2] > self.start_pose[2, 3] + 0.01)
+                    and obj[2] > self.start_pose[2, 3] + 0.01
+                    and _tilt(self.object_pose()[:3, :3], self.start_pose[:3, :3]) < HOLD_TILT)
 
     def success(self) -> bool:
         spec = self.spec_task
@@ -575,7 +710,8 @@ class PhysWorldEnv(gym.Env):
 
 
 ENV_IDS = {"push": "physforge/RobotPush-v0", "pick_place": "physforge/RobotPickPlace-v0",
-           "stack": "physforge/RobotStack-v0", "open_drawer": "physforge/RobotOpenDrawer-v0"}
+           "stack": "physforge/RobotStack-v0", "open_drawer": "physforge/RobotOpenDrawer-v0",
+           "pick_wedge": "physforge/RobotPickWedge-v0"}
 
 
 def register_envs() -> None:

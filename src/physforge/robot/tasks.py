@@ -1,4 +1,4 @@
-"""The four tasks, their demonstrations, and the perception that grounds them.
+"""The five tasks, their demonstrations, and the perception that grounds them.
 
 Each task has a ground-truth scene (objects only, no robot: what a demonstration video shows)
 and a scripted object motion standing in for a generated video. ``render_demo`` renders that
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from physforge.world import Body, Box, Camera, Geom, Material, Pose, World
+from physforge.world import Body, Box, Camera, Geom, Material, Mesh, Pose, World
 
-TASKS = ("push", "pick_place", "stack", "open_drawer")
+TASKS = ("push", "pick_place", "stack", "open_drawer", "pick_wedge")
 #: Control period of the robot environment and frame period of demonstrations, s.
 CONTROL_DT = 0.05
 VIDEO_SIZE = 192
@@ -65,10 +65,51 @@ DEFINITIONS = {
                                   release_step=None,
                                   camera=Camera("demo", position=(0.1, -0.6, 0.8), look_at=(0.55, 0.0, 0.22),
                                                 fovy=math.radians(50))),
+    "pick_wedge": TaskDefinition("pick_wedge", "grasp", "wedge", horizon=48, contact_step=18, motion_steps=22,
+                                 release_step=42, camera=_cube_camera()),
 }
 
 #: Opening of the demonstrated drawer motion, m.
 DRAWER_OPENING = 0.12
+
+
+#: The pick_wedge task's object: a tapered solid-rubber block (a wheel chock), long axis along y,
+#: heavy end at +y: (length, (width, height) at the heavy end, (width, height) at the thin end), m.
+#: Uniform density (0.77 kg at 1200 kg/m^3), so its centre of mass sits 4.6 cm from the middle of
+#: its length, where a grasp ranked by geometry alone (the footprint's centre) lands.
+WEDGE_SHAPE = (0.26, (0.07, 0.08), (0.025, 0.014))
+WEDGE_MATERIAL = Material(name="rubber", density=1200.0, friction=(0.9, 0.005, 0.0001))
+
+
+def wedge_mesh() -> Mesh:
+    """The wedge as a convex mesh, vertices relative to its centre of mass (body frame = world axes)."""
+    import trimesh
+
+    length, heavy, thin = WEDGE_SHAPE
+    corners = [(x * width / 2, y * length / 2, z * height)
+               for y, (width, height) in ((1, heavy), (-1, thin)) for x in (-1, 1) for z in (0, 1)]
+    hull = trimesh.convex.convex_hull(np.array(corners, dtype=np.float64))
+    return Mesh(vertices=np.asarray(hull.vertices) - hull.center_mass, faces=np.asarray(hull.faces, dtype=np.int64))
+
+
+def material_prior(task: str, name: str):
+    """The material prior a user gives for ``name`` in ``task`` (density kg/m^3 and friction ranges):
+    hard rubber for the wedge, the generic plastic prior otherwise."""
+    from physforge.robot.reconstruct import MaterialPrior
+
+    if task == "pick_wedge" and name == "wedge":
+        return MaterialPrior(name="rubber", density=(1000.0, 1400.0), friction=(0.8, 1.2))
+    return MaterialPrior()
+
+
+def extent(body: Body) -> np.ndarray | None:
+    """(3,) m, the axis-aligned size of the body's first geom (a box or an array mesh), else None."""
+    shape = body.geoms[0].shape
+    if isinstance(shape, Box):
+        return 2 * np.array(shape.half_extents)
+    if isinstance(shape, Mesh) and shape.vertices is not None:
+        return np.ptp(np.asarray(shape.vertices) * np.array(shape.scale), axis=0)
+    return None
 
 
 def definition(task: str) -> TaskDefinition:
@@ -141,6 +182,12 @@ def ground_truth_scene(task: str) -> tuple[tuple[Body, ...], dict[str, np.ndarra
         base = Body("base_block", (Geom(Box((0.03, 0.03, 0.025)), material=Material("wood", 700.0, (0.9, 0.005, 1e-4)),
                                          rgba=(0.3, 0.5, 0.85, 1)),), Pose((0.5, 0.1, 0.025)))
         return (cube, base), {"goal": np.array([0.5, 0.1, 0.05 + 0.02])}
+    if spec.name == "pick_wedge":
+        mesh = wedge_mesh()
+        centre_height = float(-np.asarray(mesh.vertices)[:, 2].min())
+        wedge = Body("wedge", (Geom(mesh, material=WEDGE_MATERIAL, rgba=(0.2, 0.2, 0.22, 1)),),
+                     Pose((0.5, -0.07, centre_height)))
+        return (wedge,), {"goal": np.array([0.48, 0.13, centre_height])}
     bodies, drawer = drawer_chest()
     return bodies, {}
 
@@ -293,7 +340,7 @@ def model_points(body: Body, rng: np.random.Generator, spacing: float = 0.003) -
 def prepare_task(task: str, perception: bool = True, seed: int = 0) -> TaskContext:
     """Ground ``task``: render its demonstration, reconstruct the first frame, track the object
     (perception=True), or take both from the simulator (perception=False). Cached."""
-    from physforge.robot.reconstruct import MaterialPrior, reconstruct
+    from physforge.robot.reconstruct import reconstruct
     from physforge.robot.tracking import rotation_angle, track_object
 
     spec = definition(task)
@@ -302,9 +349,8 @@ def prepare_task(task: str, perception: bool = True, seed: int = 0) -> TaskConte
     demo = render_demo(task, rgb=False)
     truth = demo.true_poses
     true_reference = truth @ np.linalg.inv(truth[0])
-    sizes = {b.name: 2 * np.array(b.geoms[0].shape.half_extents) for b in bodies
-             if b.parent is None and isinstance(b.geoms[0].shape, Box)}
-    priors = {name: MaterialPrior() for name in sizes}
+    sizes = {b.name: extent(b) for b in bodies if b.parent is None and extent(b) is not None}
+    priors = {name: material_prior(task, name) for name in sizes}
     errors: dict[str, float] = {}
     if not perception:
         return TaskContext(spec, bodies, true_reference, truth[0], sizes, priors, np.ones(len(truth)), errors, False)
