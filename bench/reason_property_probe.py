@@ -2,7 +2,12 @@
 ranks every pair of objects by the head's predicted log mass, friction and restitution and
 counts how often the order matches the ground truth (pairs whose true values differ by less
 than ``--min-gap`` are skipped: they are ties). 50 % is chance. A head that is right on
-``train`` and near 50 % elsewhere has memorised its training scenes. Prints JSON.
+``train`` and near 50 % elsewhere has memorised its training scenes. For an encoder with
+tracking heads (``EncoderConfig.track``) it also scores them per split: mean distance, in % of
+the image width, between predicted and true image positions of the objects in view in the
+clip's frames (beside a constant guess: the split's own mean position, a baseline that has
+seen the answers) and in the next frames (beside "stays where it was in the last frame", with
+the true last position). Prints JSON.
 
     python bench/reason_property_probe.py RUN_OR_CHECKPOINT DATASET [--splits train val ...]
 """
@@ -42,11 +47,15 @@ def main() -> None:
         data = load_split(args.data, [split], image_size=model.config.image_size)
         scenes = [s for s in data.scenes.values() if s.targets is not None][: args.max_scenes]
         hits = {p: [0, 0] for p in PROPERTIES}
+        track = {"shown": [], "shown_constant": [], "next": [], "next_stays": []}
         with torch.no_grad():
             for start in range(0, len(scenes), 64):
                 chunk = scenes[start: start + 64]
                 clips = model.clip_tensor([s.frames for s in chunk])
-                predicted = model.heads(model.encode(clips))["properties"].numpy()
+                z, frame_features = model.encode_parts(clips)
+                predicted = model.heads(z)["properties"].numpy()
+                if model.config.track and all("frame_uv" in s.targets for s in chunk):
+                    _track_errors(model.track(z, frame_features), chunk, model.config.clip_frames, track)
                 for s, p in zip(chunk, predicted):
                     present = np.flatnonzero(s.targets["present"])
                     truth = s.targets["properties"]
@@ -60,7 +69,31 @@ def main() -> None:
                                 hits[name][1] += 1
         out["splits"][split] = {"scenes": len(scenes), **{
             name: {"pairs": n, "rank_accuracy": round(100 * c / n, 1) if n else None} for name, (c, n) in hits.items()}}
+        if track["shown"]:
+            shown_truth = np.concatenate(track.pop("shown_constant"))  # (n, 2) true positions in view
+            constant = np.abs(shown_truth - shown_truth.mean(0)).max(-1)
+            out["splits"][split]["track_error_pct_width"] = {
+                key: round(50 * float(np.mean(np.concatenate(v))), 2) for key, v in track.items()} | {
+                "shown_constant": round(50 * float(np.mean(constant)), 2)}
     print(json.dumps(out, indent=1))
+
+
+def _track_errors(predicted, scenes, clip_frames: int, into: dict) -> None:
+    """Chebyshev distances in [-1, 1] image units of the objects in view: predicted positions in
+    the clip frames and the next ones, and the true positions (for the constant baseline)."""
+    from physforge.reason.data import N_NEXT, clip_picks
+
+    for i, s in enumerate(scenes):
+        uv, visible = s.targets["frame_uv"], s.targets["frame_visible"]
+        n = len(s.frames)
+        picked = clip_picks(n, clip_frames)
+        seen = visible[picked]
+        into["shown"].append(np.abs(predicted["shown"][i].numpy() - uv[picked]).max(-1)[seen])
+        into["shown_constant"].append(uv[picked][seen])
+        after, last = uv[n: n + N_NEXT], uv[n - 1]
+        ok = visible[n: n + N_NEXT] & visible[n - 1]
+        into["next"].append(np.abs(predicted["next"][i].numpy() - after).max(-1)[ok])
+        into["next_stays"].append(np.abs(last[None] - after).max(-1)[ok])
 
 
 if __name__ == "__main__":

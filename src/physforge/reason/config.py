@@ -46,6 +46,14 @@ class EncoderConfig(_Config):
     dropout: probability of zeroing a unit of z and of the fused question layer while training
     (0: none). Each training scene is seen many times from one fixed clip, so without it the
     encoder can key answers to a scene's look instead of its motion.
+    track: add the object-tracking heads: from each frame's features, the image position of
+    every object slot in that frame; from z, its image position in the next N_NEXT frames
+    (trained with ``TrainConfig.track_weight``). With slot_options or slot_question the slot
+    features then also hold these predicted positions of the object.
+    slot_question: the fused question layer also gets the slot features (as for slot_options)
+    of the first two objects the question names by colour (zeros where it names fewer): "if the
+    blue pendulum were twice as heavy..." then reads the blue pendulum's predicted motion
+    instead of having to find it inside z.
     """
 
     image_size: int = 64
@@ -62,6 +70,8 @@ class EncoderConfig(_Config):
     frame_diff: bool = True
     slot_options: bool = False
     dropout: float = 0.0
+    track: bool = False
+    slot_question: bool = False
 
     def __post_init__(self):
         _int("image_size", self.image_size, 16, 512)
@@ -88,7 +98,7 @@ class EncoderConfig(_Config):
         _int("max_count", self.max_count, 1, 1000)
         _int("max_text", self.max_text, 4, 1024)
         _float("dropout", self.dropout, 0.0, 0.9)
-        for name in ("blind", "frame_diff", "slot_options"):
+        for name in ("blind", "frame_diff", "slot_options", "track", "slot_question"):
             if not isinstance(getattr(self, name), bool):
                 raise ReasonConfigError(name, f"expected true or false, got {getattr(self, name)!r}")
 
@@ -121,6 +131,12 @@ class TrainConfig(_Config):
     change directions and positions that answers depend on). keep_best: with val_split and
     eval_every, the saved checkpoint is the one with the best validation accuracy over the run
     (early stopping; ``summary.json`` names its step) instead of the last.
+    track_weight: weight of the object-tracking loss (0: off; > 0 turns on ``model.track``):
+    smooth-L1 between the predicted and true image positions (coordinates in [-1, 1]) of every
+    object in each frame the encoder is shown and in the N_NEXT frames after the last one, from
+    the dataset's states projected through its camera. It makes the representation say where
+    each object is and goes, which a new scene shares with the training ones, rather than which
+    training scene it is looking at.
     """
 
     data: str
@@ -141,6 +157,7 @@ class TrainConfig(_Config):
     threads: int = 1
     augment: bool = False
     keep_best: bool = False
+    track_weight: float = 0.0
 
     def __post_init__(self):
         if not isinstance(self.data, str) or not self.data:
@@ -154,6 +171,7 @@ class TrainConfig(_Config):
         _float("lr", self.lr, 0.0, 10.0)
         _float("weight_decay", self.weight_decay, 0.0, 10.0)
         _float("aux_weight", self.aux_weight, 0.0, 1000.0)
+        _float("track_weight", self.track_weight, 0.0, 1000.0)
         splits = tuple(self.train_splits)
         if not splits or not all(isinstance(s, str) for s in splits):
             raise ReasonConfigError("train_splits", f"expected split names, got {list(splits)}")

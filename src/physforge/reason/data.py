@@ -12,7 +12,13 @@ slot of an object is its colour; ``SLOTS`` gives the order):
 - ``displaced``: (8,) float32 in {0, 1}: the object moved more than ``DISPLACED_DISTANCE`` m
   between the first and the last recorded state (stability/support outcome);
 - ``contacts``: (28,) float32 in {0, 1}: the pair (i < j, row-major over slots) touched at some
-  time of the run (the collision structure behind causal questions).
+  time of the run (the collision structure behind causal questions);
+- ``frame_uv`` (only for rows with a camera and frames): (num_frames + N_NEXT, 8, 2) float32,
+  image coordinates in [-1, 1] (x right, y down; pixel centres at (2 px + 1) / W - 1) of each
+  object's centre at clip frame k, time k / fps, k = 0 .. num_frames + N_NEXT - 1: where the
+  object is in the picture the encoder sees, then where it will be in the next N_NEXT frames;
+  ``frame_visible``: (num_frames + N_NEXT, 8) bool, the object is present, in front of the
+  camera and within ``VISIBLE_EXTENT`` of the image centre then (elsewhere frame_uv is 0).
 
 Only numpy and pyarrow here: torch stays out.
 """
@@ -36,6 +42,11 @@ PAIRS: tuple[tuple[int, int], ...] = tuple((i, j) for i in range(len(SLOTS)) for
 DISPLACED_DISTANCE = 0.02
 #: Number of future times the state head predicts.
 N_FUTURE = 2
+#: Frames after the last shown one whose object positions the track head predicts.
+N_NEXT = 2
+#: Image coordinates ([-1, 1] is the picture) beyond which an object counts as out of view: a
+#: body that fell off the table or flew past the camera has no position the pixels could give.
+VISIBLE_EXTENT = 1.25
 _TOKEN = re.compile(r"[a-z]+|\d|[^\sa-z\d]")
 
 
@@ -116,7 +127,7 @@ def load_split(folder: str | Path, splits: Iterable[str], image_size: int | None
             questions = [questions[int(i)] for i in keep]
         wanted = {q["scene_id"] for q in questions}
         columns = ["scene_id", "split", "family", "fps", "frames", "alt_frames", "clip_duration", "duration",
-                   "objects", "states", "events"]
+                   "objects", "states", "events", "camera", "width", "height"]
         for path in sorted((folder / "scenes" / split).glob("*.parquet")):
             for row in pq.read_table(path, columns=columns).to_pylist():
                 if row["scene_id"] in wanted:
@@ -151,6 +162,32 @@ def _scene(row: dict[str, Any], size: int | None, with_targets: bool) -> Scene:
     png = [f["bytes"] for f in row["frames"]] + [f["bytes"] for f in row["alt_frames"]]
     return Scene(row["scene_id"], row["split"], row["family"], float(row["fps"]), frames, alt, png,
                  scene_targets(row) if with_targets else None)
+
+
+def clip_picks(n_shown: int, clip_frames: int) -> np.ndarray:
+    """(clip_frames,) int64: which of a question's n_shown frames fill each of the encoder's
+    clip_frames inputs (nearest in time; one shown frame is repeated)."""
+    if n_shown > 1:
+        return np.round(np.linspace(0, n_shown - 1, clip_frames)).astype(np.int64)
+    return np.zeros(clip_frames, np.int64)
+
+
+def project_uv(camera: dict[str, Any], width: int, height: int, points: np.ndarray) -> np.ndarray:
+    """points (..., 3) m, world frame -> (..., 2) image coordinates in [-1, 1] (x right, y down)
+    through the dataset's pinhole camera (``camera.intrinsics`` in px, ``world_from_camera``
+    row-major 4x4, OpenGL: the camera looks along -z, y up). NaN for a point not in front of
+    the camera."""
+    K = np.asarray(camera["intrinsics"], np.float64).reshape(3, 3)
+    world_from_camera = np.asarray(camera["world_from_camera"], np.float64).reshape(4, 4)
+    rotation, origin = world_from_camera[:3, :3], world_from_camera[:3, 3]
+    local = (np.asarray(points, np.float64) - origin) @ rotation  # rows: R^T (p - o)
+    ahead = -local[..., 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        px = K[0, 2] + K[0, 0] * local[..., 0] / ahead
+        py = K[1, 2] - K[1, 1] * local[..., 1] / ahead
+    uv = np.stack([2 * px / width - 1, 2 * py / height - 1], -1)
+    uv[ahead <= 1e-3] = np.nan
+    return uv
 
 
 def scene_targets(row: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -195,5 +232,19 @@ def scene_targets(row: dict[str, Any]) -> dict[str, np.ndarray]:
         ends = [name_slot.get(b) for b in event["bodies"]]
         if len(ends) == 2 and None not in ends and ends[0] != ends[1]:
             contacts[pair_index[tuple(sorted(ends))]] = 1.0
-    return {"present": present, "future": future, "properties": properties, "displaced": displaced,
-            "contacts": contacts}
+    out = {"present": present, "future": future, "properties": properties, "displaced": displaced,
+           "contacts": contacts}
+    if row.get("camera") and row.get("frames") and row.get("fps"):
+        n = len(row["frames"]) + N_NEXT
+        frame_times = np.arange(n) / float(row["fps"])
+        uv = np.zeros((n, len(SLOTS), 2), np.float32)
+        visible = np.zeros((n, len(SLOTS)), bool)
+        for name, slot in name_slot.items():
+            track = position[:, body[name], :]
+            at = np.stack([np.interp(frame_times, time, track[:, d]) for d in range(3)], 1)
+            projected = project_uv(row["camera"], int(row["width"]), int(row["height"]), at)
+            seen = np.isfinite(projected).all(-1) & (np.abs(projected) <= VISIBLE_EXTENT).all(-1)
+            uv[seen, slot] = projected[seen]
+            visible[:, slot] = seen
+        out["frame_uv"], out["frame_visible"] = uv, visible
+    return out

@@ -24,14 +24,22 @@ from torch import nn
 from torch.nn import functional as F
 
 from physforge.reason.config import EncoderConfig
-from physforge.reason.data import N_FUTURE, PAIRS, SLOTS, Split, tokenize
+from physforge.reason.data import N_FUTURE, N_NEXT, PAIRS, SLOTS, Split, clip_picks, tokenize
 from physforge.reason.errors import CheckpointError
 
 KIND = "physforge.reason.PhysEncoder"
 FORMAT_VERSION = 1
 ANSWER_TYPES = ("bool", "count", "number", "name", "choice", "multi")
-#: Per-slot features given to an option with slot_options: 3 properties, displaced, N_FUTURE x 3 displacements.
+#: Per-slot features given to an option with slot_options: 3 properties, displaced, N_FUTURE x 3 displacements
+#: (and, with track, 2 image coordinates in each of the clip_frames + N_NEXT frames: ``slot_width``).
 SLOT_FEATURES = 3 + 1 + 3 * N_FUTURE
+#: Objects of the question text whose slot features slot_question gives the fused layer.
+QUESTION_SLOTS = 2
+
+
+def slot_width(config: EncoderConfig) -> int:
+    """Width of one slot's features (see ``PhysEncoder.slot_features``)."""
+    return SLOT_FEATURES + (2 * (config.clip_frames + N_NEXT) if config.track else 0)
 
 
 class PhysEncoder(nn.Module):
@@ -61,29 +69,37 @@ class PhysEncoder(nn.Module):
         self.property_head = nn.Linear(config.dim, n * 3)
         self.stability_head = nn.Linear(config.dim, n)
         self.contact_head = nn.Linear(config.dim, len(PAIRS))
+        if config.track:
+            self.track_head = nn.Linear(config.dim, n * 2)
+            self.next_head = nn.Linear(config.dim, N_NEXT * n * 2)
         self.embed = nn.Embedding(len(config.vocab), config.text_dim, padding_idx=0)
         self.position = nn.Embedding(config.max_text, config.text_dim)
         self.text_conv = nn.Sequential(nn.Conv1d(config.text_dim, config.text_dim, 3, padding=1), nn.GELU(),
                                        nn.Conv1d(config.text_dim, config.text_dim, 3, padding=1), nn.GELU())
         self.text_out = nn.Linear(2 * config.text_dim, config.text_dim)
-        self.fuse = nn.Sequential(nn.Linear(config.dim + config.text_dim, config.hidden), nn.GELU(),
+        question_width = QUESTION_SLOTS * slot_width(config) if config.slot_question else 0
+        self.fuse = nn.Sequential(nn.Linear(config.dim + config.text_dim + question_width, config.hidden), nn.GELU(),
                                   nn.Linear(config.hidden, config.hidden), nn.GELU())
         self.film = nn.Linear(config.text_dim, 2 * config.dim)
         self.bool_head = nn.Linear(config.hidden, 1)
         self.count_head = nn.Linear(config.hidden, config.max_count + 1)
         self.number_head = nn.Linear(config.hidden, 1)
         self.name_head = nn.Linear(config.hidden, len(config.names))
-        slot_width = SLOT_FEATURES if config.slot_options else 0
-        self.option_head = nn.Sequential(nn.Linear(config.hidden + config.text_dim + slot_width, config.hidden),
+        option_width = slot_width(config) if config.slot_options else 0
+        self.option_head = nn.Sequential(nn.Linear(config.hidden + config.text_dim + option_width, config.hidden),
                                          nn.GELU(), nn.Linear(config.hidden, 1))
         self._token_index = {t: i for i, t in enumerate(config.vocab)}
 
     # -- representation ---------------------------------------------------------------------------
     def encode(self, clips: torch.Tensor) -> torch.Tensor:
         """clips (B, T, 3, S, S) float32 in [0, 1] -> z (B, dim)."""
+        return self.encode_parts(clips)[0]
+
+    def encode_parts(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """clips (B, T, 3, S, S) -> (z (B, dim), per-frame features (B, T, dim); None when blind)."""
         b, t = clips.shape[:2]
         if self.config.blind:
-            return self.blind_z.expand(b, -1)
+            return self.blind_z.expand(b, -1), None
         expected = (self.config.clip_frames, 3, self.config.image_size, self.config.image_size)
         if tuple(clips.shape[1:]) != expected:
             raise ValueError(f"clips: expected shape (B, {', '.join(map(str, expected))}), got {tuple(clips.shape)}")
@@ -93,8 +109,18 @@ class PhysEncoder(nn.Module):
             diff = torch.cat([torch.zeros_like(clips[:, :1]), clips[:, 1:] - clips[:, :-1]], 1)
             frames = torch.cat([frames, diff], 2)
         features = self.frame_cnn(frames.reshape(b * t, *frames.shape[2:]))
-        features = self.frame_proj(features.flatten(1)).reshape(b, t * self.config.dim)
-        return self.temporal(self.drop(F.gelu(features)))
+        features = F.gelu(self.frame_proj(features.flatten(1))).reshape(b, t, self.config.dim)
+        return self.temporal(self.drop(features.reshape(b, t * self.config.dim))), features
+
+    def track(self, z: torch.Tensor, frame_features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Object-tracking predictions (config.track): shown (B, T, 8, 2), each slot's image
+        position in each input frame, from that frame's features; next (B, N_NEXT, 8, 2), in the
+        frames after the last one, from z. Coordinates in [-1, 1], x right, y down."""
+        if not self.config.track:
+            raise ValueError("track: this PhysEncoder has no tracking heads; build it with EncoderConfig(track=True)")
+        b, t = frame_features.shape[:2]
+        return {"shown": self.track_head(frame_features).reshape(b, t, len(SLOTS), 2),
+                "next": self.next_head(z).reshape(b, N_NEXT, len(SLOTS), 2)}
 
     def heads(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Auxiliary predictions from z (B, dim): future (B, N_FUTURE, 8, 3) m; properties (B, 8, 3)
@@ -115,26 +141,48 @@ class PhysEncoder(nn.Module):
         pooled_mean = (h * mask).sum(1) / mask.sum(1).clamp(min=1.0)
         return self.text_out(torch.cat([pooled_max, pooled_mean], -1))
 
-    def slot_features(self, z: torch.Tensor, option_slots: torch.Tensor) -> torch.Tensor:
-        """(B, O, SLOT_FEATURES): the heads' predictions for the object slot each option names
-        (option_slots (B, O) int64, -1: names no object -> zeros)."""
+    def slot_features(self, z: torch.Tensor, option_slots: torch.Tensor,
+                      frame_features: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, O, slot_width): the heads' predictions for the object slot each option names
+        (option_slots (B, O) int64, -1: names no object -> zeros): centred log mass, friction,
+        restitution, displaced, future displacements and, with config.track, the predicted image
+        positions in the clip's frames and the next ones (from ``frame_features`` (B, T, dim);
+        zeros without them, as for a blind model)."""
         heads = self.heads(z)
         b = z.shape[0]
-        per_slot = torch.cat([heads["properties"], heads["displaced"].unsqueeze(-1),
-                              heads["future"].permute(0, 2, 1, 3).reshape(b, len(SLOTS), -1)], -1)  # (B, 8, F)
+        parts = [heads["properties"], heads["displaced"].unsqueeze(-1),
+                 heads["future"].permute(0, 2, 1, 3).reshape(b, len(SLOTS), -1)]
+        if self.config.track:
+            width = 2 * (self.config.clip_frames + N_NEXT)
+            if frame_features is None:
+                parts.append(z.new_zeros(b, len(SLOTS), width))
+            else:
+                tracked = self.track(z, frame_features)
+                parts.append(torch.cat([tracked["shown"], tracked["next"]], 1).permute(0, 2, 1, 3)
+                             .reshape(b, len(SLOTS), width))
+        per_slot = torch.cat(parts, -1)  # (B, 8, F)
         index = option_slots.clamp(min=0)
         picked = torch.gather(per_slot, 1, index.unsqueeze(-1).expand(-1, -1, per_slot.shape[-1]))
         return picked * (option_slots >= 0).unsqueeze(-1).float()
 
     def qa(self, z: torch.Tensor, tokens: torch.Tensor, option_tokens: torch.Tensor,
-           option_slots: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+           option_slots: torch.Tensor | None = None, question_slots: torch.Tensor | None = None,
+           frame_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Answer logits. z (B, dim); tokens (B, L); option_tokens (B, O, Lo) (O may be 0);
         option_slots (B, O) int64, the object slot each option names (-1: none; used with
-        config.slot_options). Returns bool (B,), count (B, max_count + 1), number (B,) in SI units,
-        name (B, n_names), options (B, O) logits."""
+        config.slot_options); question_slots (B, QUESTION_SLOTS) int64, the objects the question
+        names (used with config.slot_question); frame_features (B, T, dim) from encode_parts
+        (for the tracked positions in the slot features). Returns bool (B,), count
+        (B, max_count + 1), number (B,) in SI units, name (B, n_names), options (B, O) logits."""
         q = self.encode_text(tokens)
         gamma, beta = self.film(q).chunk(2, dim=-1)
-        h = self.drop(self.fuse(torch.cat([self.drop(z) * (1 + gamma) + beta, q], dim=-1)))
+        fused = [self.drop(z) * (1 + gamma) + beta, q]
+        if self.config.slot_question:
+            if question_slots is None:
+                raise ValueError("question_slots: this PhysEncoder has slot_question; pass the (B, 2) slots from "
+                                 "batch()")
+            fused.append(self.slot_features(z, question_slots, frame_features).flatten(1))
+        h = self.drop(self.fuse(torch.cat(fused, dim=-1)))
         out = {"bool": self.bool_head(h).squeeze(-1), "count": self.count_head(h),
                "number": self.number_head(h).squeeze(-1), "name": self.name_head(h)}
         b, o = option_tokens.shape[:2]
@@ -145,7 +193,7 @@ class PhysEncoder(nn.Module):
                 if option_slots is None:
                     raise ValueError("option_slots: this PhysEncoder has slot_options; pass the (B, O) slots from "
                                      "batch()")
-                parts.append(self.slot_features(z, option_slots))
+                parts.append(self.slot_features(z, option_slots, frame_features))
             out["options"] = self.option_head(torch.cat(parts, -1)).squeeze(-1)
         else:
             out["options"] = h.new_zeros(b, 0)
@@ -162,8 +210,7 @@ class PhysEncoder(nn.Module):
         t = self.config.clip_frames
         clips = []
         for frames in images:
-            pick = np.round(np.linspace(0, len(frames) - 1, t)).astype(int) if len(frames) > 1 else np.zeros(t, int)
-            clips.append(frames[pick])
+            clips.append(frames[clip_picks(len(frames), t)])
         array = np.stack(clips).astype(np.float32) / 255.0
         return torch.from_numpy(array).permute(0, 1, 4, 2, 3).contiguous()
 
@@ -181,17 +228,18 @@ class PhysEncoder(nn.Module):
                 option_tokens[i, k, : len(ids)] = torch.tensor(ids)
                 option_mask[i, k] = True
                 option_slots[i, k] = option_slot(questions[i]["options"][k]["text"])
+        question_slots = torch.tensor([named_slots(q["question"]) for q in questions], dtype=torch.long)
         if self.config.blind:
             s = self.config.image_size
             clips = torch.zeros(len(questions), self.config.clip_frames, 3, s, s)
         else:
             clips = self.clip_tensor([split.images(q) for q in questions])
         return {"clips": clips, "tokens": tokens, "option_tokens": option_tokens, "option_mask": option_mask,
-                "option_slots": option_slots}
+                "option_slots": option_slots, "question_slots": question_slots}
 
-    def forward(self, clips, tokens, option_tokens, option_mask=None, option_slots=None):
-        z = self.encode(clips)
-        return z, self.qa(z, tokens, option_tokens, option_slots)
+    def forward(self, clips, tokens, option_tokens, option_mask=None, option_slots=None, question_slots=None):
+        z, frame_features = self.encode_parts(clips)
+        return z, self.qa(z, tokens, option_tokens, option_slots, question_slots, frame_features)
 
     # -- answers ----------------------------------------------------------------------------------
     def decode(self, outputs: dict[str, torch.Tensor], questions: list[dict[str, Any]]) -> list[str]:
@@ -241,6 +289,16 @@ def option_slot(text: str) -> int:
     (options such as "red cube"), or -1 when it names none or several (collision pairs)."""
     found = {SLOTS.index(t) for t in tokenize(text) if t in SLOTS}
     return found.pop() if len(found) == 1 else -1
+
+
+def named_slots(text: str) -> list[int]:
+    """The slots (indices in SLOTS) of the first QUESTION_SLOTS distinct colour words of a
+    question, in order of mention, padded with -1."""
+    found: list[int] = []
+    for token in tokenize(text):
+        if token in SLOTS and SLOTS.index(token) not in found:
+            found.append(SLOTS.index(token))
+    return (found + [-1] * QUESTION_SLOTS)[:QUESTION_SLOTS]
 
 
 def _pad(rows: list[list[int]]) -> torch.Tensor:

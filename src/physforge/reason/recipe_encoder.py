@@ -112,7 +112,7 @@ def aux_loss(model, z, split: Split, questions: list[dict[str, Any]]):
     if not rows:
         return z.sum() * 0.0, {}
     targets = [split.scenes[questions[i]["scene_id"]].targets for i in rows]
-    stack = {k: torch.from_numpy(np.stack([t[k] for t in targets])) for k in targets[0]}
+    stack = {k: torch.from_numpy(np.stack([t[k] for t in targets])) for k in AUX_KEYS}
     predicted = model.heads(z[rows])
     present = stack["present"].float()  # (R, 8)
     pair_mask = torch.stack([present[:, a] * present[:, b] for a, b in PAIRS], 1)  # (R, 28)
@@ -129,6 +129,50 @@ def aux_loss(model, z, split: Split, questions: list[dict[str, Any]]):
         "contact": masked(F.binary_cross_entropy_with_logits(predicted["contacts"], stack["contacts"],
                                                              reduction="none"), pair_mask),
     }
+    return sum(parts.values()), {k: float(v.detach()) for k, v in parts.items()}
+
+
+AUX_KEYS = ("present", "future", "properties", "displaced", "contacts")
+
+
+def track_targets(split: Split, question: dict[str, Any], clip_frames: int) -> dict[str, np.ndarray] | None:
+    """The true image positions behind a question's clip, or None when there are none (no camera
+    in the scene, or the question shows the impossible twin's frames): shown (clip_frames, 8, 2),
+    of each object in each frame the encoder gets (the same frames ``clip_tensor`` picks), and
+    next (N_NEXT, 8, 2), in the N_NEXT frames after the last shown one ([-1, 1], x right, y
+    down); shown_visible (clip_frames, 8) and next_visible (N_NEXT, 8) bool, where they count."""
+    from physforge.reason.data import N_NEXT, clip_picks
+
+    scene = split.scenes[question["scene_id"]]
+    shown = np.asarray(question["frame_indices"], np.int64)
+    if scene.targets is None or "frame_uv" not in scene.targets or shown.max() >= len(scene.frames):
+        return None
+    uv, visible = scene.targets["frame_uv"], scene.targets["frame_visible"]
+    picked, after = shown[clip_picks(len(shown), clip_frames)], slice(shown[-1] + 1, shown[-1] + 1 + N_NEXT)
+    return {"shown": uv[picked], "next": uv[after], "shown_visible": visible[picked], "next_visible": visible[after]}
+
+
+def track_loss(model, z, frame_features, split: Split, questions: list[dict[str, Any]]):
+    """Smooth-L1 (beta 0.05, i.e. 1.6 px at 64 px) between predicted and true image positions of
+    the objects in view, over the shown frames and the next ones (see ``track_targets``)."""
+    import torch
+    from torch.nn import functional as F
+
+    rows, found = [], []
+    for i, q in enumerate(questions):
+        targets = track_targets(split, q, model.config.clip_frames)
+        if targets is not None:
+            rows.append(i)
+            found.append(targets)
+    if not rows:
+        return z.sum() * 0.0, {}
+    predicted = model.track(z[rows], frame_features[rows])
+    parts = {}
+    for key in ("shown", "next"):
+        target = torch.from_numpy(np.stack([t[key] for t in found]))
+        weight = torch.from_numpy(np.stack([t[key + "_visible"] for t in found])).float()  # (R, frames, 8)
+        error = F.smooth_l1_loss(predicted[key], target, reduction="none", beta=0.05).sum(-1)
+        parts["track_" + key] = (error * weight).sum() / weight.sum().clamp(min=1.0)
     return sum(parts.values()), {k: float(v.detach()) for k, v in parts.items()}
 
 
@@ -194,7 +238,8 @@ def _train_encoder(config: TrainConfig, *, overwrite: bool, resume: bool, progre
                          rng=sample_rng)
     vocab, names = build_vocab(train)
     weights = answer_weights(train.questions) if config.balance else None
-    model_config = EncoderConfig.from_dict({**config.model.to_dict(), "vocab": list(vocab), "names": list(names)})
+    model_config = EncoderConfig.from_dict({**config.model.to_dict(), "vocab": list(vocab), "names": list(names),
+                                            "track": config.model.track or config.track_weight > 0})
     run_config = {**config.to_dict(), "model": model_config.to_dict()}
     state_dir = _resume_folder(out) if resume else None
     if resume and (out / "config.json").is_file() and json.loads((out / "config.json").read_text()) != \
@@ -237,10 +282,16 @@ def _train_encoder(config: TrainConfig, *, overwrite: bool, resume: bool, progre
         inputs = model.batch(train, chunk)
         if config.augment and not model_config.blind:
             inputs["clips"] = jitter_clips(inputs["clips"], generator)
-        z, outputs = model(**inputs)
+        z, frame_features = model.encode_parts(inputs["clips"])
+        outputs = model.qa(z, inputs["tokens"], inputs["option_tokens"], inputs["option_slots"],
+                           inputs["question_slots"], frame_features)
         loss_qa = qa_loss(outputs, chunk, model_config.names, model_config.max_count, weights)
         loss_aux, parts = aux_loss(model, z, train, chunk) if config.aux_weight > 0 else (z.sum() * 0.0, {})
         loss = loss_qa + config.aux_weight * loss_aux
+        if config.track_weight > 0 and frame_features is not None:
+            loss_track, track_parts = track_loss(model, z, frame_features, train, chunk)
+            loss = loss + config.track_weight * loss_track
+            parts = {**parts, **track_parts}
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
