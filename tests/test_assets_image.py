@@ -334,6 +334,61 @@ def test_decoding_moves_a_hinge_outside_its_object_onto_its_body_and_keeps_one_i
     assert not any("group 2" in n and "pivot" in n for n in notes)
 
 
+_TABLE = """name: table
+category: table
+base: free
+dimensions_cm: 60 40 90
+part 0: top | wood | 700 | 6 | the top of the table
+part 1: leg_0 | wood | 700 | 2 | the leg 0 of the table
+part 2: leg_1 | wood | 700 | 2 | the leg 1 of the table
+part 3: leg_2 | wood | 700 | 2 | the leg 2 of the table
+part 4: leg_3 | wood | 700 | 2 | the leg 3 of the table
+group 0: base | parts 0 1 2 3 4 | fixed
+"""
+
+
+def _table_voxels(short: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """A top over four 2 x 2 legs at the corners; legs in ``short`` stop one cell above the floor."""
+    cells = {label: np.zeros((16, 16, 16), bool) for label in range(5)}
+    cells[0][:, :, 14:] = True
+    for label, (x, y) in zip(range(1, 5), ((0, 0), (14, 0), (0, 14), (14, 14))):
+        cells[label][x:x + 2, y:y + 2, 1 if label in short else 0:14] = True
+    return cells
+
+
+def test_decoding_grounds_legs_one_cell_short_only_when_the_object_cannot_stand(monkeypatch):
+    import physforge.assets.from_image as from_image
+    from physforge.assets.from_image import build_generated, decode_asset
+    from physforge.assets.gate import run_gate
+
+    annotation = parse_global(_TABLE).annotation
+    # both front legs (y = 0) a cell short: the table stands on its back legs only, and tips
+    # forward onto the short ones (the oracle: the gate's rest check, in MuJoCo)
+    with monkeypatch.context() as patch:
+        patch.setattr(from_image, "_ground_short_parts", lambda annotation, kept, taken, notes: taken)
+        asset, _ = build_generated(annotation, _table_voxels(short=(1, 2)))
+        report = run_gate(asset.world)
+        assert "rest" in report["failed"]
+        assert report["checks"]["rest"]["worst"]["turn_deg"] > 5.0
+    asset, notes = build_generated(annotation, _table_voxels(short=(1, 2)))
+    report = run_gate(asset.world)
+    assert report["passed"], report["failed"]
+    grounded = [n for n in notes if "floor" in n]
+    assert len(grounded) == 2 and grounded[0].startswith("part 1 (leg_0)") and "stands now" in grounded[1]
+    # legs reach the floor: each leg's lowest vertex is at z = 0 now
+    for part in asset.parts:
+        if part.label in (1, 2):
+            assert part.visual[0][:, 2].min() == pytest.approx(0.0, abs=1e-9)
+    # one short leg of four leaves a table standing on three: nothing is changed
+    source, notes = decode_asset(annotation, _table_voxels(short=(1,)))
+    assert not [n for n in notes if "floor" in n]
+    assert source.meshes[1][0][:, 2].min() > 0.05
+    # a fixed (welded) base never tips: left alone
+    fixed = parse_global(_TABLE.replace("base: free", "base: fixed")).annotation
+    source, notes = decode_asset(fixed, _table_voxels(short=(1, 2)))
+    assert not [n for n in notes if "floor" in n]
+
+
 def test_category_mean_of_identical_objects_is_that_object(tiny_image_data):
     from physforge.assets.image_data import read_split
     from physforge.assets.image_eval import mean_object, truths
