@@ -94,3 +94,10 @@ def test_retargeting_drops_the_wedge_where_the_validated_base_carries_it():
             outcomes[mode].append(info["summary"])
     assert all(o["grasp_failure"] and not o["success"] for o in outcomes["retarget"])
     assert all(o["success"] and not o["grasp_failure"] and o["grasp_validated"] for o in outcomes["residual"])
+
+
+def test_every_task_has_its_dataset_instruction():
+    from physforge.robot.dataset import TASK_TEXT
+    from physforge.robot.tasks import TASKS
+
+    assert set(TASK_TEXT) == set(TASKS)
