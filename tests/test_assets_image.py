@@ -423,6 +423,10 @@ def test_eval_smoke_scores_the_model_and_both_baselines(builtin_generator, tiny_
         for row in result["table"][split].values():
             assert row["objects"] == 1 and 0.0 <= row["voxel_iou"] <= 1.0 and row["gate_pass"] in (0.0, 1.0)
     assert result["ablation"]["test_objects"]["objects"] == 1
+    # each scored object says which gate checks failed (consistent with its verdict) and what decoding repaired
+    for r in result["objects"]:
+        if r.get("gate_failed") is not None:
+            assert (r["gate_pass"] == 1.0) == (r["gate_failed"] == []) and isinstance(r["decode_notes"], list)
     # the honest baseline takes the retrieved object's category; only the oracle is given the truth
     for r in result["objects"]:
         if r["method"] == "category_mean_oracle" and r["split"] == "test_objects":

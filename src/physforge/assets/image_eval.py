@@ -368,17 +368,20 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
 
     def score(annotation, voxels, truth, true_meshes):
         try:
-            asset, _ = build_generated(annotation, voxels)
+            asset, notes = build_generated(annotation, voxels)
         except PhysforgeError as err:
             return failed_metrics(f"decode: {err}", config.gate) | {
                 "parsed": True, "category_accuracy": float(annotation.category == truth.category)}
-        passed = bool(run_gate(asset.world)["passed"]) if config.gate else None
+        report = run_gate(asset.world) if config.gate else None
+        passed = bool(report["passed"]) if report is not None else None
         # pivots as built (decoding may move a hinge onto its body), so the score is the asset's
         built = {g.index: g.pivot for g in asset.annotation.groups}
         annotation = dataclasses.replace(annotation, groups=tuple(
             dataclasses.replace(g, pivot=built.get(g.index, g.pivot)) for g in annotation.groups))
+        # which checks failed and what decoding repaired, per object: where to look next
         return metrics(annotation, voxels, truth, true_meshes=true_meshes, pred_asset=asset, config=config,
-                       gate_passed=passed)
+                       gate_passed=passed) | {"gate_failed": report["failed"] if report is not None else None,
+                                              "decode_notes": notes}
 
     rows, table, ablation = [], {}, {}
     for split in config.splits:
