@@ -40,7 +40,7 @@ def test_top_ranked_grasp_fails_in_the_twin_and_validation_picks_another(wedge_e
     index = next(i for i, p in enumerate(proposals) if np.allclose(p, chosen))
     assert not verdicts[0] and verdicts[index] and not any(verdicts[:index])
     # oracle: the lever arm of gravity about each grasp point, from the true mesh's centre of mass
-    # (trimesh, not the simulator): the top-ranked grasp is the footprint's middle, ~4.6 cm from
+    # (trimesh, not the simulator): the top-ranked grasp is the footprint's middle, ~5.1 cm from
     # it; the one that holds is within 1.5 cm
     mesh = wedge_mesh()
     solid = trimesh.Trimesh(mesh.vertices, mesh.faces)

@@ -75,9 +75,10 @@ DRAWER_OPENING = 0.12
 
 #: The pick_wedge task's object: a tapered solid-rubber block (a wheel chock), long axis along y,
 #: heavy end at +y: (length, (width, height) at the heavy end, (width, height) at the thin end), m.
-#: Uniform density (0.77 kg at 1200 kg/m^3), so its centre of mass sits 4.6 cm from the middle of
-#: its length, where a grasp ranked by geometry alone (the footprint's centre) lands.
-WEDGE_SHAPE = (0.26, (0.07, 0.08), (0.025, 0.014))
+#: Uniform density (0.72 kg at 1200 kg/m^3), so its centre of mass sits 5.1 cm from the middle of
+#: its length, where a grasp ranked by geometry alone (the footprint's centre) lands. 4.4 cm wide
+#: at its centre of mass (the cubes of pick_place and stack are 4 cm).
+WEDGE_SHAPE = (0.28, (0.055, 0.09), (0.02, 0.012))
 WEDGE_MATERIAL = Material(name="rubber", density=1200.0, friction=(0.9, 0.005, 0.0001))
 
 
@@ -186,8 +187,8 @@ def ground_truth_scene(task: str) -> tuple[tuple[Body, ...], dict[str, np.ndarra
         mesh = wedge_mesh()
         centre_height = float(-np.asarray(mesh.vertices)[:, 2].min())
         wedge = Body("wedge", (Geom(mesh, material=WEDGE_MATERIAL, rgba=(0.2, 0.2, 0.22, 1)),),
-                     Pose((0.5, -0.07, centre_height)))
-        return (wedge,), {"goal": np.array([0.48, 0.13, centre_height])}
+                     Pose((0.5, -0.06, centre_height)))
+        return (wedge,), {"goal": np.array([0.48, 0.14, centre_height])}
     bodies, drawer = drawer_chest()
     return bodies, {}
 
