@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from physforge.data import DataConfig, DataConfigError
-from physforge.data.families import articulated, containment
+from physforge.data.families import articulated, collisions, containment
 from physforge.data.programs import ExecutionContext, RolloutProvider, execute
-from physforge.data.questions import Scene, articulated_templates, containment_templates
+from physforge.data.questions import (Scene, articulated_templates, containment_templates, counterfactual_heavier,
+                                     will_collide)
 from physforge.errors import SimulationUnstable
 from physforge.sim import Simulator
 from physforge.world import Body, Box, Geom, Ground, Pose, World
@@ -43,12 +44,48 @@ def test_doors_and_drawers_give_both_answers_often(kind):
     import dataclasses
 
     params = dataclasses.replace(articulated.Params(), door_probability=1.0 if kind == "door" else 0.0)
-    names = {"door": ("door_opens", "heavier_ball_door"), "drawer": ("drawer_opens_fully", "heavier_drawer")}[kind]
+    names = {"door": ("door_opens", "ball_mass_door"), "drawer": ("drawer_opens_fully", "heavier_drawer")}[kind]
     n = 24
     counts = _answers(articulated, articulated_templates, params, n, names)
     for name in names:
         # before: 60/60 door scenes "yes" for both door templates, drawers ~80-90 % "yes"
         assert counts[(name, "yes")] >= 0.15 * n and counts[(name, "no")] >= 0.15 * n, counts
+
+
+def test_collision_predictions_and_mass_counterfactuals_give_both_answers():
+    """will_collide asked after the whole clip and "three times heavier, still collide?" had no
+    minority answer in 300 scenes (0 kept after balancing); now both answers occur often."""
+    n = 30
+
+    def both(scene, rng):
+        return will_collide(scene, rng) + counterfactual_heavier(scene, rng)
+
+    counts = _answers(collisions, both, collisions.Params(), n, {"will_collide", "mass_still_collide"})
+    assert counts[("will_collide", "yes")] >= 0.15 * n and counts[("will_collide", "no")] >= 0.15 * n, counts
+    assert counts[("mass_still_collide", "yes")] >= 0.15 * n and counts[("mass_still_collide", "no")] >= 2, counts
+
+
+def test_will_collide_shows_a_prefix_and_asks_about_contacts_after_it():
+    answers = Counter()
+    for i in range(12):
+        rng = np.random.default_rng(np.random.SeedSequence([12, i]))
+        spec = collisions.build(rng, collisions.Params(), "iid")
+        sim = Simulator(spec.world)
+        context = ExecutionContext(RolloutProvider(sim, sim.snapshot(), CONFIG.duration, CONFIG.state_fps),
+                                   CONFIG.clip_duration, spec.latent, spec.facts)
+        scene = Scene(spec, context, [k / CONFIG.fps for k in range(CONFIG.num_frames)])
+        first = {}
+        for e in context.provider.get().events:
+            if e["type"] == "contact_start" and "ground" not in e["bodies"]:
+                first.setdefault(tuple(sorted(e["bodies"])), e["time"])
+        for candidate in will_collide(scene, rng):
+            cut = scene.frame_times[candidate.frames[-1]]
+            assert candidate.frames == list(range(len(candidate.frames))) and 1 <= len(candidate.frames) <= 3
+            pair = tuple(sorted((candidate.program[1]["a"], candidate.program[1]["b"])))
+            assert first.get(pair, np.inf) > cut  # not touched in the frames shown
+            answers[candidate.evaluate(context)] += 1
+            assert candidate.answer == ("yes" if pair in first else "no")
+    assert answers["yes"] >= 3 and answers["no"] >= 3, answers
 
 
 def test_containment_scenes_often_end_with_one_object_resting_on_another():

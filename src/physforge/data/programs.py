@@ -241,6 +241,8 @@ def execute(program: list[dict], context: ExecutionContext) -> Any:
 def _events(node, inputs, context):
     rollout = context.provider.get(node.get("rollout", "factual"))
     events = _window(rollout.events, node.get("window", "all"), context.observed_until)
+    if node.get("after") is not None:  # a question that shows only a prefix of the clip: events after it
+        events = [e for e in events if e["time"] > node["after"]]
     kind = node.get("type")
     if kind:
         events = [e for e in events if e["type"] == kind]
