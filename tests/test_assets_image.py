@@ -389,6 +389,50 @@ def test_decoding_grounds_legs_one_cell_short_only_when_the_object_cannot_stand(
     assert not [n for n in notes if "floor" in n]
 
 
+_CHEST = """name: drawer_chest
+category: drawer_chest
+base: free
+dimensions_cm: 60 45 60
+part 0: carcass | plywood | 600 | 2 | the carcass
+part 1: drawer_0 | plywood | 600 | 7 | the drawer 0
+part 2: drawer_1 | plywood | 600 | 7 | the drawer 1
+group 0: base | parts 0 | fixed
+group 1: drawer_0 | parts 1 | prismatic | parent 0 | axis 0 1 0 | pivot_cm 0 20 15 | range 0 20
+group 2: drawer_1 | parts 2 | prismatic | parent 0 | axis 0 1 0 | pivot_cm 0 20 45 | range 0 20
+"""
+
+
+def test_decoding_keeps_drawers_that_slide_along_one_axis_out_of_each_others_way(monkeypatch):
+    import physforge.assets.from_image as from_image
+    from physforge.assets.from_image import build_generated
+    from physforge.assets.gate import run_gate
+
+    annotation = parse_global(_CHEST).annotation
+    cells = {label: np.zeros((16, 16, 16), bool) for label in range(3)}
+    cells[0][:, :8, :] = True  # the carcass, behind the drawers
+    cells[1][2:14, 12:, :8] = True  # drawer 0: the lower front
+    cells[2][2:14, 12:, 8:] = True  # drawer 1: the upper front, and a block right behind drawer 0
+    cells[2][2:14, 8:12, 4:8] = True
+    # without the repair, drawer 1's block pushes through drawer 0 as it slides out (oracle: the
+    # gate's sweep, MuJoCo's contacts)
+    with monkeypatch.context() as patch:
+        patch.setattr(from_image, "_clear_slides", lambda annotation, kept, notes: [])
+        asset, _ = build_generated(annotation, {k: v.copy() for k, v in cells.items()})
+        report = run_gate(asset.world)
+        assert report["failed"] == ["sweep"] and report["checks"]["sweep"]["max_overlap_m"] > 0.05
+    asset, notes = build_generated(annotation, {k: v.copy() for k, v in cells.items()})
+    report = run_gate(asset.world)
+    assert report["passed"], report["failed"]
+    # 48 shared columns (12 x 4 along y), 4 cells each side: ties go to the lower group, so drawer 1 loses its block
+    assert [n for n in notes if "slide" in n] == [
+        "groups 1 (drawer_0) and 2 (drawer_1) both slide along axis 1 and shared 48 columns of cells along it (one "
+        "would push through the other); each column went to the body with more cells in it: 0 cells removed from "
+        "drawer_0, 192 from drawer_1"]
+    # the drawer fronts are untouched: drawer 1 still spans the upper half, drawer 0 the lower
+    heights = {p.name: (p.visual[0][:, 2].min(), p.visual[0][:, 2].max()) for p in asset.parts}
+    assert heights["drawer_1"][0] > 0.29 and heights["drawer_0"][1] < 0.31
+
+
 def test_category_mean_of_identical_objects_is_that_object(tiny_image_data):
     from physforge.assets.image_data import read_split
     from physforge.assets.image_eval import mean_object, truths

@@ -12,6 +12,9 @@ Decoding (``decode_asset``) turns the generated annotation and per-part voxels i
   predicted metric box (resting on z = 0, centred in x and y);
 - a cell claimed by parts of several bodies goes to the body nearest the base, so no two
   bodies start interpenetrating; parts left without a cell are dropped (and said so);
+- two bodies sliding along the same axis never share a line of cells along it: each such
+  column goes to one of them (``_clear_slides``, said so in the notes), since the one behind
+  would push through the other;
 - a hinge pivot generated outside the object's box is moved onto its body's box (``_snap_pivots``,
   said so in the notes);
 - a free object that could not stand (its centre of mass outside the footprint of its lowest
@@ -90,6 +93,12 @@ def decode_asset(annotation, voxels: dict[int, np.ndarray], resolution: int | No
             continue
         taken |= mine
         kept[label] = mine
+    for label in _clear_slides(annotation, kept, notes):  # parts the clearing emptied
+        notes.append(f"part {label} ({annotation.part(label).name}): no geometry left; dropped")
+        del kept[label]
+    taken = np.zeros((n, n, n), dtype=bool)
+    for occupancy in kept.values():
+        taken |= occupancy
     if not kept:
         raise GenerationParseError("no part has any geometry after decoding; the generation describes nothing "
                                    "buildable (is there an object in the image?)")
@@ -166,6 +175,52 @@ def _snap_pivots(annotation, kept: dict[int, np.ndarray], grid, to_object, notes
             g = dataclasses.replace(g, pivot=tuple(float(v) for v in snapped))
         replaced.append(g)
     return dataclasses.replace(annotation, groups=tuple(replaced))
+
+
+def _clear_slides(annotation, kept: dict[int, np.ndarray], notes: list[str]) -> list[int]:
+    """Give each column along a shared slide axis to one sliding body; returns the labels of
+    parts left with no cell.
+
+    Two bodies that slide along the same axis (drawers of a chest) and both hold cells in one
+    line of cells along that axis collide as soon as the one behind slides out: the gate's sweep
+    check rejects every such pair (seen on held-out drawer chests, drawers overlapping by up to
+    8 cm as one slid). Real drawers are stacked side by side or one above another, never one
+    behind the other, so each shared column goes to the body with more cells in it (ties: the
+    lower group index) and is removed from the other, listed in the notes. A body and its own
+    parent or child are skipped: jointed parent and child never collide. Axis-aligned prismatic
+    joints only."""
+    groups = [g for g in annotation.groups if g.joint_type == "prismatic"
+              and float(np.abs(np.asarray(g.axis, dtype=np.float64)).max()) >= 0.999]
+    owned = {g.index: [label for label in g.parts if label in kept] for g in groups}
+    emptied: list[int] = []
+    for i, a in enumerate(groups):
+        for b in groups[i + 1:]:
+            along = int(np.abs(np.asarray(a.axis)).argmax())
+            if along != int(np.abs(np.asarray(b.axis)).argmax()) or a.parent == b.index or b.parent == a.index:
+                continue
+            cells_a = sum(kept[label].sum(axis=along) for label in owned[a.index] if label in kept)
+            cells_b = sum(kept[label].sum(axis=along) for label in owned[b.index] if label in kept)
+            if np.isscalar(cells_a) or np.isscalar(cells_b):
+                continue
+            shared = (cells_a > 0) & (cells_b > 0)
+            if not shared.any():
+                continue
+            b_keeps = shared & (cells_b > cells_a)
+            a_keeps = shared & ~b_keeps
+            removed = {a.index: 0, b.index: 0}
+            for group, lose in ((a, b_keeps), (b, a_keeps)):
+                mask = np.expand_dims(lose, along)
+                for label in owned[group.index]:
+                    if label in kept:
+                        removed[group.index] += int((kept[label] & mask).sum())
+                        kept[label] = kept[label] & ~mask
+            notes.append(f"groups {a.index} ({a.name}) and {b.index} ({b.name}) both slide along axis {along} and "
+                         f"shared {int(shared.sum())} columns of cells along it (one would push through the other); "
+                         f"each column went to the body with more cells in it: {removed[a.index]} cells removed "
+                         f"from {a.name}, {removed[b.index]} from {b.name}")
+    for labels in owned.values():
+        emptied += [label for label in labels if label in kept and not kept[label].any()]
+    return emptied
 
 
 #: How far inside the footprint (cells, in the voxel grid's x-y plane) the centre of mass must
