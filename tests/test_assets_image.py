@@ -433,6 +433,46 @@ def test_decoding_keeps_drawers_that_slide_along_one_axis_out_of_each_others_way
     assert heights["drawer_1"][0] > 0.29 and heights["drawer_0"][1] < 0.31
 
 
+_RECORDED_CHEST = 'name: drawer_chest\ncategory: drawer_chest\nbase: free\ndimensions_cm: 53 44 44\npart 0: carcass | plywood | 600 | 2 | the carcass of the drawer chest\npart 1: drawer_0 | plywood | 600 | 7 | the drawer 0 of the drawer chest\npart 2: drawer_0_handle | aluminium | 2700 | 10 | the drawer 0 handle of the drawer chest\npart 3: drawer_1 | plywood | 600 | 7 | the drawer 1 of the drawer chest\npart 4: drawer_1_handle | steel | 7850 | 10 | the drawer 1 handle of the drawer chest\npart 5: drawer_2 | plywood | 600 | 7 | the drawer 2 of the drawer chest\npart 6: drawer_2_handle | plastic | 1050 | 10 | the drawer 2 handle of the drawer chest\ngroup 0: base | parts 0 | fixed\ngroup 1: drawer_0 | parts 1 2 | prismatic | parent 0 | axis 0 1 0 | pivot_cm 0 18 9 | range 0 29\ngroup 2: drawer_1 | parts 3 4 | prismatic | parent 0 | axis 0 1 0 | pivot_cm 0 18 24 | range 0 30\ngroup 3: drawer_2 | parts 5 6 | prismatic | parent 0 | axis 0 1 0 | pivot_cm 0 18 39 | range 0 30'
+_RECORDED_CHEST_PARTS = {
+    0: '0 2 0 1 12 16;1 3 0 15 1 16;1 3 0 15 10 1;1 3 4 15 10 2;1 3 4 15 10 1;1 3 15 15 10 1;1 3 12 15 10 1;15 3 1 1 10 2;15 3 1 1 10 4;15 2 9 1 12 2;15 3 9 1 10 2;15 3 9 1 10 2;1 3 7 2 12 4;1 11 1 15 2 3;1 11 4 15 1 3;1 12 4 15 1 3;1 12 2 15 1 2;1 12 1 15 1 3;1 12 1 15 1 2;1 12 1 15 1 2;1 12 2 15 1 2;1 12 2 15 2 3;1 12 2 15 1 3;1 12 2 15 1 3;15 4 11 1 8 2',
+    1: '4 3 5 8 2 6;2 3 5 14 1 4;2 3 12 14 12 2;2 12 12 12 2 3;1 12 2 15 2 3;1 12 12 15 2 2;2 12 2 13 2 3;2 12 2 13 2 3;3 12 12 12 2 3;15 4 12 1 8 2',
+    2: '5 12 12 6 1 4;15 4 12 1 8 3',
+    3: '4 3 12 2 10 4;3 4 12 12 1 4;2 4 12 12 4 2;1 11 12 15 2 3;15 5 11 1 6 2',
+    4: '5 12 12 6 1 4;2 4 8 12 12 4;2 3;13 4 12 1 10 3 3 3 3 4;15 4 11 1 8 2',
+    5: '4 12 12 8 1 4',
+    6: '6 12 12 4 2 4;2 2 12 14 1 4;13 4 12 2 8 3',
+}
+
+def test_decoding_insets_every_collision_box_of_a_moving_part(monkeypatch):
+    """A recorded generation (the built-in model on examples/images/drawer_chest.png): scaling a
+    drawer's boxes about its centre, as decoding did, left an inner step face of drawer 1 touching
+    drawer 0, and they overlapped by 2.4 mm once slid (oracle: the gate's sweep in MuJoCo)."""
+    import physforge.assets.from_image as from_image
+    from physforge.assets.from_image import build_generated
+    from physforge.assets.gate import run_gate
+    from physforge.assets.library import CLEARANCE
+
+    annotation = parse_global(_RECORDED_CHEST).annotation
+    voxels = {label: parse_geometry(text)[0] for label, text in _RECORDED_CHEST_PARTS.items()}
+
+    def about_the_centre(vertices, boxes):  # the earlier decoding
+        low, high = vertices.min(0), vertices.max(0)
+        size = np.maximum(high - low, 1e-9)
+        factor = np.maximum(1.0 - 2 * np.minimum(CLEARANCE, 0.1 * size) / size, 0.5)
+        centre = (low + high) / 2
+        return (vertices - centre) * factor + centre, [((a - centre) * factor + centre, (b - centre) * factor + centre)
+                                                      for a, b in boxes]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(from_image, "_shrink", about_the_centre)
+        asset, _ = build_generated(annotation, voxels)
+        assert "sweep" in run_gate(asset.world)["failed"]
+    asset, _ = build_generated(annotation, voxels)
+    sweep = run_gate(asset.world)["checks"]["sweep"]
+    assert sweep["passed"] and sweep["max_overlap_m"] == 0.0
+
+
 def test_category_mean_of_identical_objects_is_that_object(tiny_image_data):
     from physforge.assets.image_data import read_split
     from physforge.assets.image_eval import mean_object, truths
