@@ -294,21 +294,107 @@ def add_samples(report: Report, name: str, folder: Path) -> None:
 
 
 # -- robot evaluations ---------------------------------------------------------------------------
+#: The issue's names for the methods a robot evaluation compares, in the report's tables and plots.
+ROBOT_METHOD_LABELS = {"retarget": "(a) retarget", "base": "grounded base", "scratch": "(b) scratch",
+                       "residual": "(c) base + residual", "feedback": "hand-written feedback"}
+
+#: What a learning curve's success is measured on, by its key in the training history.
+_CURVE_SOURCES = {"validation_success": "validation seeds", "success_rate": "training episodes (last 20)"}
+
+
+def _percent(value) -> float | None:
+    return None if value is None else round(100 * value, 1)
+
+
+def robot_result_rows(results: dict) -> list[dict]:
+    """One row per task and method of a robot ``results.json``, in % and cm; grasp failures are
+    None (shown as –) for a task without a grasp (push)."""
+    rows = []
+    for r in results["results"]:
+        low, high = r.get("success_ci95") or (None, None)
+        rows.append({"task": r["task"], "method": ROBOT_METHOD_LABELS.get(r["method"], r["method"]),
+                     "episodes": r["episodes"], "train steps": r.get("train_steps", 0),
+                     "success (%)": _percent(r["success_rate"]),
+                     "95 % CI (%)": None if low is None or high is None else f"{100 * low:.0f}–{100 * high:.0f}",
+                     "tracking error (cm)": None if r.get("tracking_error_m") is None
+                     else round(100 * r["tracking_error_m"], 2),
+                     "grasp failures (%)": _percent(r.get("grasp_failure_rate"))})
+    return rows
+
+
+def robot_learning_curve(task: str, speed: dict):
+    """Success vs PPO environment steps of (b) scratch and (c) residual for one task of a robot
+    ``results.json``'s ``speed``, with (a) retargeting's success as a horizontal line. The curve
+    is the quantity steps-to-target was measured by: validation success (``--curve-every``), else
+    the exploring policy's success over its last 20 training episodes. None when there is no
+    point to plot."""
+    key = speed.get("steps_to_target_measured_by", "success_rate")
+    lines = {}
+    for method in ("scratch", "residual"):
+        points = [(h["steps"], 100 * h[key]) for h in speed.get(f"{method}_history") or [] if h.get(key) is not None]
+        if points:
+            lines[method] = points
+    if not lines:
+        return None
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(5, 3.2))
+    for method, points in lines.items():
+        steps, success = zip(*points)
+        axis.plot(steps, success, marker="o", markersize=3, label=ROBOT_METHOD_LABELS[method])
+    if speed.get("retarget_success") is not None:
+        axis.axhline(100 * speed["retarget_success"], color="k", linestyle="--", label=ROBOT_METHOD_LABELS["retarget"])
+    axis.set_xlabel("PPO environment steps")
+    axis.set_ylabel("validation success (%)" if key == "validation_success" else "training success, last 20 (%)")
+    axis.set_ylim(-3, 103)
+    axis.set_title(task)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
 def robot_eval_report(folder: str | Path, *, command=None, clips: int = 2) -> Path:
-    """Success rate (95 % Wilson interval) per task and method, and clips of successful rollouts."""
+    """Success rate (95 % Wilson interval), tracking error and grasp-failure rate per task and
+    method; per task the learning curves of (b) and (c) against (a)'s success and the steps each
+    took to reach it; clips of successful rollouts."""
     folder = Path(folder)
     results = _json(folder / "results.json")
     report = Report(f"Robot evaluation {folder.name}", command=command,
                     subtitle="(a) direct retargeting, (b) PPO from scratch, (c) grounded base + residual PPO")
-    rows = [{k: v for k, v in r.items()} for r in results["results"]]
-    report.add_table(rows)
+    rows = results["results"]
+    report.add_table(robot_result_rows(results), caption="grasp failures: – where the task has no grasp (push)")
     tasks = sorted({r["task"] for r in rows})
     methods = list(dict.fromkeys(r["method"] for r in rows))  # every method the run compared, in its order
     series = {m: [next((100 * r["success_rate"] for r in rows if r["task"] == t and r["method"] == m), 0.0)
                   for t in tasks] for m in methods}
     report.add_plot(_bar(tasks, series, "success rate (%)", ylim=(0, 100)), caption="success rate per method")
+    grasping = [t for t in tasks if any(r["task"] == t and r.get("grasp_failure_rate") is not None for r in rows)]
+    if grasping:
+        failures = {m: [next((_percent(r.get("grasp_failure_rate")) for r in rows
+                              if r["task"] == t and r["method"] == m), None) for t in grasping] for m in methods}
+        report.add_table([{"method": ROBOT_METHOD_LABELS.get(m, m), **dict(zip(grasping, values)),
+                           "mean": round(float(np.mean(known)), 1) if (known := [v for v in values if v is not None])
+                           else None} for m, values in failures.items()],
+                         caption="grasp failure rate per method (%), over the tasks with a grasp", digits=3)
     report.add_text(f"mean success {json.dumps(results['mean_success'])}; residual - retarget: "
                     f"{results['residual_minus_retarget_points']:+.1f} points")
+    speed = results.get("speed") or {}
+    curves = [(task, robot_learning_curve(task, speed[task])) for task in tasks if task in speed]
+    if any(figure is not None for _, figure in curves):
+        report.add_heading("Learning curves")
+        report.add_table([{"task": task, "(a)'s success (%)": _percent(entry.get("retarget_success")),
+                           "measured on": _CURVE_SOURCES.get(entry.get("steps_to_target_measured_by"),
+                                                             entry.get("steps_to_target_measured_by")),
+                           "(b) steps to it": entry.get("scratch_steps_to_retarget_success"),
+                           "(c) steps to it": entry.get("residual_steps_to_retarget_success"),
+                           "(b) train wall (s)": entry.get("scratch_train_wall_s"),
+                           "(c) train wall (s)": entry.get("residual_train_wall_s")}
+                          for task, entry in speed.items()],
+                         caption="environment steps until each reached (a)'s success, measured on the same "
+                                 "episodes as the curve (–: not within the budget)",
+                         digits=3)
+        for task, figure in curves:
+            if figure is not None:
+                report.add_plot(figure, caption=f"learning curve: {task}")
     videos = sorted((folder / "dataset").rglob("*.mp4"))[:clips]
     if videos:
         report.add_heading("Successful residual rollouts")
