@@ -9,7 +9,11 @@ clip's frames (beside a constant guess: the split's own mean position, a baselin
 seen the answers) and in the next frames (beside "stays where it was in the last frame", with
 the true last position). Prints JSON.
 
-    python bench/reason_property_probe.py RUN_OR_CHECKPOINT DATASET [--splits train val ...]
+With ``--accuracy`` it also grades the model's answers to every question of each split (the
+same grader as ``reason eval``), so models trained at other image sizes or on another rendering
+of the same scenes can be compared on the same questions.
+
+    python bench/reason_property_probe.py RUN_OR_CHECKPOINT DATASET [--splits train val ...] [--accuracy]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ def main() -> None:
 
     from physforge.reason.data import load_split
     from physforge.reason.encoder import load_encoder
+    from physforge.reason.recipe_encoder import evaluate_accuracy
 
     parser = argparse.ArgumentParser()
     parser.add_argument("model")
@@ -38,6 +43,7 @@ def main() -> None:
     parser.add_argument("--splits", nargs="*", default=["train", "val", "test_ood_params", "test_ood_compositional"])
     parser.add_argument("--max-scenes", type=int, default=300)
     parser.add_argument("--min-gap", type=float, default=0.05)
+    parser.add_argument("--accuracy", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     folder = Path(args.model)
@@ -69,6 +75,9 @@ def main() -> None:
                                 hits[name][1] += 1
         out["splits"][split] = {"scenes": len(scenes), **{
             name: {"pairs": n, "rank_accuracy": round(100 * c / n, 1) if n else None} for name, (c, n) in hits.items()}}
+        if args.accuracy:
+            out["splits"][split]["answers"] = evaluate_accuracy(model, data, data.questions) | {
+                "questions": len(data.questions)}
         if track["shown"]:
             shown_truth = np.concatenate(track.pop("shown_constant"))  # (n, 2) true positions in view
             constant = np.abs(shown_truth - shown_truth.mean(0)).max(-1)
