@@ -485,6 +485,27 @@ def test_category_mean_of_identical_objects_is_that_object(tiny_image_data):
     assert all((voxels[k] == one[0].voxels[k]).all() for k in voxels)
 
 
+def test_mean_part_keeps_a_part_that_no_cell_holds_in_most_objects():
+    from physforge.assets.image_eval import _mean_part
+
+    def grid(*cells):
+        g = np.zeros((4, 4, 4), bool)
+        for c in cells:
+            g[c] = True
+        return g
+
+    # a two-cell leg in a different place in each of five objects; only (0, 0, 1) is shared, by two
+    legs = [grid((0, 0, 0), (0, 0, 1)), grid((0, 0, 1), (1, 1, 1)), grid((2, 2, 2), (3, 3, 3)),
+            grid((3, 0, 0), (0, 3, 0)), grid((0, 0, 3), (3, 3, 0))]
+    mean = _mean_part(legs)
+    # the median count (2) of the most frequent cells: the shared cell, then the first of the rest
+    assert mean.sum() == 2 and mean[0, 0, 1] and mean[0, 0, 0]
+    # with a majority, the majority alone (the fallback never adds cells)
+    majority = [grid((1, 1, 1), (2, 2, 2)), grid((1, 1, 1)), grid((1, 1, 1), (3, 3, 3))]
+    assert np.argwhere(_mean_part(majority)).tolist() == [[1, 1, 1]]
+    assert not _mean_part([grid(), grid()]).any()
+
+
 def test_chamfer_and_fscore_against_closed_form():
     from physforge.assets.image_eval import chamfer_fscore
 

@@ -11,7 +11,8 @@ Methods:
 - ``category_mean_oracle``: an oracle, not a method: the mean training object of the test
   object's *true* category, which no image-only method is given. A category's mean object is
   its most common part structure (dimensions, pivots, axes and ranges averaged, each part's
-  voxels by majority, materials by vote). For a held-out category, with no training object of
+  voxels by majority, or its median number of most often filled cells where no cell has a
+  majority, materials by vote). For a held-out category, with no training object of
   its own, the oracle uses the mean over the most common structure of all training objects.
 
 Every prediction goes through the same decoding (``from_image.decode_asset``) and gate.
@@ -181,8 +182,25 @@ def mean_object(objects: list[Truth]):
                                      rng_, slide, group.name))
     annotation = AssetAnnotation(template.category, template.category, dims, tuple(parts), tuple(groups),
                                  template.base, "physforge.category_mean")
-    voxels = {p.label: np.mean([o.voxels[p.label] for o in members], axis=0) >= 0.5 for p in template.parts}
+    voxels = {p.label: _mean_part([o.voxels[p.label] for o in members]) for p in template.parts}
     return annotation, voxels
+
+
+def _mean_part(grids: list[np.ndarray]) -> np.ndarray:
+    """A part's mean occupancy ((n, n, n) bool) over objects: the cells most of them fill.
+    Where no cell is filled by most of them (a table's legs and top sit at a different place in
+    every table's normalised grid), the median count of the most frequently filled cells, so the
+    mean object still has the part instead of failing to decode."""
+    frequency = np.mean(grids, axis=0)
+    majority = frequency >= 0.5
+    if majority.any() or not frequency.any():
+        return majority
+    count = min(max(int(np.median([g.sum() for g in grids])), 1), int((frequency > 0).sum()))
+    # exactly ``count`` cells, the most frequent first (ties: the lower flat index, stable sort)
+    order = np.argsort(-frequency, axis=None, kind="stable")[:count]
+    out = np.zeros(frequency.shape, dtype=bool)
+    out.flat[order] = True
+    return out
 
 
 class NearestNeighbour:
