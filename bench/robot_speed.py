@@ -11,13 +11,16 @@ method's success rate on ``--eval-episodes`` seeded episodes, checked after ever
 rollout-chunk of ``--ppo-steps`` up to ``--max-steps`` (null: not reached). With the default
 target, (a) direct retargeting, (c) is there at step 0 (its zero residual is the base, which
 equals (a) on these tasks); ``--target feedback`` (the hand-written closed-loop residual) times
-how long PPO takes to learn the correction. One process; no timed asserts.
+how long PPO takes to learn the correction. All times are wall clock (time.perf_counter), so on
+a shared machine they depend on the load; the 1-minute load average before and after is in
+``machine``. One process, one torch thread; no timed asserts.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -64,8 +67,9 @@ def time_to_target(task: str, method: str, target: float, chunk: int, max_steps:
 
 
 def main() -> None:
-    from physforge.robot.learn import _sb3, evaluate
+    from physforge.robot.learn import _sb3
     from physforge.robot.tasks import TASKS
+    from physforge.threads import torch_threads
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS))
@@ -76,14 +80,24 @@ def main() -> None:
     parser.add_argument("--target", choices=("retarget", "feedback"), default="retarget",
                         help="whose success rate (c) and (b) must reach")
     args = parser.parse_args()
-    _sb3()  # one torch thread
-    out: dict = {"machine": {"python": platform.python_version(), "processor": platform.processor()},
+    _sb3()  # names the pip extra if stable-baselines3 is missing
+    # one torch thread, as LearnConfig's default: time_to_target calls PPO's learn outside train
+    with torch_threads(1):
+        out = measure(args)
+    out["machine"]["load_average_after"] = [round(v, 2) for v in os.getloadavg()]
+    print(json.dumps(out, indent=1))
+
+
+def measure(args: argparse.Namespace) -> dict:
+    from physforge.robot.learn import LearnConfig, evaluate, train
+
+    # every figure below is wall time: on a shared machine it depends on the load recorded here
+    out: dict = {"machine": {"python": platform.python_version(), "processor": platform.processor(),
+                             "load_average_before": [round(v, 2) for v in os.getloadavg()]},
                  "env_steps_per_s": {}, "ppo_steps_per_s": {}, "time_to_target": {}}
     for task in args.tasks:
         out["env_steps_per_s"][task] = {mode: round(env_speed(task, mode, args.env_steps), 1)
                                         for mode in ("retarget", "residual", "scratch")}
-    from physforge.robot.learn import LearnConfig, train
-
     for task in args.tasks[:1]:
         result = train(LearnConfig(task=task, method="residual", total_steps=args.ppo_steps))
         out["ppo_steps_per_s"][task] = round(result.env_steps / result.wall_s, 1)
@@ -93,7 +107,7 @@ def main() -> None:
         for method in ("residual", "scratch"):
             out["time_to_target"][task][method] = time_to_target(task, method, target, args.ppo_steps,
                                                                  args.max_steps, args.eval_episodes)
-    print(json.dumps(out, indent=1))
+    return out
 
 
 if __name__ == "__main__":

@@ -19,12 +19,22 @@ def test_config_errors_name_the_field():
         LearnConfig(n_envs=1, n_steps=100, batch_size=64)
     with pytest.raises(ValueError, match="task must be one of"):
         LearnConfig(task="juggle")
+    with pytest.raises(ValueError, match="LearnConfig.threads must be >= 0"):
+        LearnConfig(threads=-1)
 
 
 def test_residual_ppo_starts_at_zero_and_saves_a_loadable_checkpoint(tmp_path):
+    import torch
+
     config = LearnConfig(task="push", method="residual", total_steps=128, n_envs=1, n_steps=64, batch_size=32,
                          eval_every=128, eval_episodes=1)
-    result = train(config, tmp_path / "run")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = train(config, tmp_path / "run")
+        assert torch.get_num_threads() == 2  # train ran on config.threads (1) and gave the caller's count back
+    finally:
+        torch.set_num_threads(before)
     assert result.env_steps >= 128
     # the learning curve starts at the untrained policy (the base) and is validated again at 128 steps
     validated = [h for h in result.history if "validation_success" in h]
@@ -57,6 +67,28 @@ def test_residual_ppo_starts_at_zero_and_saves_a_loadable_checkpoint(tmp_path):
     expected = evaluate("push", "residual", 1, policy=model)
     assert payload["results"][0]["success_rate"] == expected.success_rate
     assert payload["episodes"][0]["records"][0]["seed"] == 10_000
+
+
+def test_a_policy_acts_on_one_torch_thread_and_the_callers_count_is_restored():
+    import torch
+
+    seen = []
+
+    class Probe:  # a policy that records torch's thread count each time it acts
+        def predict(self, observation, deterministic=True):
+            seen.append(torch.get_num_threads())
+            return np.zeros(4, np.float32), None
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        evaluate("push", "residual", 1, policy=Probe())
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        evaluate("push", "residual", 1, policy=Probe(), threads=0)  # 0: the caller's count
+        assert set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_evaluation_metrics_and_dataset_round_trip(tmp_path):

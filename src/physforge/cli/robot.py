@@ -39,6 +39,7 @@ def learn_command(
     batch_size: int = typer.Option(64, help="PPO minibatch size."),
     eval_every: int = typer.Option(0, help="Validate the deterministic policy every this many steps (0: never)."),
     seed: int = typer.Option(0, help="Training seed."),
+    threads: int = typer.Option(1, help="torch CPU threads (0: torch's default); a small MLP is fastest on one."),
 ) -> None:
     """Train a PPO policy for TASK and save its checkpoint."""
     from physforge.robot.learn import LearnConfig, train
@@ -47,7 +48,7 @@ def learn_command(
         if out.exists() and any(out.iterdir()):
             raise FileExistsError(f"{out} is not empty; choose another run folder")
         config = LearnConfig(task=task, method=method, total_steps=steps, n_steps=n_steps, batch_size=batch_size,
-                             seed=seed, eval_every=eval_every)
+                             seed=seed, eval_every=eval_every, threads=threads)
         result = train(config, out)
         last = result.history[-1] if result.history else {}
         console.print(f"[green]wrote[/green] {out}/policy.zip: {result.env_steps} steps in {result.wall_s:.0f} s, "

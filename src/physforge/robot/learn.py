@@ -25,6 +25,7 @@ import numpy as np
 
 from physforge.errors import InputFileError, MissingDependencyError
 from physforge.robot.tasks import TASKS
+from physforge.threads import torch_threads, with_config_threads
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +58,7 @@ def _sb3():
         import torch
     except ImportError:
         raise MissingDependencyError("stable-baselines3 and torch", "rl") from None
-    # a 128x128 MLP is far too small for intra-op threads; on a shared 2-core machine they make
-    # every forward pass ~100x slower
-    torch.set_num_threads(1)
+    del torch  # imported only to name it in the same error: SB3 needs it
     return stable_baselines3
 
 
@@ -73,6 +72,9 @@ class LearnConfig:
     truth). eval_every: every this many steps (rounded up to whole rollouts; 0: never) evaluate
     the deterministic policy on ``eval_episodes`` validation episodes (seeds from
     ``VALIDATION_SEED``, disjoint from the test seeds of ``evaluate``) for the learning curve.
+    threads: torch CPU threads while training, the caller's count restored after (0: leave it);
+    a 128x128 MLP is far too small for intra-op threads, which on a shared 2-core machine make
+    every forward pass ~100x slower.
 
     The defaults were chosen on the stack task's validation seeds (issue #8): short rollouts,
     10 epochs and lr 1e-3 give ~8x the gradient steps of SB3's defaults in a few thousand env
@@ -94,6 +96,7 @@ class LearnConfig:
     perception: bool = True
     eval_every: int = 0
     eval_episodes: int = 10
+    threads: int = 1
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -112,6 +115,8 @@ class LearnConfig:
         for name in ("gamma", "gae_lambda"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"LearnConfig.{name} must be in (0, 1], got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ValueError(f"LearnConfig.threads must be >= 0 (0: leave torch's thread count), got {self.threads}")
         if self.eval_every < 0 or self.eval_episodes < 1:
             raise ValueError(f"LearnConfig.eval_every must be >= 0 and eval_episodes >= 1, got "
                              f"{self.eval_every}, {self.eval_episodes}")
@@ -136,6 +141,7 @@ class TrainResult:
     env_steps: int = 0
 
 
+@with_config_threads
 def train(config: LearnConfig, run_dir: str | Path | None = None) -> TrainResult:
     """Train PPO; returns the model and a history per rollout of (steps, wall_s, training success
     rate of the last 20 exploring episodes, and every ``eval_every`` steps the deterministic
@@ -299,11 +305,12 @@ def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def evaluate(task: str, method: str, episodes: int = 50, *, policy=None, seed: int = 10_000, perception: bool = True,
-             recorder=None, train_steps: int = 0, env_kwargs: dict | None = None) -> EvalResult:
+             recorder=None, train_steps: int = 0, env_kwargs: dict | None = None, threads: int = 1) -> EvalResult:
     """Run ``episodes`` seeded episodes (seeds seed, seed + 1, ...; the same physics for every
     method). ``policy``: an SB3 model (deterministic actions) for scratch/residual; None = zero
     action (retarget, base). ``recorder(env, episode_index, seed, steps, summary, frames)`` sees each
-    episode (frames: (H, W, 3) uint8 per step when the env renders, else None)."""
+    episode (frames: (H, W, 3) uint8 per step when the env renders, else None). ``threads``: torch
+    CPU threads while a policy acts, the caller's count restored after (0: leave it)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     mode = {"retarget": "retarget", "base": "residual", "residual": "residual", "scratch": "scratch",
@@ -314,27 +321,30 @@ def evaluate(task: str, method: str, episodes: int = 50, *, policy=None, seed: i
         policy = TrackedFeedback()
     env = make_env(task, mode, perception, **(env_kwargs or {}))
     records = []
-    for index in range(episodes):
-        observation, _ = env.reset(seed=seed + index)
-        steps, done = [], False
-        frames = [] if env.render_mode == "rgb_array" else None
-        while not done:
-            if frames is not None:
-                frames.append(env.render())
-            if policy is None:
-                action = np.zeros(env.action_space.shape, dtype=np.float32)
-            else:
-                action, _ = policy.predict(observation, deterministic=True)
-            next_observation, reward, terminated, truncated, info = env.step(action)
-            steps.append({"observation": observation, "action": np.asarray(action, dtype=np.float32),
-                          "joint_command": env.last_command.astype(np.float32), "reward": reward,
-                          "done": terminated or truncated})
-            observation, done = next_observation, terminated or truncated
-        summary = info["summary"]
-        records.append({"seed": seed + index, **{k: v for k, v in summary.items() if k != "physics"},
-                        "physics": summary["physics"]})
-        if recorder is not None:
-            recorder(env, index, seed + index, steps, summary, frames)
+    # only a learned policy runs torch; a zero action or the numpy feedback must not pay for importing it
+    learned = policy is not None and not isinstance(policy, TrackedFeedback)
+    with torch_threads(threads if learned else 0):
+        for index in range(episodes):
+            observation, _ = env.reset(seed=seed + index)
+            steps, done = [], False
+            frames = [] if env.render_mode == "rgb_array" else None
+            while not done:
+                if frames is not None:
+                    frames.append(env.render())
+                if policy is None:
+                    action = np.zeros(env.action_space.shape, dtype=np.float32)
+                else:
+                    action, _ = policy.predict(observation, deterministic=True)
+                next_observation, reward, terminated, truncated, info = env.step(action)
+                steps.append({"observation": observation, "action": np.asarray(action, dtype=np.float32),
+                              "joint_command": env.last_command.astype(np.float32), "reward": reward,
+                              "done": terminated or truncated})
+                observation, done = next_observation, terminated or truncated
+            summary = info["summary"]
+            records.append({"seed": seed + index, **{k: v for k, v in summary.items() if k != "physics"},
+                            "physics": summary["physics"]})
+            if recorder is not None:
+                recorder(env, index, seed + index, steps, summary, frames)
     env.close()
     successes = sum(r["success"] for r in records)
     failures = [r["grasp_failure"] for r in records if r["grasp_failure"] is not None]
