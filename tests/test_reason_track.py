@@ -139,8 +139,8 @@ def test_slot_features_carry_the_tracked_positions_and_slot_question_reads_the_n
                            slot_question=True)
     torch.manual_seed(0)
     model = PhysEncoder(config).eval()
-    clip, tokens, options = torch.rand(2, 3, 3, 16, 16), torch.ones(2, 3, dtype=torch.long), torch.ones(2, 2, 2,
-                                                                                                           dtype=torch.long)
+    clip = torch.rand(2, 3, 3, 16, 16)
+    tokens, options = torch.ones(2, 3, dtype=torch.long), torch.ones(2, 2, 2, dtype=torch.long)
     with torch.no_grad():
         z, frames = model.encode_parts(clip)
         tracked = model.track(z, frames)
