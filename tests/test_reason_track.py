@@ -100,6 +100,8 @@ def test_track_loss_trains_round_trips_and_is_opt_in(tiny_dataset, tmp_path):
 
     with pytest.raises(ReasonConfigError, match="track_weight"):
         TrainConfig(data="d", out="o", track_weight=-1.0)
+    with pytest.raises(ReasonConfigError, match="blind model sees no frames"):
+        TrainConfig(data="d", out="o", track_weight=1.0, model=EncoderConfig(blind=True))
     plain = build_encoder(EncoderConfig(image_size=16, clip_frames=2, channels=(8, 8), dim=16),
                           torch.Generator().manual_seed(0))
     assert not any(k.startswith(("track_head", "next_head")) for k in plain.state_dict())  # old checkpoints load

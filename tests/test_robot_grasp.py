@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from physforge.robot.env import GRASP_DEPTHS, PhysWorldEnv, Randomisation, grasp_proposals
-from physforge.robot.tasks import WEDGE_SHAPE, prepare_task, wedge_mesh
+from physforge.robot.tasks import WEDGE_SHAPE, ground_truth_scene, prepare_task, wedge_mesh
 
 
 @pytest.fixture(scope="module")
@@ -37,24 +37,27 @@ def test_top_ranked_grasp_is_at_the_centre_of_mass_and_far_grasps_fail_in_the_tw
     proposals = env.proposals
     top = proposals[0]
     assert env.grasp_validated and np.allclose(env.object_from_grasp, top)  # validation keeps the top grasp
-    # oracle: the true mesh's centre of mass (trimesh, not the reconstruction or the simulator)
+    # oracle: the true centre of mass, from the ground-truth scene (the wedge's body origin, its mesh
+    # centred on trimesh's centre of mass), not from the reconstruction the proposals come from
+    (truth,), _ = ground_truth_scene("pick_wedge")
+    true_centre = np.array(truth.pose.position)
+    grasp_point = env.reference[0] @ top
+    assert np.linalg.norm(grasp_point[:2, 3] - true_centre[:2]) < 0.01
+    # the footprint's middle, where a mass-blind ranking grasps, is ~5 cm from it
     mesh = wedge_mesh()
     solid = trimesh.Trimesh(mesh.vertices, mesh.faces)
-    true_middle_y = 0.5 * (solid.vertices[:, 1].max() + solid.vertices[:, 1].min())
+    assert abs(0.5 * (solid.vertices[:, 1].max() + solid.vertices[:, 1].min()) - solid.center_mass[1]) > 0.045
     world_from_object = env.reference[0]
 
-    def along(grasp):  # m along the long axis from the true centre of mass
-        return (world_from_object @ grasp)[1, 3] - world_from_object[1, 3]
+    def along(grasp):  # m along the long axis from the top grasp
+        return (world_from_object @ grasp)[1, 3] - grasp_point[1, 3]
 
-    assert abs(along(top)) < 0.01
-    middle = true_middle_y - solid.center_mass[1]
-    assert abs(middle) > 0.045  # the footprint's middle, where a mass-blind ranking grasps
     assert verdicts[0]
     far = [v for p, v in zip(proposals, verdicts) if abs(along(p)) > 0.035]
     assert far and not any(far)  # 4 cm from the centre of mass the wedge pivots out in the twin
 
 
-def test_proposals_are_ranked_by_geometry_not_mass(wedge_env):
+def test_proposals_follow_the_reconstructed_shape(wedge_env):
     from physforge.world import Body, Geom, Mesh, Pose, World
 
     env = wedge_env
@@ -106,3 +109,17 @@ def test_every_task_has_its_dataset_instruction():
     from physforge.robot.tasks import TASKS
 
     assert set(TASK_TEXT) == set(TASKS)
+
+
+def test_grasp_points_stay_on_the_object_and_too_wide_objects_are_refused():
+    from physforge.robot.env import _proposals_along_axis
+
+    def box(x, y, z):
+        corners = np.array([(sx * x, sy * y, sz * z) for sx in (-1, 1) for sy in (-1, 1) for sz in (0, 2)], float)
+        return corners
+
+    # a 6 cm x 3.5 cm box: grasp points 2 and 4 cm from its middle; the 4 cm ones lie beyond its end
+    proposals = _proposals_along_axis(box(0.03, 0.0175, 0.02))
+    assert proposals and all(abs(p[0, 3]) <= 0.03 for p in proposals)
+    # a 40 x 12 cm box is wider than the open gripper everywhere across its long axis
+    assert _proposals_along_axis(box(0.2, 0.06, 0.02)) == []

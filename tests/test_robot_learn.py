@@ -21,6 +21,8 @@ def test_config_errors_name_the_field():
         LearnConfig(task="juggle")
     with pytest.raises(ValueError, match="LearnConfig.threads must be >= 0"):
         LearnConfig(threads=-1)
+    with pytest.raises(ValueError, match="LearnConfig.threads must be an integer"):
+        LearnConfig(threads=1.5)
 
 
 def test_residual_ppo_starts_at_zero_and_saves_a_loadable_checkpoint(tmp_path):

@@ -191,6 +191,9 @@ class TrainConfig(_Config):
         if not isinstance(model, EncoderConfig):
             raise ReasonConfigError("model", "expected an EncoderConfig or a mapping of its fields")
         object.__setattr__(self, "model", model)
+        if model.blind and self.track_weight > 0:
+            raise ReasonConfigError("track_weight", "a blind model sees no frames, so there is nothing to track; set "
+                                    "track_weight to 0 or model.blind to false")
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

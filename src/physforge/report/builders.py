@@ -382,8 +382,8 @@ def robot_eval_report(folder: str | Path, *, command=None, clips: int = 2) -> Pa
     if any(figure is not None for _, figure in curves):
         report.add_heading("Learning curves")
         report.add_table([{"task": task, "(a)'s success (%)": _percent(entry.get("retarget_success")),
-                           "measured on": _CURVE_SOURCES.get(entry.get("steps_to_target_measured_by"),
-                                                             entry.get("steps_to_target_measured_by")),
+                           "measured on": _CURVE_SOURCES.get(entry.get("steps_to_target_measured_by", "success_rate"),
+                                                             entry.get("steps_to_target_measured_by", "success_rate")),
                            "(b) steps to it": entry.get("scratch_steps_to_retarget_success"),
                            "(c) steps to it": entry.get("residual_steps_to_retarget_success"),
                            "(b) train wall (s)": entry.get("scratch_train_wall_s"),

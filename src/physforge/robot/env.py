@@ -159,7 +159,12 @@ def grasp_proposals(context: TaskContext, scene_world: World) -> list[np.ndarray
     if vertices is not None:
         footprint = np.ptp(vertices[:, :2], axis=0)
         if footprint.max() > ELONGATED_RATIO * footprint.min():
-            return _proposals_along_axis(vertices)
+            along_axis = _proposals_along_axis(vertices)
+            if not along_axis:
+                raise ValueError(f"object {spec.object!r} is {footprint.min():.3f} m wide across its long axis, "
+                                 f"too wide for the open gripper ({2 * panda.FINGER_OPEN - FINGER_CLEARANCE:.3f} m "
+                                 "with clearance) at every grasp point: no grasp to propose")
+            return along_axis
     for z_offset in (0.0, -0.006):
         for yaw in (0.0, math.pi / 2):
             transform = np.eye(4)
@@ -229,9 +234,10 @@ def _proposals_along_axis(vertices: np.ndarray) -> list[np.ndarray]:
                      key=lambda v: (abs(v), v))
     points = []
     for offset in offsets:
-        low, high = _chord(outline, middle + offset * axis, across)
-        if high - low + FINGER_CLEARANCE > 2 * panda.FINGER_OPEN:
-            continue
+        chord = _chord(outline, middle + offset * axis, across)
+        if chord is None or chord[1] - chord[0] + FINGER_CLEARANCE > 2 * panda.FINGER_OPEN:
+            continue  # beyond the object's end, or wider than the open gripper there
+        low, high = chord
         point = middle + offset * axis + 0.5 * (low + high) * across
         # the top surface of a convex solid above a point is its lowest upward face plane there
         top = float(np.min((np.einsum("ij,ij->i", normals, origins) - normals[:, :2] @ point) / normals[:, 2]))
@@ -248,7 +254,7 @@ def _proposals_along_axis(vertices: np.ndarray) -> list[np.ndarray]:
 
 def _chord(outline: np.ndarray, point: np.ndarray, direction: np.ndarray) -> tuple[float, float]:
     """(low, high) m: where the line ``point + s * direction`` (2,) enters and leaves the convex
-    polygon ``outline`` (n, 2) (its vertices in order); (0, 0) if it misses."""
+    polygon ``outline`` (n, 2) (its vertices in order); None if it misses."""
     hits = []
     for a, b in zip(outline, np.roll(outline, -1, axis=0)):
         matrix = np.array([direction, a - b]).T
@@ -257,7 +263,7 @@ def _chord(outline: np.ndarray, point: np.ndarray, direction: np.ndarray) -> tup
         s, u = np.linalg.solve(matrix, a - point)
         if -1e-9 <= u <= 1 + 1e-9:
             hits.append(s)
-    return (float(min(hits)), float(max(hits))) if hits else (0.0, 0.0)
+    return (float(min(hits)), float(max(hits))) if hits else None
 
 
 class PhysWorldEnv(gym.Env):
@@ -575,7 +581,8 @@ class PhysWorldEnv(gym.Env):
     def twin_verdicts(self) -> list[bool]:
         """Whether each grasp proposal holds when tried in the worst-case twin from the episode's
         start, as grasp validation tries them (all of them, not only the first ``grasp_trials``).
-        Leaves the environment needing a ``reset``."""
+        Resets with seed 0 (a later unseeded ``reset`` continues seed 0's stream) and leaves the
+        environment needing a ``reset``."""
         self.reset(seed=0)
         self._to_start()
         movable, ranges = self._movable_and_friction_ranges()

@@ -115,6 +115,8 @@ class LearnConfig:
         for name in ("gamma", "gae_lambda"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"LearnConfig.{name} must be in (0, 1], got {getattr(self, name)}")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int):
+            raise ValueError(f"LearnConfig.threads must be an integer (0: leave torch's thread count), got {self.threads!r}")
         if self.threads < 0:
             raise ValueError(f"LearnConfig.threads must be >= 0 (0: leave torch's thread count), got {self.threads}")
         if self.eval_every < 0 or self.eval_episodes < 1:
