@@ -186,7 +186,7 @@ def _clear_slides(annotation, kept: dict[int, np.ndarray], notes: list[str]) -> 
     check rejects every such pair (seen on held-out drawer chests, drawers overlapping by up to
     8 cm as one slid). Real drawers are stacked side by side or one above another, never one
     behind the other, so each shared column goes to the body with more cells in it (ties: the
-    lower group index) and is removed from the other, listed in the notes. A body and its own
+    group listed first in the annotation) and is removed from the other, listed in the notes. A body and its own
     parent or child are skipped: jointed parent and child never collide. Axis-aligned prismatic
     joints only."""
     groups = [g for g in annotation.groups if g.joint_type == "prismatic"
