@@ -54,6 +54,15 @@ class EncoderConfig(_Config):
     of the first two objects the question names by colour (zeros where it names fewer): "if the
     blue pendulum were twice as heavy..." then reads the blue pendulum's predicted motion
     instead of having to find it inside z.
+    keypoints: K > 0 adds a keypoint layer (for the tracking heads): K learned heatmaps (a 1x1
+    convolution of the feature map after ``keypoint_stage`` conv layers, softmax over space)
+    give per frame K expected image positions (spatial soft-argmax, [-1, 1], x right, y down)
+    and the features pooled under each heatmap. The frame tracking head then reads these
+    instead of the dense projection, and the temporal layer gets them beside it: a dense layer
+    over the flattened map can key positions to a scene's whole layout, a soft-argmax cannot.
+    0: off. keypoint_stage: how many conv layers feed the heatmaps (1 to len(channels)); the
+    last map is image_size / 2**len(channels) px wide (2 px at 32 px with four layers), too
+    coarse to place K objects, hence an earlier one.
     """
 
     image_size: int = 64
@@ -72,6 +81,8 @@ class EncoderConfig(_Config):
     dropout: float = 0.0
     track: bool = False
     slot_question: bool = False
+    keypoints: int = 0
+    keypoint_stage: int = 2
 
     def __post_init__(self):
         _int("image_size", self.image_size, 16, 512)
@@ -101,6 +112,9 @@ class EncoderConfig(_Config):
         for name in ("blind", "frame_diff", "slot_options", "track", "slot_question"):
             if not isinstance(getattr(self, name), bool):
                 raise ReasonConfigError(name, f"expected true or false, got {getattr(self, name)!r}")
+        _int("keypoints", self.keypoints, 0, 256)
+        # Checked against the conv depth only when used, so small models keep the default stage.
+        _int("keypoint_stage", self.keypoint_stage, 1, len(channels) if self.keypoints else 6)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "model") -> "EncoderConfig":
@@ -194,6 +208,9 @@ class TrainConfig(_Config):
         if model.blind and self.track_weight > 0:
             raise ReasonConfigError("track_weight", "a blind model sees no frames, so there is nothing to track; set "
                                     "track_weight to 0 or model.blind to false")
+        if model.keypoints and not (model.track or self.track_weight > 0):
+            raise ReasonConfigError("model.keypoints", "the keypoint layer is trained through the tracking heads; "
+                                    "set track_weight > 0 or model.keypoints to 0")
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

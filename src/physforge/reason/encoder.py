@@ -42,6 +42,26 @@ def slot_width(config: EncoderConfig) -> int:
     return SLOT_FEATURES + (2 * (config.clip_frames + N_NEXT) if config.track else 0)
 
 
+def keypoint_width(config: EncoderConfig) -> int:
+    """Per-frame width of the keypoint layer's output: K x (x, y, pooled features)."""
+    return config.keypoints * (2 + config.channels[config.keypoint_stage - 1])
+
+
+def spatial_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """(N, K, H, W) heatmap logits -> (N, K, H, W) weights summing to 1 over each map."""
+    n, k, h, w = logits.shape
+    return torch.softmax(logits.reshape(n, k, h * w), -1).reshape(n, k, h, w)
+
+
+def soft_argmax(weights: torch.Tensor) -> torch.Tensor:
+    """(N, K, H, W) weights summing to 1 per map -> (N, K, 2) expected (x, y) in [-1, 1] over the
+    pixel centres (2 i + 1) / W - 1, x right (columns), y down (rows)."""
+    h, w = weights.shape[-2:]
+    xs = (2 * torch.arange(w, dtype=weights.dtype, device=weights.device) + 1) / w - 1
+    ys = (2 * torch.arange(h, dtype=weights.dtype, device=weights.device) + 1) / h - 1
+    return torch.stack([(weights.sum(-2) * xs).sum(-1), (weights.sum(-1) * ys).sum(-1)], -1)
+
+
 class PhysEncoder(nn.Module):
     """Clip -> z (dim,), heads on z, and question answering on (z, question, options).
 
@@ -60,7 +80,13 @@ class PhysEncoder(nn.Module):
         self.frame_cnn = nn.Sequential(*layers)
         side = config.image_size >> len(config.channels)
         self.frame_proj = nn.Linear(width * side * side, config.dim)
-        self.temporal = nn.Sequential(nn.Linear(config.clip_frames * config.dim, config.dim), nn.GELU(),
+        frame_width = config.dim
+        if config.keypoints:
+            stage_channels = config.channels[config.keypoint_stage - 1]
+            self.heatmap = nn.Conv2d(stage_channels, config.keypoints, 1)
+            self.keypoint_proj = nn.Linear(keypoint_width(config), config.dim)
+            frame_width += config.dim
+        self.temporal = nn.Sequential(nn.Linear(config.clip_frames * frame_width, config.dim), nn.GELU(),
                                       nn.Linear(config.dim, config.dim))
         self.blind_z = nn.Parameter(torch.zeros(config.dim))
         self.drop = nn.Dropout(config.dropout)
@@ -70,7 +96,7 @@ class PhysEncoder(nn.Module):
         self.stability_head = nn.Linear(config.dim, n)
         self.contact_head = nn.Linear(config.dim, len(PAIRS))
         if config.track:
-            self.track_head = nn.Linear(config.dim, n * 2)
+            self.track_head = nn.Linear(keypoint_width(config) if config.keypoints else config.dim, n * 2)
             self.next_head = nn.Linear(config.dim, N_NEXT * n * 2)
         self.embed = nn.Embedding(len(config.vocab), config.text_dim, padding_idx=0)
         self.position = nn.Embedding(config.max_text, config.text_dim)
@@ -96,7 +122,9 @@ class PhysEncoder(nn.Module):
         return self.encode_parts(clips)[0]
 
     def encode_parts(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """clips (B, T, 3, S, S) -> (z (B, dim), per-frame features (B, T, dim); None when blind)."""
+        """clips (B, T, 3, S, S) -> (z (B, dim), per-frame features (B, T, F); None when blind).
+        F = dim, or with config.keypoints dim + keypoint_width(config): the dense projection,
+        then the keypoint layer's positions and pooled features (see ``keypoint_features``)."""
         b, t = clips.shape[:2]
         if self.config.blind:
             return self.blind_z.expand(b, -1), None
@@ -108,9 +136,27 @@ class PhysEncoder(nn.Module):
             # The first frame's difference is zero: it has no predecessor in the clip.
             diff = torch.cat([torch.zeros_like(clips[:, :1]), clips[:, 1:] - clips[:, :-1]], 1)
             frames = torch.cat([frames, diff], 2)
-        features = self.frame_cnn(frames.reshape(b * t, *frames.shape[2:]))
-        features = F.gelu(self.frame_proj(features.flatten(1))).reshape(b, t, self.config.dim)
-        return self.temporal(self.drop(features.reshape(b, t * self.config.dim))), features
+        x = frames.reshape(b * t, *frames.shape[2:])
+        keypoints = None
+        for i, layer in enumerate(self.frame_cnn):
+            x = layer(x)
+            if self.config.keypoints and i == 3 * self.config.keypoint_stage - 1:  # conv, norm, GELU per stage
+                keypoints = self.keypoint_features(x).reshape(b, t, -1)
+        features = F.gelu(self.frame_proj(x.flatten(1))).reshape(b, t, self.config.dim)
+        temporal_in = features
+        if keypoints is not None:
+            temporal_in = torch.cat([features, F.gelu(self.keypoint_proj(keypoints))], -1)
+            features = torch.cat([features, keypoints], -1)
+        return self.temporal(self.drop(temporal_in.reshape(b, -1))), features
+
+    def keypoint_features(self, feature_map: torch.Tensor) -> torch.Tensor:
+        """feature_map (N, C, H, W) -> (N, K * (2 + C)): per learned heatmap, its expected image
+        position (x, y) in [-1, 1] (pixel centres, x right, y down, as the tracking targets),
+        then the features averaged under it."""
+        weights = spatial_softmax(self.heatmap(feature_map))  # (N, K, H, W)
+        xy = soft_argmax(weights)
+        pooled = torch.einsum("nkhw,nchw->nkc", weights, feature_map)
+        return torch.cat([xy, pooled], -1).flatten(1)
 
     def track(self, z: torch.Tensor, frame_features: torch.Tensor) -> dict[str, torch.Tensor]:
         """Object-tracking predictions (config.track): shown (B, T, 8, 2), each slot's image
@@ -119,6 +165,8 @@ class PhysEncoder(nn.Module):
         if not self.config.track:
             raise ValueError("track: this PhysEncoder has no tracking heads; build it with EncoderConfig(track=True)")
         b, t = frame_features.shape[:2]
+        if self.config.keypoints:
+            frame_features = frame_features[..., self.config.dim:]  # the keypoint layer, not the dense one
         return {"shown": self.track_head(frame_features).reshape(b, t, len(SLOTS), 2),
                 "next": self.next_head(z).reshape(b, N_NEXT, len(SLOTS), 2)}
 
