@@ -77,6 +77,20 @@ def test_keypoints_config_errors_name_the_field():
         EncoderConfig(keypoints=-1)
     with pytest.raises(ReasonConfigError, match="model.keypoints.*track_weight"):
         TrainConfig(data="d", out="o", model=EncoderConfig(keypoints=4))
+    with pytest.raises(ReasonConfigError, match="keypoint_gain"):
+        EncoderConfig(keypoints=4, track=True, keypoint_gain=-1.0)
+
+
+def test_keypoint_gain_scales_the_initial_heatmaps_only():
+    from physforge.reason import build_encoder
+
+    def build(gain):
+        return build_encoder(EncoderConfig(image_size=16, channels=(4, 4), dim=8, clip_frames=2, track=True,
+                                           keypoints=3, keypoint_gain=gain), torch.Generator().manual_seed(0))
+
+    plain, sharp = build(1.0).state_dict(), build(10.0).state_dict()
+    torch.testing.assert_close(sharp["heatmap.weight"], 10.0 * plain["heatmap.weight"])
+    torch.testing.assert_close(sharp["frame_proj.weight"], plain["frame_proj.weight"])
 
 
 def test_keypoints_train_round_trip_and_are_opt_in(tiny_dataset, tmp_path):

@@ -62,7 +62,9 @@ class EncoderConfig(_Config):
     over the flattened map can key positions to a scene's whole layout, a soft-argmax cannot.
     0: off. keypoint_stage: how many conv layers feed the heatmaps (1 to len(channels)); the
     last map is image_size / 2**len(channels) px wide (2 px at 32 px with four layers), too
-    coarse to place K objects, hence an earlier one.
+    coarse to place K objects, hence an earlier one. keypoint_gain: the heatmap convolution's
+    initial weights are scaled by this: at 1 the maps start nearly uniform (soft-argmax near
+    the image centre for every map) and barely sharpen in a short run.
     """
 
     image_size: int = 64
@@ -83,6 +85,7 @@ class EncoderConfig(_Config):
     slot_question: bool = False
     keypoints: int = 0
     keypoint_stage: int = 2
+    keypoint_gain: float = 1.0
 
     def __post_init__(self):
         _int("image_size", self.image_size, 16, 512)
@@ -113,6 +116,7 @@ class EncoderConfig(_Config):
             if not isinstance(getattr(self, name), bool):
                 raise ReasonConfigError(name, f"expected true or false, got {getattr(self, name)!r}")
         _int("keypoints", self.keypoints, 0, 256)
+        _float("keypoint_gain", self.keypoint_gain, 0.0, 1000.0)
         # Checked against the conv depth only when used, so small models keep the default stage.
         _int("keypoint_stage", self.keypoint_stage, 1, len(channels) if self.keypoints else 6)
 

@@ -84,6 +84,8 @@ class PhysEncoder(nn.Module):
         if config.keypoints:
             stage_channels = config.channels[config.keypoint_stage - 1]
             self.heatmap = nn.Conv2d(stage_channels, config.keypoints, 1)
+            with torch.no_grad():
+                self.heatmap.weight.mul_(config.keypoint_gain)
             self.keypoint_proj = nn.Linear(keypoint_width(config), config.dim)
             frame_width += config.dim
         self.temporal = nn.Sequential(nn.Linear(config.clip_frames * frame_width, config.dim), nn.GELU(),
