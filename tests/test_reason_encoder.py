@@ -100,6 +100,30 @@ def test_cli_train_writes_a_run_folder(tiny_dataset, tmp_path):
     assert bad.exit_code == 2 and "meta/info.json is missing" in bad.output
 
 
+def test_cli_train_config_file_needs_no_folders_and_the_options_override_them(tiny_dataset, tmp_path):
+    import json
+
+    from physforge.cli.main import app
+
+    settings = {"steps": 1, "batch_size": 4, "model": {"clip_frames": 2}}
+    # the file names no folders: --data and --out give them
+    (tmp_path / "partial.json").write_text(json.dumps(settings))
+    result = CliRunner().invoke(app, ["reason", "train", "--config", str(tmp_path / "partial.json"),
+                                      "--data", str(tiny_dataset), "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["steps"] == 1
+    # the file names both: no option needed; --out replaces the file's
+    (tmp_path / "full.json").write_text(json.dumps({**settings, "data": str(tiny_dataset), "out": str(tmp_path / "b")}))
+    assert CliRunner().invoke(app, ["reason", "train", "--config", str(tmp_path / "full.json")]).exit_code == 0
+    assert (tmp_path / "b" / "summary.json").exists()
+    result = CliRunner().invoke(app, ["reason", "train", "--config", str(tmp_path / "full.json"),
+                                      "--out", str(tmp_path / "c")])
+    assert result.exit_code == 0 and (tmp_path / "c" / "summary.json").exists(), result.output
+    # without a config both folders are required, and the error names the missing one
+    missing = CliRunner().invoke(app, ["reason", "train", "--data", str(tiny_dataset)])
+    assert missing.exit_code == 2 and "--out" in missing.output and "required without --config" in missing.output
+
+
 def test_checkpoint_round_trip_gives_identical_outputs(tiny_dataset, tmp_path):
     from physforge.reason import build_encoder, load_encoder, save_encoder
     from physforge.reason.recipe_encoder import build_vocab

@@ -57,7 +57,9 @@ class JsonConfig:
             raise error(f"{where}.{err.path}", str(err).split(": ", 1)[1]) from None
 
     @classmethod
-    def load(cls, path: str | Path):
+    def load(cls, path: str | Path, **overrides: Any):
+        """The config in the JSON file ``path``, with ``overrides`` (field -> value, e.g. a run's
+        data and out folders from the command line) replacing or adding fields before validation."""
         path = Path(path)
         try:
             data = json.loads(path.read_text())
@@ -65,4 +67,6 @@ class JsonConfig:
             raise cls.error_type(str(path), "config file not found") from None
         except json.JSONDecodeError as err:
             raise cls.error_type(str(path), f"not valid JSON ({err.msg} at line {err.lineno})") from None
+        if overrides and isinstance(data, dict):
+            data = {**data, **overrides}
         return cls.from_dict(data, where=str(path))

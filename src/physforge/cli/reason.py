@@ -17,8 +17,10 @@ app = typer.Typer(help="Physical reasoning models and the evaluation harness.", 
 
 @app.command("train")
 def train_command(
-    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder (physforge data generate)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder: config.json, init/, checkpoint/, metrics.jsonl."),
+    data: Optional[Path] = typer.Option(None, "--data", "-d", help="Dataset folder (physforge data generate); "
+                                        "with --config, overrides the file's."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder: config.json, init/, checkpoint/, "
+                                       "metrics.jsonl; with --config, overrides the file's."),
     steps: int = typer.Option(300, help="Optimiser steps."),
     batch_size: int = typer.Option(32, help="Questions per step."),
     lr: float = typer.Option(2e-3, help="AdamW learning rate."),
@@ -27,19 +29,24 @@ def train_command(
     clip_frames: int = typer.Option(4, help="Frames per clip given to the encoder."),
     blind: bool = typer.Option(False, help="Train a text-only model (images ignored)."),
     seed: int = typer.Option(0, help="Seed of initialisation and batch order."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TrainConfig JSON (overrides the options)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TrainConfig JSON (replaces the other "
+                                          "training options; --data and --out still override its folders)."),
     overwrite: bool = typer.Option(False, help="Replace a non-empty run folder."),
     save_every: int = typer.Option(0, help="Steps between resumable states in OUT/resume/ (0: none)."),
     resume: bool = typer.Option(False, help="Continue the run in OUT from its last saved state."),
 ) -> None:
     """Train a PhysEncoder (multi-task heads + question answering) on a dataset."""
     from physforge.reason.config import EncoderConfig, TrainConfig
+    from physforge.reason.errors import ReasonConfigError
     from physforge.reason.recipe_encoder import train_encoder
 
     with cli_errors():
         if config is not None:
-            cfg = TrainConfig.load(config)
+            cfg = TrainConfig.load(config, **{k: str(v) for k, v in (("data", data), ("out", out)) if v is not None})
         else:
+            if data is None or out is None:
+                raise ReasonConfigError("--data" if data is None else "--out",
+                                        "required without --config (a TrainConfig JSON that names both)")
             cfg = TrainConfig(data=str(data), out=str(out), steps=steps, batch_size=batch_size, lr=lr,
                               aux_weight=aux_weight, seed=seed, save_every=save_every,
                               model=EncoderConfig(image_size=image_size, clip_frames=clip_frames, blind=blind))
