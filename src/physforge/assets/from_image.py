@@ -191,15 +191,14 @@ def _clear_slides(annotation, kept: dict[int, np.ndarray], notes: list[str]) -> 
     joints only."""
     groups = [g for g in annotation.groups if g.joint_type == "prismatic"
               and float(np.abs(np.asarray(g.axis, dtype=np.float64)).max()) >= 0.999]
-    owned = {g.index: [label for label in g.parts if label in kept] for g in groups}
-    emptied: list[int] = []
+    owned = {g.index: [label for label in g.parts if label in kept] for g in groups}  # kept loses no key here
     for i, a in enumerate(groups):
         for b in groups[i + 1:]:
             along = int(np.abs(np.asarray(a.axis)).argmax())
             if along != int(np.abs(np.asarray(b.axis)).argmax()) or a.parent == b.index or b.parent == a.index:
                 continue
-            cells_a = sum(kept[label].sum(axis=along) for label in owned[a.index] if label in kept)
-            cells_b = sum(kept[label].sum(axis=along) for label in owned[b.index] if label in kept)
+            cells_a = sum(kept[label].sum(axis=along) for label in owned[a.index])
+            cells_b = sum(kept[label].sum(axis=along) for label in owned[b.index])
             if np.isscalar(cells_a) or np.isscalar(cells_b):
                 continue
             shared = (cells_a > 0) & (cells_b > 0)
@@ -211,16 +210,13 @@ def _clear_slides(annotation, kept: dict[int, np.ndarray], notes: list[str]) -> 
             for group, lose in ((a, b_keeps), (b, a_keeps)):
                 mask = np.expand_dims(lose, along)
                 for label in owned[group.index]:
-                    if label in kept:
-                        removed[group.index] += int((kept[label] & mask).sum())
-                        kept[label] = kept[label] & ~mask
+                    removed[group.index] += int((kept[label] & mask).sum())
+                    kept[label] = kept[label] & ~mask
             notes.append(f"groups {a.index} ({a.name}) and {b.index} ({b.name}) both slide along axis {along} and "
                          f"shared {int(shared.sum())} columns of cells along it (one would push through the other); "
                          f"each column went to the body with more cells in it: {removed[a.index]} cells removed "
                          f"from {a.name}, {removed[b.index]} from {b.name}")
-    for labels in owned.values():
-        emptied += [label for label in labels if label in kept and not kept[label].any()]
-    return emptied
+    return [label for labels in owned.values() for label in labels if not kept[label].any()]
 
 
 #: How far inside the footprint (cells, in the voxel grid's x-y plane) the centre of mass must

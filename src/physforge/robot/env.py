@@ -195,10 +195,10 @@ def _hull_vertices(body) -> np.ndarray | None:
     geoms = [g for g in body.geoms if g.collide]
     if len(geoms) != 1 or not isinstance(geoms[0].shape, Mesh) or geoms[0].shape.vertices is None:
         return None
-    from physforge.robot.tasks import _matrix_of
+    from physforge.robot.tasks import matrix_of
 
     shape, pose = geoms[0].shape, geoms[0].pose
-    transform = _matrix_of(pose.position, pose.quaternion)
+    transform = matrix_of(pose.position, pose.quaternion)
     points = np.asarray(shape.vertices) * np.array(shape.scale)
     return points @ transform[:3, :3].T + transform[:3, 3]
 
@@ -252,7 +252,7 @@ def _proposals_along_axis(vertices: np.ndarray) -> list[np.ndarray]:
     return proposals
 
 
-def _chord(outline: np.ndarray, point: np.ndarray, direction: np.ndarray) -> tuple[float, float]:
+def _chord(outline: np.ndarray, point: np.ndarray, direction: np.ndarray) -> tuple[float, float] | None:
     """(low, high) m: where the line ``point + s * direction`` (2,) enters and leaves the convex
     polygon ``outline`` (n, 2) (its vertices in order); None if it misses."""
     hits = []

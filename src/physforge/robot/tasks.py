@@ -76,8 +76,8 @@ DRAWER_OPENING = 0.12
 #: The pick_wedge task's object: a tapered solid-rubber block (a wheel chock), long axis along y,
 #: heavy end at +y: (length, (width, height) at the heavy end, (width, height) at the thin end), m.
 #: Uniform density (0.72 kg at 1200 kg/m^3), so its centre of mass sits 5.1 cm from the middle of
-#: its length, where a grasp ranked by geometry alone (the footprint's centre) lands. 4.4 cm wide
-#: at its centre of mass (the cubes of pick_place and stack are 4 cm).
+#: its length, where a mass-blind grasp (the footprint's centre) would land. 4.4 cm wide at its
+#: centre of mass (the cubes of pick_place and stack are 4 cm).
 WEDGE_SHAPE = (0.28, (0.055, 0.09), (0.02, 0.012))
 WEDGE_MATERIAL = Material(name="rubber", density=1200.0, friction=(0.9, 0.005, 0.0001))
 
@@ -233,7 +233,7 @@ class DemoVideo:
     true_initial: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _matrix_of(position, quaternion) -> np.ndarray:
+def matrix_of(position, quaternion) -> np.ndarray:
     w, x, y, z = quaternion
     transform = np.eye(4)
     transform[:3, :3] = [[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
@@ -258,7 +258,7 @@ def render_demo(task: str, *, size: int = VIDEO_SIZE, rgb: bool = True) -> DemoV
     bodies, goals = ground_truth_scene(task)
     world = World(bodies=bodies, cameras=(spec.camera,), name=f"demo_{task}")
     sim = Simulator(world, check_stability=False)
-    initial = {b.name: _matrix_of(kinematics.body_pose(sim, b.name)[0], kinematics.body_quaternion(sim, b.name))
+    initial = {b.name: matrix_of(kinematics.body_pose(sim, b.name)[0], kinematics.body_quaternion(sim, b.name))
                for b in bodies if b.parent is None or b.name == spec.object}
     poses = demo_motion(task, initial[spec.object], goals.get("goal"))
     frames_rgb, depths, segs, true = [], [], [], []
@@ -329,7 +329,7 @@ def model_points(body: Body, rng: np.random.Generator, spacing: float = 0.003) -
             mesh = trimesh.Trimesh(geom.shape.vertices * np.array(geom.shape.scale), geom.shape.faces, process=False)
         else:
             continue
-        mesh.apply_transform(_matrix_of(geom.pose.position, geom.pose.quaternion))
+        mesh.apply_transform(matrix_of(geom.pose.position, geom.pose.quaternion))
         meshes.append(mesh)
     combined = trimesh.util.concatenate(meshes)
     count = int(np.clip(combined.area / spacing**2, 2000, 60000))
@@ -372,7 +372,7 @@ def prepare_task(task: str, perception: bool = True, seed: int = 0) -> TaskConte
         errors["plane_normal_error_rad"] = float(math.acos(min(1.0, abs(recon.plane[2]) / np.linalg.norm(recon.plane[:3]))))
         obj = recon.objects[spec.object].body
         points, _ = model_points(obj, rng)
-        initial = _matrix_of(obj.pose.position, obj.pose.quaternion)
+        initial = matrix_of(obj.pose.position, obj.pose.quaternion)
         sizes = {name: o.size for name, o in recon.objects.items()}
     track = track_object(demo.depth, demo.segmentation == demo.body_index[spec.object], demo.intrinsics,
                          demo.camera_rotation, demo.camera_position, points, initial, rng)
