@@ -228,8 +228,11 @@ def build_spec(world: World, *, mesh_dir: Path | None = None) -> mujoco.MjSpec:
         checker = spec.add_texture(name="ground_checker", type=mujoco.mjtTexture.mjTEXTURE_2D,
                                    builtin=mujoco.mjtBuiltin.mjBUILTIN_CHECKER, width=256, height=256)
         checker.rgb1 = list(ground.rgba[:3])
-        checker.rgb2 = [0.85 * c for c in ground.rgba[:3]]
-        material = spec.add_material(name="ground_material", texrepeat=[4.0, 4.0], texuniform=True)
+        checker.rgb2 = [ground.checker_shade * c for c in ground.rgba[:3]]
+        # with texuniform on a plane, one square of the builtin checker spans 1 / texrepeat m
+        # (measured: tests/test_assets_image_ground_checker.py); the default 0.25 m gives the old 4
+        repeat = 1.0 / ground.checker_square
+        material = spec.add_material(name="ground_material", texrepeat=[repeat, repeat], texuniform=True)
         material.textures[int(mujoco.mjtTextureRole.mjTEXROLE_RGB)] = "ground_checker"
         geom = spec.worldbody.add_geom(name=GROUND_GEOM_NAME, type=mujoco.mjtGeom.mjGEOM_PLANE,
                                        size=_q([ground.half_size[0], ground.half_size[1], GROUND_RENDER_GRID]),

@@ -26,11 +26,7 @@ def world_to_dict(world: World) -> dict[str, Any]:
         "gravity": list(world.gravity),
         "timestep": world.timestep,
         "integrator": world.integrator,
-        "ground": None if world.ground is None else {
-            "half_size": list(world.ground.half_size),
-            "material": _plain(world.ground.material),
-            "rgba": list(world.ground.rgba),
-        },
+        "ground": None if world.ground is None else _ground_to_dict(world.ground),
         "bodies": [_body_to_dict(b) for b in world.bodies],
         "cameras": [_plain(c) for c in world.cameras],
         "lights": [_plain(l) for l in world.lights],
@@ -154,6 +150,16 @@ def _geom(data: Any) -> Geom:
     if "material" in data:
         kwargs["material"] = located("material", lambda: _make(Material, data["material"]))
     return Geom(**kwargs)
+
+
+def _ground_to_dict(ground: Ground) -> dict[str, Any]:
+    out = {"half_size": list(ground.half_size), "material": _plain(ground.material), "rgba": list(ground.rgba)}
+    # the checker fields are written only when set, so worlds that leave them at their defaults
+    # serialise to the same bytes as before the fields existed (dataset hashes depend on it)
+    for name in ("checker_square", "checker_shade"):
+        if getattr(ground, name) != Ground.__dataclass_fields__[name].default:
+            out[name] = getattr(ground, name)
+    return out
 
 
 def _ground(data: Any) -> Ground:

@@ -338,17 +338,29 @@ class Light:
 
 @dataclass(frozen=True)
 class Ground:
-    """The plane z = 0; ``half_size`` (x, y) m is its visible and colliding extent."""
+    """The plane z = 0; ``half_size`` (x, y) m is its visible and colliding extent.
+
+    Rendered as a checkerboard of ``checker_square`` m squares (world-aligned, starting at the
+    plane's -x, -y corner) alternating ``rgba`` and ``checker_shade`` x ``rgba``; the defaults are the faint
+    pattern every world had before these fields existed. A strong pattern (a low shade) puts a
+    metric ruler under objects in renders.
+    """
 
     half_size: tuple[float, float] = (5.0, 5.0)
     material: Material = Material(name="ground")
     rgba: tuple[float, float, float, float] = (0.82, 0.82, 0.80, 1.0)
+    checker_square: float = 0.25
+    checker_shade: float = 0.85
 
     def __post_init__(self):
         object.__setattr__(self, "half_size", _checks.positive_vector("half_size", self.half_size, 2, 1e-3))
         if not isinstance(self.material, Material):
             raise WorldValidationError("material", "expected a Material", self.material)
         object.__setattr__(self, "rgba", _checks.rgba("rgba", self.rgba))
+        object.__setattr__(self, "checker_square",
+                           _checks.number("checker_square", self.checker_square, minimum=1e-3, maximum=100.0))
+        object.__setattr__(self, "checker_shade",
+                           _checks.number("checker_shade", self.checker_shade, minimum=0.0, maximum=1.0))
 
 
 @dataclass(frozen=True)
