@@ -24,13 +24,14 @@ import io
 import json
 import logging
 import math
+import dataclasses
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from physforge.configs import ConfigError, JsonConfig, check_int
+from physforge.configs import ConfigError, JsonConfig, check_float, check_int
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,11 @@ class ImageDataConfig(JsonConfig):
     test_category_objects: objects per held-out category. views: images per object (each its
     own joint state, camera, light and colours). image_size: px (square). holdout_categories:
     categories only in test_categories. categories: the categories to use (empty: every library
-    category). resolution: voxel grid edge of the geometry rounds.
+    category). resolution: voxel grid edge of the geometry rounds. ground_checker_m: edge (m) of
+    the ground's checker squares drawn under every object, a metric scale cue (the camera is framed
+    on the object, so without it the image barely shows the object's size); null keeps the
+    world's default faint 0.25 m pattern. ground_checker_shade: the dark squares' colour as a
+    fraction of the ground colour (used with ground_checker_m; lower is higher contrast).
     """
 
     out: str
@@ -66,6 +71,8 @@ class ImageDataConfig(JsonConfig):
     holdout_categories: tuple[str, ...] = ("microwave", "laptop")
     categories: tuple[str, ...] = ()
     resolution: int = 16
+    ground_checker_m: float | None = None
+    ground_checker_shade: float = 0.4
 
     error_type = ImageDataConfigError
 
@@ -82,6 +89,9 @@ class ImageDataConfig(JsonConfig):
         check_int("image_size", self.image_size, 16, 1024, ImageDataConfigError)
         if self.resolution not in (16, 32):
             raise ImageDataConfigError("resolution", f"expected 16 or 32 cells, got {self.resolution!r}")
+        if self.ground_checker_m is not None:
+            check_float("ground_checker_m", self.ground_checker_m, 0.005, 10.0, ImageDataConfigError)
+        check_float("ground_checker_shade", self.ground_checker_shade, 0.0, 1.0, ImageDataConfigError)
         object.__setattr__(self, "holdout_categories", tuple(self.holdout_categories))
         object.__setattr__(self, "categories", tuple(self.categories))
         for name in ("holdout_categories", "categories"):
@@ -163,9 +173,12 @@ def random_joint_state(annotation, rng: np.random.Generator) -> dict[str, float]
     return state
 
 
-def scene_world(asset, joint_state: dict[str, float], rng: np.random.Generator):
+def scene_world(asset, joint_state: dict[str, float], rng: np.random.Generator, *,
+                ground_checker_m: float | None = None, ground_checker_shade: float = 0.4):
     """The asset's world at ``joint_state`` with a random camera, light, ground and backdrop
-    (``(world, camera)``)."""
+    (``(world, camera)``). ground_checker_m: the ground's checker square edge, m, drawn at
+    ``ground_checker_shade`` contrast (None: the world's default faint pattern); it does not
+    change what is drawn from ``rng``."""
     from physforge.assets.build import make_world
     from physforge.world import Body, Box, Camera, Geom, Ground, Joint, Light, Pose
 
@@ -186,6 +199,8 @@ def scene_world(asset, joint_state: dict[str, float], rng: np.random.Generator):
     fill = Light("fill", position=tuple(centre + distance * direction), direction=tuple(-direction),
                  diffuse=tuple([float(rng.uniform(0.1, 0.35))] * 3), directional=True)
     ground = Ground(rgba=(*rng.uniform(0.25, 0.95, 3).round(3).tolist(), 1.0))
+    if ground_checker_m is not None:
+        ground = dataclasses.replace(ground, checker_square=ground_checker_m, checker_shade=ground_checker_shade)
     # a backdrop behind the object, facing the camera, so the background is not always black
     back = centre - 2.5 * radius * np.array([math.cos(azimuth), math.sin(azimuth), 0.0])
     half = 0.5 * (azimuth - math.pi / 2)
@@ -239,7 +254,8 @@ def iter_rows(config: ImageDataConfig, specs: list[ObjectSpec]) -> Iterator[dict
             for view in range(config.views):
                 rng = np.random.default_rng(np.random.SeedSequence([spec.run_seed, spec.index, 7919, view]))
                 joint_state = random_joint_state(source.annotation, rng)
-                world, camera = scene_world(asset, joint_state, rng)
+                world, camera = scene_world(asset, joint_state, rng, ground_checker_m=config.ground_checker_m,
+                                            ground_checker_shade=config.ground_checker_shade)
                 image = renderer.render(world)
                 yield {"object_id": spec.object_id, "split": spec.split, "category": spec.category,
                        "seed": spec.run_seed, "index": spec.index, "view": view,
