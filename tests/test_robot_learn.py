@@ -168,3 +168,20 @@ def test_open_loop_replay_fails_under_the_pose_error_and_closing_the_loop_fixes_
         assert evaluate("stack", "feedback", 1, seed=seed).records[0]["success"]
     with pytest.raises(ValueError, match="method must be one of"):
         evaluate("stack", "teleport", 1)
+
+
+def test_ppo_training_leaves_no_sb3_log_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    from physforge.robot.env import PhysWorldEnv
+    from physforge.robot.learn import build_model
+
+    # SB3's default logger would make tempfile.gettempdir()/SB3-<date>; point that at tmp_path
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    config = LearnConfig(task="push", method="residual", total_steps=32, n_envs=1, n_steps=32, batch_size=32)
+    model = build_model(config, PhysWorldEnv("push"))
+    model.learn(32)
+    assert model.num_timesteps == 32
+    assert [p.name for p in (tmp_path / "tmp").iterdir() if p.name.startswith("SB3-")] == []

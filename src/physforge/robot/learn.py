@@ -224,6 +224,11 @@ def build_model(config: LearnConfig, env):
     if config.method == "residual":
         model.policy.action_net.weight.data.zero_()
         model.policy.action_net.bias.data.zero_()
+    # Without a logger of its own, SB3's learn() configures the default one, which makes an empty
+    # SB3-<date> folder in the temporary directory on every run; this one writes nowhere.
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
     return model
 
 
