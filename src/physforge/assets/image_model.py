@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass, fields
@@ -29,6 +30,8 @@ import numpy as np
 from physforge.checkpoints import CheckpointError
 from physforge.configs import ConfigError, JsonConfig, check_float, check_int
 from physforge.threads import with_config_threads
+
+LOG = logging.getLogger(__name__)
 
 MODEL_META = "physforge_asset.json"
 
@@ -188,6 +191,8 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
     vision = None
     if config.vision_pretrain_epochs and config.base_model is None and config.init_model is None:
         vision = _pretrain_vision(model, processor, columns, info["categories"]["train"], config, data)
+        # logged before SFT starts, so a long run's vision stage can be judged without waiting for it
+        LOG.info("vision pretraining: %s", {k: v for k, v in vision.items() if k != "losses"})
     if config.freeze_vision:
         from physforge.vlm import vision_tower
 
