@@ -35,7 +35,7 @@ class DemoConfig(JsonConfig):
     """out: demo folder. scenes: dataset scenes (64 px, 4 frames each). workers: generation
     processes. reason_steps / blind_steps: PhysEncoder and blind-baseline optimiser steps.
     sft_steps / dpo_steps: dynamics generator steps before and during DPO; dpo_images: training
-    images DPO samples pairs from. robot_task: push, pick_place, stack, open_drawer or pick_wedge;
+    images DPO samples pairs from. robot_task: push, pick_place, stack, open_drawer, pick_wedge or pick_tool;
     robot_episodes: evaluation episodes per method; robot_train_steps: PPO env steps for scratch
     and residual each. asset_category: the library category of the object whose rendered image
     the asset step turns into an asset. threads: torch

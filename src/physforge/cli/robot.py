@@ -16,7 +16,7 @@ app = typer.Typer(help="Robot learning from a physical world model (PhysWorld)."
 
 @app.command("reconstruct")
 def reconstruct_command(
-    task: str = typer.Argument(..., help="push, pick_place, stack, open_drawer or pick_wedge."),
+    task: str = typer.Argument(..., help="push, pick_place, stack, open_drawer, pick_wedge or pick_tool."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (must not exist unless --overwrite)."),
     overwrite: bool = typer.Option(False, help="Replace the output folder if it exists."),
 ) -> None:
@@ -31,7 +31,7 @@ def reconstruct_command(
 
 @app.command("learn")
 def learn_command(
-    task: str = typer.Argument(..., help="push, pick_place, stack, open_drawer or pick_wedge."),
+    task: str = typer.Argument(..., help="push, pick_place, stack, open_drawer, pick_wedge or pick_tool."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: config.json, policy.zip, history.json."),
     method: str = typer.Option("residual", help="residual (on the grounded base) or scratch."),
     steps: int = typer.Option(8192, help="PPO environment steps."),
@@ -58,7 +58,7 @@ def learn_command(
 @app.command("eval")
 def eval_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: results.md/json, runs/, trajectories/, dataset/."),
-    tasks: List[str] = typer.Option(["push", "pick_place", "stack", "open_drawer", "pick_wedge"], "--task", help="Tasks (repeat)."),
+    tasks: List[str] = typer.Option(["push", "pick_place", "stack", "open_drawer", "pick_wedge", "pick_tool"], "--task", help="Tasks (repeat)."),
     episodes: int = typer.Option(50, help="Seeded evaluation episodes per task and method."),
     train_steps: int = typer.Option(8192, help="PPO steps for scratch and residual each."),
     policy: Optional[Path] = typer.Option(None, help="Evaluate only this checkpoint (with --method) instead."),

@@ -29,7 +29,7 @@ def demo_command(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Demo folder."),
     scenes: int = typer.Option(120, help="Dataset scenes."),
     workers: int = typer.Option(2, help="Dataset generation processes."),
-    robot_task: str = typer.Option("push", help="push, pick_place, stack, open_drawer or pick_wedge."),
+    robot_task: str = typer.Option("push", help="push, pick_place, stack, open_drawer, pick_wedge or pick_tool."),
     robot_episodes: int = typer.Option(10, help="Evaluation episodes per method."),
     robot_train_steps: int = typer.Option(2048, help="PPO environment steps for scratch and residual each."),
     reason_steps: int = typer.Option(200, help="PhysEncoder optimiser steps."),

@@ -28,7 +28,8 @@ CHUNK = "chunk-000"
 VIDEO_KEY = "observation.images.view"
 TASK_TEXT = {"push": "push the block to the target", "pick_place": "pick up the block and place it at the target",
              "stack": "stack the small block on the large block", "open_drawer": "open the top drawer",
-             "pick_wedge": "pick up the wedge and place it at the target"}
+             "pick_wedge": "pick up the wedge and place it at the target",
+             "pick_tool": "pick up the tool and place it at the target"}
 
 
 class DatasetWriter:

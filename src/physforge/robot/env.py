@@ -17,6 +17,14 @@ Modes (``mode=``):
   agent's action is a residual too (zero = pure retargeting).
 - ``scratch``: no base; the action moves the gripper target directly (RL from scratch).
 
+Fairness: every mode gets the same grasp proposals in the same order, ranked by geometry only
+(``grasp_proposals``: for an elongated object, by distance from the geometric centroid of the
+reconstructed solid, i.e. its centre of mass at uniform density, what a physics-blind grasp
+planner sees). ``retarget`` takes the first untried; ``residual`` tries them in the twin, whose
+per-part densities come from the material prior, and takes the first that holds. The twin knows
+no more than the reconstruction: where its verdict differs from the ranking it is because the
+materials put the mass elsewhere than the shape does (pick_tool's steel head).
+
 Action (4,) float32 in [-1, 1]: gripper-target displacement (3, times ``residual_scale`` m) and
 gripper command (1) (+1 closed). With a base (residual, retarget) the fingers follow the base's
 schedule, the grasp tried in the twin, and the gripper component is ignored unless
@@ -135,7 +143,8 @@ TOP_DOWN = np.array([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0]]).T
 
 
 def grasp_proposals(context: TaskContext, scene_world: World) -> list[np.ndarray]:
-    """(4, 4) object-from-grasp transforms to try, best first."""
+    """(4, 4) object-from-grasp transforms to try, best first by geometry only (the same list for
+    every mode; no material or mass enters the ranking)."""
     spec = context.task
     proposals = []
     if spec.kind == "drawer":
@@ -159,7 +168,12 @@ def grasp_proposals(context: TaskContext, scene_world: World) -> list[np.ndarray
     if vertices is not None:
         footprint = np.ptp(vertices[:, :2], axis=0)
         if footprint.max() > ELONGATED_RATIO * footprint.min():
-            along_axis = _proposals_along_axis(vertices)
+            # One material: the hull's centroid is the centre of mass up to the reconstruction's
+            # error (mm), so points within AXIS_GRASP_POINTS spacings of it suffice. Several
+            # materials: the centre of mass may lie anywhere along the object, so the points span
+            # its whole length (the ranking is the same, by distance from the geometric centroid).
+            parts = sum(1 for g in body.geoms if g.collide)
+            along_axis = _proposals_along_axis(vertices, None if parts > 1 else AXIS_GRASP_POINTS)
             if not along_axis:
                 raise ValueError(f"object {spec.object!r} is {footprint.min():.3f} m wide across its long axis, "
                                  f"too wide for the open gripper ({2 * panda.FINGER_OPEN - FINGER_CLEARANCE:.3f} m "
@@ -188,27 +202,37 @@ FINGER_CLEARANCE = 0.01
 
 
 def _hull_vertices(body) -> np.ndarray | None:
-    """(n, 3) m, body frame: the vertices of the body's single convex mesh geom (a reconstructed
-    object), else None."""
+    """(n, 3) m, body frame: the vertices of the body's convex mesh geoms together (a reconstructed
+    object: one hull, or one per material part), or the corners of its boxes if it is made of boxes
+    only (a ground-truth body, perception off), else None."""
+    from physforge.robot.tasks import matrix_of
     from physforge.world import Mesh
 
     geoms = [g for g in body.geoms if g.collide]
-    if len(geoms) != 1 or not isinstance(geoms[0].shape, Mesh) or geoms[0].shape.vertices is None:
+    meshes = all(isinstance(g.shape, Mesh) and g.shape.vertices is not None for g in geoms)
+    boxes = all(isinstance(g.shape, Box) for g in geoms)
+    if not geoms or not (meshes or boxes):
         return None
-    from physforge.robot.tasks import matrix_of
+    parts = []
+    for geom in geoms:
+        transform = matrix_of(geom.pose.position, geom.pose.quaternion)
+        if boxes:
+            points = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * geom.shape.half_extents
+        else:
+            points = np.asarray(geom.shape.vertices) * np.array(geom.shape.scale)
+        parts.append(points @ transform[:3, :3].T + transform[:3, 3])
+    return np.concatenate(parts)
 
-    shape, pose = geoms[0].shape, geoms[0].pose
-    transform = matrix_of(pose.position, pose.quaternion)
-    points = np.asarray(shape.vertices) * np.array(shape.scale)
-    return points @ transform[:3, :3].T + transform[:3, 3]
 
-
-def _proposals_along_axis(vertices: np.ndarray) -> list[np.ndarray]:
-    """Top-down grasps of an elongated convex object across its long axis, ranked by the distance of
-    the grasp point from the reconstructed hull's centre of mass (uniform density): the point above
-    it first, then points AXIS_GRASP_SPACING apart along the long axis (the -axis side first on a
-    tie), each centred on the footprint's chord there and GRASP_DEPTHS below the local top. Points
-    where the object is wider than the open gripper are left out. Ranked from the footprint's middle
+def _proposals_along_axis(vertices: np.ndarray, points_each_side: int | None = AXIS_GRASP_POINTS
+                          ) -> list[np.ndarray]:
+    """Top-down grasps of an elongated convex object across its long axis, ranked by geometry only:
+    by the distance of the grasp point from the centroid of the convex hull of ``vertices`` (the
+    solid at uniform density, whatever its parts' materials: what a physics-blind grasp planner
+    sees): the point above it first, then points AXIS_GRASP_SPACING apart along the long axis (the
+    -axis side first on a tie), ``points_each_side`` of them each side (None: as many as fit along
+    the object), each centred on the footprint's chord there and GRASP_DEPTHS below the local top.
+    Points where the object is wider than the open gripper are left out. Ranked from the footprint's middle
     instead, the top grasp on the wedge sat 5.1 cm from its centre of mass and dropped it 86 % of
     the time under direct retargeting (50 episodes), a failure of the ranking, not of retargeting:
     the hull already shows where the mass is. What the hull cannot show (density that varies inside
@@ -230,7 +254,10 @@ def _proposals_along_axis(vertices: np.ndarray) -> list[np.ndarray]:
     bottom = float(vertices[:, 2].min())
     rotation = np.stack([np.cross(np.append(across, 0.0), [0.0, 0.0, -1.0]), np.append(across, 0.0),
                          [0.0, 0.0, -1.0]], axis=1)
-    offsets = sorted((k * AXIS_GRASP_SPACING for k in range(-AXIS_GRASP_POINTS, AXIS_GRASP_POINTS + 1)),
+    if points_each_side is None:
+        reach = float(np.max(np.abs((outline - middle) @ axis)))
+        points_each_side = int(math.floor(reach / AXIS_GRASP_SPACING))
+    offsets = sorted((k * AXIS_GRASP_SPACING for k in range(-points_each_side, points_each_side + 1)),
                      key=lambda v: (abs(v), v))
     points = []
     for offset in offsets:
@@ -722,7 +749,7 @@ class PhysWorldEnv(gym.Env):
 
 ENV_IDS = {"push": "physforge/RobotPush-v0", "pick_place": "physforge/RobotPickPlace-v0",
            "stack": "physforge/RobotStack-v0", "open_drawer": "physforge/RobotOpenDrawer-v0",
-           "pick_wedge": "physforge/RobotPickWedge-v0"}
+           "pick_wedge": "physforge/RobotPickWedge-v0", "pick_tool": "physforge/RobotPickTool-v0"}
 
 
 def register_envs() -> None:

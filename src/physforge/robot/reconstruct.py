@@ -8,6 +8,14 @@ convex hull; give each object physical properties from a material prior, kept as
 randomisation ranges; push overlapping objects apart and lift any that sink into the plane
 (collision-free placement).
 
+Objects of more than one material: when the first frame's colours are given, the pixels inside an
+object's mask are split into two clusters by colour when they form clearly separated clusters
+(``split_by_colour``); each cluster becomes a part of the object, its own extruded convex hull,
+with a material prior looked up by its colour (``COLOUR_MATERIALS``, overridable). The object is
+still one free body, with one convex mesh geom per part, each with its own density, so the
+simulator's centre of mass follows the materials rather than the shape. A one-colour object stays
+one hull, exactly as without colours.
+
 Frames: camera frame is OpenGL-style (x right, y up, looking along -z), as ``Camera.rotation_matrix``.
 """
 
@@ -27,6 +35,13 @@ PLANE_INLIER_DISTANCE = 0.004
 PLACEMENT_CLEARANCE = 0.002
 #: Hull points at most this far (m) above the plane are snapped onto it (the object rests there).
 GROUND_SNAP = 0.01
+#: An object's pixels are split into two parts by colour only when the two k-means centres of
+#: their brightness-normalised colours (unit RGB vectors, so shading and highlights that scale a
+#: colour do not count) are at least this far apart, and the smaller part holds at least this share
+#: of the pixels. Measured on the rendered demonstrations (mask eroded by one pixel): one-colour
+#: objects (cubes, the rubber wedge, the blue block) 0.006-0.039; the steel-and-wood tool 0.43.
+COLOUR_SPLIT_SEPARATION = 0.15
+COLOUR_SPLIT_MIN_SHARE = 0.1
 
 
 class ReconstructionError(PhysforgeError, ValueError):
@@ -54,10 +69,119 @@ class MaterialPrior:
 
 
 @dataclass(frozen=True)
+class ColourMaterial:
+    """One row of the colour-keyed material table: a material's typical surface colour ``rgb`` (3,)
+    in [0, 1] and the ``prior`` a part of that colour gets."""
+
+    rgb: tuple[float, float, float]
+    prior: MaterialPrior
+
+
+#: The default colour-keyed material table for the parts of multi-colour objects (a part's colour
+#: is matched to the nearest row in HSV, see ``material_for_colour``): grey metal -> steel
+#: (7000-8000 kg/m^3), brown -> wood (400-900), near black -> rubber (900-1500), saturated colours
+#: -> plastic (900-1400). A rough prior on purpose: its ranges are what the twin and the episodes
+#: randomise over. Pass ``colour_materials=`` to ``reconstruct`` to use another table.
+COLOUR_MATERIALS: dict[str, ColourMaterial] = {
+    "steel": ColourMaterial((0.45, 0.46, 0.5), MaterialPrior("steel", (7000.0, 8000.0), (0.4, 0.8))),
+    "wood": ColourMaterial((0.62, 0.42, 0.2), MaterialPrior("wood", (400.0, 900.0), (0.5, 0.9))),
+    "rubber": ColourMaterial((0.12, 0.12, 0.13), MaterialPrior("rubber", (900.0, 1500.0), (0.8, 1.2))),
+    "red plastic": ColourMaterial((0.85, 0.2, 0.15), MaterialPrior("plastic", (900.0, 1400.0), (0.4, 0.8))),
+    "blue plastic": ColourMaterial((0.2, 0.35, 0.85), MaterialPrior("plastic", (900.0, 1400.0), (0.4, 0.8))),
+    "green plastic": ColourMaterial((0.2, 0.7, 0.25), MaterialPrior("plastic", (900.0, 1400.0), (0.4, 0.8))),
+}
+
+
+def _hsv_feature(rgb: np.ndarray) -> np.ndarray:
+    """(..., 3): (s cos h, s sin h, v) of RGB colours in [0, 1]: a space where greys of any hue
+    angle coincide and hue wraps around."""
+    from matplotlib.colors import rgb_to_hsv
+
+    hsv = rgb_to_hsv(np.clip(np.asarray(rgb, dtype=np.float64), 0.0, 1.0))
+    angle = 2 * math.pi * hsv[..., 0]
+    return np.stack([hsv[..., 1] * np.cos(angle), hsv[..., 1] * np.sin(angle), hsv[..., 2]], axis=-1)
+
+
+def material_for_colour(rgb, table: dict[str, ColourMaterial] | None = None) -> tuple[str, MaterialPrior]:
+    """(row name, prior) of the ``table`` row (default COLOUR_MATERIALS) whose colour is nearest to
+    ``rgb`` (3,) in [0, 1], in the (s cos h, s sin h, v) space of ``_hsv_feature``."""
+    table = COLOUR_MATERIALS if table is None else table
+    if not table:
+        raise ValueError("colour_materials is empty; give at least one ColourMaterial row")
+    feature = _hsv_feature(np.asarray(rgb, dtype=np.float64))
+    name = min(table, key=lambda key: float(np.linalg.norm(_hsv_feature(np.array(table[key].rgb)) - feature)))
+    return name, table[name].prior
+
+
+def split_by_colour(rgb: np.ndarray, mask: np.ndarray) -> list[np.ndarray] | None:
+    """Two (H, W) bool masks covering ``mask`` if its pixels form two clearly separated colour
+    clusters (see COLOUR_SPLIT_SEPARATION, COLOUR_SPLIT_MIN_SHARE), the larger first; else None.
+
+    rgb: (H, W, 3) uint8 or float in [0, 1]. The clusters come from 2-means (deterministic start:
+    the two pixels farthest apart along the colours' principal axis) on brightness-normalised
+    colours of the mask eroded by one pixel, since the border pixels blend with the background;
+    every pixel of the mask then joins the nearer centre.
+    """
+    from scipy import ndimage
+    from scipy.cluster.vq import kmeans2
+
+    rgb = np.asarray(rgb)
+    colours = rgb.astype(np.float64) / (255.0 if rgb.dtype == np.uint8 else 1.0)
+    direction = colours / np.maximum(np.linalg.norm(colours, axis=-1, keepdims=True), 1e-6)
+    mask = mask.astype(bool)
+    inner = ndimage.binary_erosion(mask)
+    samples = direction[inner if inner.sum() >= 10 else mask]
+    if len(samples) < 10:
+        return None
+    centred = samples - samples.mean(axis=0)
+    axis = np.linalg.svd(centred, full_matrices=False)[2][0]
+    projection = centred @ axis
+    start = samples[[int(np.argmin(projection)), int(np.argmax(projection))]]
+    centres, labels = kmeans2(samples, start, minit="matrix", iter=20)
+    shares = np.bincount(labels, minlength=2) / len(labels)
+    if np.linalg.norm(centres[0] - centres[1]) < COLOUR_SPLIT_SEPARATION or shares.min() < COLOUR_SPLIT_MIN_SHARE:
+        return None
+    distances = np.linalg.norm(direction[..., None, :] - centres, axis=-1)
+    nearest = np.argmin(distances, axis=-1)
+    first, second = (mask & (nearest == k) for k in np.argsort(-shares))
+    # A part is one piece of the object: stray pixels of one colour inside the other (a highlight,
+    # a border pixel blended with the floor) would stretch its convex hull over the other part
+    # (one such pixel on the tool's handle put the steel hull along the whole bar), so each part
+    # keeps its largest connected region and hands its islands to the other.
+    for _ in range(2):
+        islands = first & ~_largest_region(first)
+        first, second = second | islands, first & ~islands
+    return [first, second] if first.sum() >= second.sum() else [second, first]
+
+
+def _largest_region(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the largest 8-connected region of ``mask``."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count <= 1:
+        return mask
+    return labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+
+
+@dataclass(frozen=True)
+class ReconstructedPart:
+    """One part of a multi-colour object: ``material`` (the colour table's row name), ``rgb`` (3,)
+    its median colour in [0, 1], ``prior`` its property ranges, ``volume`` m^3 of its hull."""
+
+    material: str
+    rgb: tuple[float, float, float]
+    prior: MaterialPrior
+    volume: float
+
+
+@dataclass(frozen=True)
 class ReconstructedObject:
-    """One object: ``body`` (a free body, mesh collision, pose = hull centroid with world axes),
-    ``points`` (n, 3) float64 m world: the gravity-aligned observed cloud, ``size`` (3,) m: the
-    axis-aligned extent of the hull, ``volume`` m^3, ``prior``: its property ranges."""
+    """One object: ``body`` (a free body, mesh collision, pose = hull centroid with world axes; one
+    convex mesh geom per part), ``points`` (n, 3) float64 m world: the gravity-aligned observed
+    cloud, ``size`` (3,) m: the axis-aligned extent of the hull, ``volume`` m^3, ``prior``: its
+    property ranges (the caller's, for the whole object), ``parts``: the per-material parts, empty
+    for a one-colour object."""
 
     name: str
     body: Body
@@ -65,9 +189,13 @@ class ReconstructedObject:
     size: np.ndarray
     volume: float
     prior: MaterialPrior
+    parts: tuple[ReconstructedPart, ...] = ()
 
     def mass_range(self) -> tuple[float, float]:
-        """kg, from the volume and the density range."""
+        """kg, from the volumes and the density ranges (per part when there are parts)."""
+        if self.parts:
+            return (sum(p.volume * p.prior.density[0] for p in self.parts),
+                    sum(p.volume * p.prior.density[1] for p in self.parts))
         return self.volume * self.prior.density[0], self.volume * self.prior.density[1]
 
 
@@ -179,21 +307,28 @@ def solid_from_points(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def reconstruct(depth: np.ndarray, intrinsics: np.ndarray, masks: dict[str, np.ndarray], rng: np.random.Generator,
                 *, camera_rotation: np.ndarray | None = None, camera_position=None,
-                priors: dict[str, MaterialPrior] | None = None, min_points: int = 30) -> Reconstruction:
+                priors: dict[str, MaterialPrior] | None = None, min_points: int = 30,
+                rgb: np.ndarray | None = None,
+                colour_materials: dict[str, ColourMaterial] | None = None) -> Reconstruction:
     """Reconstruct a scene from one depth frame (see module doc).
 
     depth: (H, W) float m. intrinsics: (3, 3). masks: object name -> (H, W) bool. camera_rotation
     (3, 3) world-from-camera and camera_position (3,) m: extrinsics if known (then the result is in
     that world frame, re-levelled by the plane fit); otherwise the camera frame is the input frame.
-    priors: per-object material priors (default MaterialPrior()).
+    priors: per-object material priors (default MaterialPrior()). rgb: (H, W, 3) the same frame's
+    colours (uint8, or float in [0, 1]); when given, an object whose pixels form two clearly
+    separated colour clusters is built from two parts, each with the prior ``colour_materials``
+    (default COLOUR_MATERIALS) gives its colour. Without rgb every object is one hull.
     """
     if not masks:
         raise ReconstructionError("no instance masks given; pass at least one object mask")
     priors = priors or {}
     rotation = np.eye(3) if camera_rotation is None else np.asarray(camera_rotation, dtype=float)
     position = np.zeros(3) if camera_position is None else np.asarray(camera_position, dtype=float)
+    if rgb is not None and np.shape(rgb) != (*np.shape(depth), 3):
+        raise ReconstructionError(f"rgb must be (H, W, 3) matching depth {np.shape(depth)}, got {np.shape(rgb)}")
     union = np.zeros(depth.shape, dtype=bool)
-    clouds = {}
+    clouds, part_clouds = {}, {}
     for name, mask in masks.items():
         cloud = back_project(depth, intrinsics, mask)
         if len(cloud) < min_points:
@@ -201,6 +336,13 @@ def reconstruct(depth: np.ndarray, intrinsics: np.ndarray, masks: dict[str, np.n
                                       "the object is too small or occluded in this frame")
         clouds[name] = to_world(cloud, rotation, position)
         union |= mask.astype(bool)
+        split = split_by_colour(rgb, mask) if rgb is not None else None
+        if split is not None:
+            colours = np.asarray(rgb).astype(np.float64) / (255.0 if np.asarray(rgb).dtype == np.uint8 else 1.0)
+            part_clouds[name] = [(to_world(back_project(depth, intrinsics, part), rotation, position),
+                                  tuple(float(c) for c in np.median(colours[part], axis=0))) for part in split]
+            if min(len(c) for c, _ in part_clouds[name]) < min_points:
+                del part_clouds[name]  # a part too small to span a solid: keep the object whole
     background = to_world(back_project(depth, intrinsics, ~union), rotation, position)
     background = background[rng.choice(len(background), min(len(background), 20000), replace=False)]
     plane, inlier_fraction = fit_plane(background, rng)
@@ -208,12 +350,15 @@ def reconstruct(depth: np.ndarray, intrinsics: np.ndarray, masks: dict[str, np.n
     objects = {}
     for name, cloud in clouds.items():
         aligned = cloud @ align[:3, :3].T + align[:3, 3]
+        prior = priors.get(name, MaterialPrior())
+        if name in part_clouds:
+            objects[name] = _multi_part_object(name, aligned, part_clouds[name], align, prior, colour_materials)
+            continue
         vertices, faces = solid_from_points(aligned)
         import trimesh
 
         solid = trimesh.Trimesh(vertices, faces, process=False)
         centre = np.asarray(solid.center_mass if solid.is_volume else vertices.mean(0))
-        prior = priors.get(name, MaterialPrior())
         body = Body(name, (Geom(Mesh(vertices=vertices - centre, faces=faces), material=prior.nominal(),
                                 rgba=(0.8, 0.35, 0.2, 1.0)),), pose=Pose(tuple(float(v) for v in centre)))
         objects[name] = ReconstructedObject(name, body, aligned, np.ptp(vertices, axis=0), float(abs(solid.volume)),
@@ -222,6 +367,33 @@ def reconstruct(depth: np.ndarray, intrinsics: np.ndarray, masks: dict[str, np.n
     world = World(bodies=tuple(o.body for o in objects.values()), name="reconstruction")
     return Reconstruction(objects=objects, plane=plane, world_from_input=align, world=world,
                           extra={"plane_inlier_fraction": inlier_fraction})
+
+
+def _multi_part_object(name: str, aligned: np.ndarray, parts: list[tuple[np.ndarray, tuple]], align: np.ndarray,
+                       prior: MaterialPrior, colour_materials) -> ReconstructedObject:
+    """One free body with one extruded convex hull per colour part, each with the density of the
+    material its colour maps to. The body frame sits at the centroid of the hull of all parts
+    (uniform density: the object's geometric centre), as for a one-part object, so everything that
+    ranks by geometry sees the same frame either way; the simulator places the centre of mass."""
+    import trimesh
+
+    solids = []
+    for cloud, colour in parts:
+        vertices, faces = solid_from_points(cloud @ align[:3, :3].T + align[:3, 3])
+        material, part_prior = material_for_colour(colour, colour_materials)
+        solids.append((vertices, faces, material, colour, part_prior))
+    everything = np.concatenate([v for v, *_ in solids])
+    whole = trimesh.convex.convex_hull(everything)
+    centre = np.asarray(whole.center_mass)
+    geoms, recorded = [], []
+    for vertices, faces, material, colour, part_prior in solids:
+        volume = float(abs(trimesh.Trimesh(vertices, faces, process=False).volume))
+        geoms.append(Geom(Mesh(vertices=vertices - centre, faces=faces), material=part_prior.nominal(),
+                          rgba=(*colour, 1.0)))
+        recorded.append(ReconstructedPart(material, colour, part_prior, volume))
+    body = Body(name, tuple(geoms), pose=Pose(tuple(float(v) for v in centre)))
+    return ReconstructedObject(name, body, aligned, np.ptp(everything, axis=0), float(sum(p.volume for p in recorded)),
+                               prior, tuple(recorded))
 
 
 def place_without_overlap(objects: dict[str, ReconstructedObject], iterations: int = 50
@@ -250,5 +422,5 @@ def place_without_overlap(objects: dict[str, ReconstructedObject], iterations: i
         obj = objects[n]
         delta = centres[n] - np.array(obj.body.pose.position)
         body = Body(obj.body.name, obj.body.geoms, pose=Pose(tuple(float(v) for v in centres[n])))
-        out[n] = ReconstructedObject(n, body, obj.points + delta, obj.size, obj.volume, obj.prior)
+        out[n] = ReconstructedObject(n, body, obj.points + delta, obj.size, obj.volume, obj.prior, obj.parts)
     return out

@@ -1,4 +1,4 @@
-"""The five tasks, their demonstrations, and the perception that grounds them.
+"""The six tasks, their demonstrations, and the perception that grounds them.
 
 Each task has a ground-truth scene (objects only, no robot: what a demonstration video shows)
 and a scripted object motion standing in for a generated video. ``render_demo`` renders that
@@ -25,7 +25,7 @@ import numpy as np
 
 from physforge.world import Body, Box, Camera, Geom, Material, Mesh, Pose, World
 
-TASKS = ("push", "pick_place", "stack", "open_drawer", "pick_wedge")
+TASKS = ("push", "pick_place", "stack", "open_drawer", "pick_wedge", "pick_tool")
 #: Control period of the robot environment and frame period of demonstrations, s.
 CONTROL_DT = 0.05
 VIDEO_SIZE = 192
@@ -67,6 +67,8 @@ DEFINITIONS = {
                                                 fovy=math.radians(50))),
     "pick_wedge": TaskDefinition("pick_wedge", "grasp", "wedge", horizon=48, contact_step=18, motion_steps=22,
                                  release_step=42, camera=_cube_camera()),
+    "pick_tool": TaskDefinition("pick_tool", "grasp", "tool", horizon=48, contact_step=18, motion_steps=22,
+                                release_step=42, camera=_cube_camera()),
 }
 
 #: Opening of the demonstrated drawer motion, m.
@@ -93,9 +95,34 @@ def wedge_mesh() -> Mesh:
     return Mesh(vertices=np.asarray(hull.vertices) - hull.center_mass, faces=np.asarray(hull.faces, dtype=np.int64))
 
 
+#: The pick_tool task's object: a straight bar of one square cross-section (a mallet-like tool), long
+#: axis along y: a steel head at the +y end and a wooden handle, each a box (length along y, m), and
+#: the side of the square cross-section, m. Steel 7850 kg/m^3, wood 600 kg/m^3: 0.68 kg in all, the
+#: centre of mass 8.4 cm from the middle of its length towards the head, so a grasp at the
+#: geometric middle (where the hull's centroid is) tilts it out of the fingers. Only colour tells
+#: the two parts apart; the geometry is one uniform bar.
+TOOL_HEAD_LENGTH, TOOL_HANDLE_LENGTH, TOOL_SECTION = 0.08, 0.22, 0.03
+TOOL_HEAD_MATERIAL = Material(name="steel", density=7850.0, friction=(0.8, 0.005, 0.0001))
+TOOL_HANDLE_MATERIAL = Material(name="wood", density=600.0, friction=(0.9, 0.005, 0.0001))
+TOOL_HEAD_RGBA, TOOL_HANDLE_RGBA = (0.42, 0.43, 0.46, 1.0), (0.62, 0.42, 0.2, 1.0)
+
+
+def tool_body(position) -> Body:
+    """The pick_tool bar, its body frame at the middle of its length (the geometric centroid)."""
+    total, half = TOOL_HEAD_LENGTH + TOOL_HANDLE_LENGTH, TOOL_SECTION / 2
+    head_centre = total / 2 - TOOL_HEAD_LENGTH / 2
+    handle_centre = -total / 2 + TOOL_HANDLE_LENGTH / 2
+    return Body("tool", (Geom(Box((half, TOOL_HEAD_LENGTH / 2, half)), pose=Pose((0.0, head_centre, 0.0)),
+                              material=TOOL_HEAD_MATERIAL, rgba=TOOL_HEAD_RGBA),
+                         Geom(Box((half, TOOL_HANDLE_LENGTH / 2, half)), pose=Pose((0.0, handle_centre, 0.0)),
+                              material=TOOL_HANDLE_MATERIAL, rgba=TOOL_HANDLE_RGBA)),
+                Pose(tuple(float(v) for v in position)))
+
+
 def material_prior(task: str, name: str):
     """The material prior a user gives for ``name`` in ``task`` (density kg/m^3 and friction ranges):
-    hard rubber for the wedge, the generic plastic prior otherwise."""
+    hard rubber for the wedge, the generic plastic prior otherwise (also for the tool: its parts get
+    theirs from the reconstruction's colour-keyed table, ``reconstruct.COLOUR_MATERIALS``)."""
     from physforge.robot.reconstruct import MaterialPrior
 
     if task == "pick_wedge" and name == "wedge":
@@ -104,13 +131,22 @@ def material_prior(task: str, name: str):
 
 
 def extent(body: Body) -> np.ndarray | None:
-    """(3,) m, the axis-aligned size of the body's first geom (a box or an array mesh), else None."""
-    shape = body.geoms[0].shape
-    if isinstance(shape, Box):
-        return 2 * np.array(shape.half_extents)
-    if isinstance(shape, Mesh) and shape.vertices is not None:
-        return np.ptp(np.asarray(shape.vertices) * np.array(shape.scale), axis=0)
-    return None
+    """(3,) m, the axis-aligned size, body frame, of the body's colliding geoms that are boxes or array
+    meshes together, else None."""
+    corners = []
+    for geom in body.geoms:
+        shape = geom.shape
+        if not geom.collide:
+            continue
+        if isinstance(shape, Box):
+            points = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * shape.half_extents
+        elif isinstance(shape, Mesh) and shape.vertices is not None:
+            points = np.asarray(shape.vertices) * np.array(shape.scale)
+        else:
+            continue
+        transform = matrix_of(geom.pose.position, geom.pose.quaternion)
+        corners.append(points @ transform[:3, :3].T + transform[:3, 3])
+    return np.ptp(np.concatenate(corners), axis=0) if corners else None
 
 
 def definition(task: str) -> TaskDefinition:
@@ -189,6 +225,9 @@ def ground_truth_scene(task: str) -> tuple[tuple[Body, ...], dict[str, np.ndarra
         wedge = Body("wedge", (Geom(mesh, material=WEDGE_MATERIAL, rgba=(0.2, 0.2, 0.22, 1)),),
                      Pose((0.5, -0.06, centre_height)))
         return (wedge,), {"goal": np.array([0.48, 0.14, centre_height])}
+    if spec.name == "pick_tool":
+        height = TOOL_SECTION / 2
+        return (tool_body((0.5, -0.06, height)),), {"goal": np.array([0.48, 0.14, height])}
     bodies, drawer = drawer_chest()
     return bodies, {}
 
@@ -249,8 +288,9 @@ def quaternion_of(rotation: np.ndarray) -> np.ndarray:
     return np.array(_quaternion(rotation))
 
 
-def render_demo(task: str, *, size: int = VIDEO_SIZE, rgb: bool = True) -> DemoVideo:
-    """Render the demonstration of ``task`` (the object moving as demonstrated, no robot)."""
+def render_demo(task: str, *, size: int = VIDEO_SIZE, rgb: bool = True, rgb_frames: int | None = None) -> DemoVideo:
+    """Render the demonstration of ``task`` (the object moving as demonstrated, no robot); with
+    ``rgb``, colour for the first ``rgb_frames`` frames (None: all of them)."""
     from physforge.sim import RenderConfig, SceneRenderer, Simulator
     from physforge.sim import kinematics
 
@@ -276,7 +316,7 @@ def render_demo(task: str, *, size: int = VIDEO_SIZE, rgb: bool = True) -> DemoV
             true.append(actual)
             depths.append(renderer.depth(sim.data, "demo"))
             segs.append(renderer.segmentation(sim.data, "demo"))
-            if rgb:
+            if rgb and (rgb_frames is None or len(frames_rgb) < rgb_frames):
                 frames_rgb.append(renderer.rgb(sim.data, "demo"))
     finally:
         renderer.close()
@@ -347,7 +387,8 @@ def prepare_task(task: str, perception: bool = True, seed: int = 0) -> TaskConte
     spec = definition(task)
     rng = np.random.default_rng(np.random.SeedSequence([seed, TASKS.index(task)]))
     bodies, goals = ground_truth_scene(task)
-    demo = render_demo(task, rgb=False)
+    # colour only for the first frame: reconstruction reads the parts' materials from it
+    demo = render_demo(task, rgb_frames=1)
     truth = demo.true_poses
     true_reference = truth @ np.linalg.inv(truth[0])
     sizes = {b.name: extent(b) for b in bodies if b.parent is None and extent(b) is not None}
@@ -363,7 +404,7 @@ def prepare_task(task: str, perception: bool = True, seed: int = 0) -> TaskConte
     else:
         masks = {name: demo.segmentation[0] == demo.body_index[name] for name in sizes}
         recon = reconstruct(demo.depth[0], demo.intrinsics, masks, rng, camera_rotation=demo.camera_rotation,
-                            camera_position=demo.camera_position, priors=priors)
+                            camera_position=demo.camera_position, priors=priors, rgb=demo.rgb[0])
         scene = tuple(o.body for o in recon.objects.values())
         for name, o in recon.objects.items():
             true_centre = demo.true_initial[name][:3, 3]
