@@ -123,3 +123,23 @@ def test_the_twin_rejects_the_geometric_grasp_and_its_choice_carries_the_tool():
     while not done:
         _, _, done, _, info = true_env.step(np.zeros(4, np.float32))
     assert info["summary"]["grasp_failure"]
+
+
+def test_the_colour_material_table_is_the_callers_to_override():
+    from physforge.robot.reconstruct import COLOUR_MATERIALS, ColourMaterial, MaterialPrior
+
+    demo = render_demo("pick_tool", rgb_frames=1)
+    masks = {"tool": demo.segmentation[0] == demo.body_index["tool"]}
+    common = dict(camera_rotation=demo.camera_rotation, camera_position=demo.camera_position, rgb=demo.rgb[0])
+    default = reconstruct(demo.depth[0], demo.intrinsics, masks, np.random.default_rng(0), **common).objects["tool"]
+    assert sorted(p.material for p in default.parts) == ["steel", "wood"]
+    # mass range from the parts: the steel head's volume times 7000-8000 plus the handle's times 400-900
+    low, high = default.mass_range()
+    assert low == pytest.approx(sum(p.volume * p.prior.density[0] for p in default.parts))
+    assert 0.4 < low < high < 1.0
+    table = {"wood": COLOUR_MATERIALS["wood"],
+             "lead": ColourMaterial((0.45, 0.46, 0.5), MaterialPrior("lead", (11000.0, 11600.0), (0.4, 0.8)))}
+    custom = reconstruct(demo.depth[0], demo.intrinsics, masks, np.random.default_rng(0), colour_materials=table,
+                         **common).objects["tool"]
+    assert sorted(g.material.name for g in custom.body.geoms) == ["lead", "wood"]
+    assert max(g.material.density for g in custom.body.geoms) == 11300.0
