@@ -28,7 +28,7 @@ MAX_PENETRATION = 0.05
 #: Geom group that hides removed bodies from every renderer.
 HIDDEN_GEOM_GROUP = 5
 
-_MUTABLE_MODEL_FIELDS = ("body_mass", "body_inertia", "geom_friction", "geom_solref", "geom_contype",
+_MUTABLE_MODEL_FIELDS = ("body_mass", "body_inertia", "body_ipos", "body_iquat", "geom_friction", "geom_solref", "geom_contype",
                          "geom_conaffinity", "geom_rgba", "geom_group", "dof_damping", "dof_frictionloss")
 _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 _BADQACC = int(mujoco.mjtWarning.mjWARN_BADQACC)
@@ -81,6 +81,7 @@ class Simulator:
         # contact sensors cost time on every step; only run() with events switches them on
         self.model.opt.disableflags |= int(mujoco.mjtDisableBit.mjDSBL_SENSOR)
         self._pristine_fields = {name: getattr(self.model, name).copy() for name in _MUTABLE_MODEL_FIELDS}
+        self._unit_mass_cache: dict[str, dict[str, np.ndarray]] = {}
         self._pristine_gravity = self.model.opt.gravity.copy()
         self.reset()
 
@@ -250,6 +251,70 @@ class Simulator:
         self.model.body_inertia[body_id] *= scale
         self._set_constants()
         self._after_intervention()
+
+    def set_geom_densities(self, name: str, densities) -> None:
+        """Give each geom of body ``name`` its own density and recompute the body's mass, centre of
+        mass and inertia (body_mass, body_ipos, body_iquat, body_inertia) from them, as MuJoCo's
+        compiler does for a body made of parts of different materials (a steel head on a wooden
+        handle: changing the densities moves the centre of mass, which ``set_mass`` cannot).
+
+        densities: (n_geoms,) kg/m^3, one per MuJoCo geom of the body in its order (a ``World``
+        body's geoms, in order); 0 for a massless geom. The geoms' unit-density mass properties
+        come from MuJoCo's own compiler (the world's spec compiled with one geom carrying mass at a
+        time, once per body, cached); combining them is the parallel-axis theorem."""
+        body_id = self.compiled.body_id(name)
+        if self.world.body(name).inertial is not None:
+            raise ValueError(f"body {name!r} has explicit mass properties (Body.inertial), which its geoms' densities "
+                             "do not change; use set_mass, or build the body without inertial")
+        count = int(self.model.body_geomnum[body_id])
+        densities = np.asarray(densities, dtype=float)
+        if densities.shape != (count,) or not np.all(np.isfinite(densities)) or np.any(densities < 0) \
+                or not densities.sum() > 0:
+            raise ValueError(f"densities for body {name!r} must be {count} finite values >= 0 kg/m^3 (one per geom, "
+                             f"not all 0), got {densities.tolist()}")
+        unit = self._unit_mass_properties(name)
+        masses = densities * unit["mass"]
+        mass = float(masses.sum())
+        centre = (masses[:, None] * unit["ipos"]).sum(axis=0) / mass
+        inertia = np.zeros((3, 3))
+        for k in range(count):
+            offset = unit["ipos"][k] - centre
+            inertia += densities[k] * unit["inertia"][k] + masses[k] * (offset @ offset * np.eye(3) - np.outer(offset, offset))
+        principal, axes = np.linalg.eigh(inertia)
+        if np.linalg.det(axes) < 0:
+            axes[:, 0] = -axes[:, 0]
+        quaternion = np.empty(4)
+        mujoco.mju_mat2Quat(quaternion, axes.reshape(-1))
+        self.model.body_mass[body_id] = mass
+        self.model.body_ipos[body_id] = centre
+        self.model.body_iquat[body_id] = quaternion
+        self.model.body_inertia[body_id] = principal
+        self._set_constants()
+        self._after_intervention()
+
+    def _unit_mass_properties(self, name: str) -> dict[str, np.ndarray]:
+        """Per geom of body ``name`` at density 1 kg/m^3: mass (n,) kg, ipos (n, 3) m and inertia
+        (n, 3, 3) kg m^2 about its own centre of mass, both in the body frame."""
+        cache = self._unit_mass_cache
+        if name not in cache:
+            body_id = self.compiled.body_id(name)
+            spec_name = mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, body_id)
+            count = int(self.model.body_geomnum[body_id])
+            mass, ipos, inertia = np.zeros(count), np.zeros((count, 3)), np.zeros((count, 3, 3))
+            for k in range(count):
+                spec = self.compiled.spec.copy()
+                for j, geom in enumerate(spec.body(spec_name).geoms):
+                    # a massless geom would leave a free body with nothing to carry; a density of
+                    # 1e-9 of the unit one weighs nothing measurable beside it
+                    geom.density = 1.0 if j == k else 1e-9
+                model = spec.compile()
+                rotation = np.empty(9)
+                mujoco.mju_quat2Mat(rotation, model.body_iquat[body_id])
+                rotation = rotation.reshape(3, 3)
+                mass[k], ipos[k] = model.body_mass[body_id], model.body_ipos[body_id]
+                inertia[k] = rotation @ np.diag(model.body_inertia[body_id]) @ rotation.T
+            cache[name] = {"mass": mass, "ipos": ipos, "inertia": inertia}
+        return cache[name]
 
     def set_friction(self, name: str, sliding: float) -> None:
         """Set the sliding friction coefficient of every geom of ``name`` (a pair uses the larger)."""
