@@ -339,6 +339,8 @@ class TaskContext:
     goals: named positions (3,) m (e.g. the stack base) for success checks; sizes: object -> (3,) m.
     priors: object -> MaterialPrior; confidence: (horizon + 1,) tracking confidence.
     errors: measured perception errors against ground truth (m, rad).
+    part_priors: object -> one MaterialPrior per geom, for a reconstructed multi-part object (its
+        parts' colour-keyed priors, in its geoms' order); empty otherwise (and with perception off).
     """
 
     task: TaskDefinition
@@ -350,6 +352,7 @@ class TaskContext:
     confidence: np.ndarray
     errors: dict[str, float]
     perception: bool
+    part_priors: dict = field(default_factory=dict)
 
 
 def model_points(body: Body, rng: np.random.Generator, spacing: float = 0.003) -> tuple[np.ndarray, np.ndarray]:
@@ -424,7 +427,9 @@ def prepare_task(task: str, perception: bool = True, seed: int = 0) -> TaskConte
     errors["track_position_error_max_m"] = float(position_errors.max())
     errors["track_rotation_error_mean_rad"] = float(rotation_errors.mean())
     errors["track_confidence_mean"] = float(track.confidence.mean())
-    return TaskContext(spec, scene, reference, initial, sizes, priors, track.confidence, errors, True)
+    part_priors = ({name: tuple(part.prior for part in o.parts) for name, o in recon.objects.items() if o.parts}
+                   if spec.kind != "drawer" else {})
+    return TaskContext(spec, scene, reference, initial, sizes, priors, track.confidence, errors, True, part_priors)
 
 
 def reconstruct_to_folder(task: str, out_dir, *, overwrite: bool = False) -> dict:

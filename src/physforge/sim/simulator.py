@@ -415,6 +415,10 @@ class Simulator:
     def body_mass(self, name: str) -> float:
         return float(self.model.body_mass[self.compiled.body_id(name)])
 
+    def centre_of_mass(self, name: str) -> np.ndarray:
+        """(3,) m, body frame: where body ``name``'s centre of mass sits (after any intervention)."""
+        return self.model.body_ipos[self.compiled.body_id(name)].copy()
+
     # -- internals --------------------------------------------------------------------------------
     def _geom_span(self, name: str) -> slice:
         body_id = self.compiled.body_id(name)
