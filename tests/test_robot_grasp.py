@@ -36,7 +36,9 @@ def test_top_ranked_grasp_is_at_the_centre_of_mass_and_far_grasps_fail_in_the_tw
     env.reset(seed=0)
     proposals = env.proposals
     top = proposals[0]
-    assert env.grasp_validated and np.allclose(env.object_from_grasp, top)  # validation keeps the top grasp
+    # validation keeps the top grasp's point (the best-holding grasp may sit at another depth there)
+    assert env.grasp_validated
+    assert np.linalg.norm((env.reference[0] @ env.object_from_grasp)[:2, 3] - (env.reference[0] @ top)[:2, 3]) < 0.005
     # oracle: the true centre of mass, from the ground-truth scene (the wedge's body origin, its mesh
     # centred on trimesh's centre of mass), not from the reconstruction the proposals come from
     (truth,), _ = ground_truth_scene("pick_wedge")

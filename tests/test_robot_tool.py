@@ -97,7 +97,7 @@ def test_the_twin_rejects_the_geometric_grasp_and_its_choice_carries_the_tool():
     assert abs((perceived @ chosen)[1, 3] - true_com[1]) < abs(top[1] - true_com[1]) - 0.04
     movable, ranges = env._movable_and_friction_ranges()
     env._to_start()
-    assert env._twin_trials([env.proposals[0]], movable, ranges, until_held=False) == [False]
+    assert [t.held for t in env._twin_trials([env.proposals[0]], movable, ranges)] == [False]
     # then episodes with nominal physics, a correctly perceived start and no noise: the twin's choice
     # carries the tool to the goal; the grasp at the geometric centroid (the ranking's first, what
     # direct retargeting takes) lets it tilt out of the fingers
