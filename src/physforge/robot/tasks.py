@@ -100,7 +100,8 @@ def wedge_mesh() -> Mesh:
 #: the side of the square cross-section, m. Steel 7850 kg/m^3, wood 600 kg/m^3: 0.68 kg in all, the
 #: centre of mass 8.4 cm from the middle of its length towards the head, so a grasp at the
 #: geometric middle (where the hull's centroid is) tilts it out of the fingers. Only colour tells
-#: the two parts apart; the geometry is one uniform bar.
+#: the two parts apart; the geometry is one uniform bar. Measured over 50 episodes (README, robot):
+#: success (a) retarget 64 %, base 84 %, (c) residual 98 %; grasp failures 92 / 18 / 2 %.
 TOOL_HEAD_LENGTH, TOOL_HANDLE_LENGTH, TOOL_SECTION = 0.08, 0.22, 0.03
 TOOL_HEAD_MATERIAL = Material(name="steel", density=7850.0, friction=(0.8, 0.005, 0.0001))
 TOOL_HANDLE_MATERIAL = Material(name="wood", density=600.0, friction=(0.9, 0.005, 0.0001))
