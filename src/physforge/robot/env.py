@@ -24,8 +24,9 @@ reconstructed solid, i.e. its centre of mass at uniform density, what a physics-
 planner sees). ``retarget`` takes the first untried; ``residual`` tries the first
 ``grasp_trials`` in the twin, whose per-part densities come from the material prior, and takes
 the one that holds best (also from starts off by the pose-estimate error it knows of;
-``PhysWorldEnv._select_grasp``). The twin knows no more than the reconstruction: where its verdict differs from the ranking it is because the
-materials put the mass elsewhere than the shape does (pick_tool's steel head).
+``PhysWorldEnv._select_grasp``). The twin knows no more than the reconstruction: where its
+verdict differs from the ranking it is because the materials put the mass elsewhere than the
+shape does (pick_tool's steel head).
 
 Action (4,) float32 in [-1, 1]: gripper-target displacement (3, times ``residual_scale`` m) and
 gripper command (1) (+1 closed). With a base (residual, retarget) the fingers follow the base's
