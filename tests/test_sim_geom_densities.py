@@ -6,7 +6,7 @@ import pytest
 import trimesh
 
 from physforge.sim import Simulator
-from physforge.world import Body, Box, Geom, Joint, Material, Mesh, Pose, World
+from physforge.world import Body, Box, Geom, Joint, Material, Mesh, Pose, Sphere, World
 
 HEAD = (0.03, 0.02, 0.015)    # box half-sizes, m
 HANDLE = (0.12, 0.012, 0.01)
@@ -83,3 +83,48 @@ def test_restore_and_reset_undo_it_and_bad_input_is_named():
         sim.set_geom_densities("tool", (900.0, 7000.0))
     with pytest.raises(ValueError, match=">= 0 kg/m"):
         sim.set_geom_densities("tool", (900.0, -1.0, 5.0))
+
+
+def _stack(lower: float, upper: float, visual: bool = False) -> World:
+    """Two equal boxes stacked on the body origin (at equal densities the centre of mass is the origin
+    and the principal axes are the body's: MuJoCo compiles the body as "simple"), optionally with a
+    visual-only sphere off to one side."""
+    geoms = (Geom(Box((0.05, 0.05, 0.05)), Pose((0.0, 0.0, -0.05)), material=Material("a", lower)),
+             Geom(Box((0.05, 0.05, 0.05)), Pose((0.0, 0.0, 0.05)), material=Material("b", upper)))
+    if visual:
+        geoms += (Geom(Sphere(0.04), Pose((0.3, 0.0, 0.0)), collide=False),)
+    return World(bodies=(Body("stack", geoms, Pose((0.0, 0.0, 0.5)), Joint("free")),), ground=None)
+
+
+def test_a_body_compiled_with_its_centre_of_mass_at_its_origin_takes_densities_that_keep_it_there():
+    sim = Simulator(_stack(1000.0, 1000.0))
+    body_id = sim.compiled.body_id("stack")
+    assert sim.model.body_simple[body_id]  # the case under test: MuJoCo keeps its mass matrix diagonal
+    sim.set_geom_densities("stack", (7800.0, 7800.0))
+    oracle = Simulator(_stack(7800.0, 7800.0))
+    assert sim.model.body_mass[body_id] == pytest.approx(oracle.model.body_mass[body_id], rel=1e-6)
+    np.testing.assert_allclose(_tensor(sim.model, body_id), _tensor(oracle.model, body_id), rtol=1e-6)
+    # oracle: MuJoCo's own model at those densities, spun and tumbling for 300 steps
+    for s in (sim, oracle):
+        s.data.qvel[:] = (0.1, 0.2, 0.0, 1.0, 2.0, 3.0)
+        s.step(300)
+    np.testing.assert_allclose(sim.data.qpos, oracle.data.qpos, atol=1e-6)
+    # densities that move its centre of mass: a named error before anything changes (MuJoCo would
+    # abort in mj_setConst, and the diagonal mass matrix would give the wrong motion)
+    sim.reset()
+    with pytest.raises(ValueError, match="would move the centre of mass of body 'stack' 0.0429 m off its origin"):
+        sim.set_geom_densities("stack", (7800.0, 600.0))
+    assert sim.model.body_mass[body_id] == pytest.approx(oracle.model.body_mass[body_id] / 7.8)
+    assert np.all(sim.model.body_ipos[body_id] == 0.0)
+    sim.step(10)
+
+
+def test_visual_geoms_stay_massless():
+    sim = Simulator(_stack(1000.0, 700.0, visual=True))
+    body_id = sim.compiled.body_id("stack")
+    sim.set_geom_densities("stack", (7800.0, 600.0, 0.0))
+    oracle = Simulator(_stack(7800.0, 600.0, visual=True))  # World: a visual geom has no mass
+    assert sim.model.body_mass[body_id] == pytest.approx(oracle.model.body_mass[body_id], rel=1e-6)
+    np.testing.assert_allclose(sim.model.body_ipos[body_id], oracle.model.body_ipos[body_id], atol=1e-7)
+    with pytest.raises(ValueError, match=r"geom 2 of body 'stack' is visual only \(collide=False\)"):
+        sim.set_geom_densities("stack", (7800.0, 600.0, 500.0))

@@ -27,6 +27,10 @@ ENERGY_GROWTH_FLOOR_PER_KG = 0.02
 MAX_PENETRATION = 0.05
 #: Geom group that hides removed bodies from every renderer.
 HIDDEN_GEOM_GROUP = 5
+#: set_geom_densities on a body compiled with its inertia frame at its body frame: a centre of mass
+#: within this (m) of the origin, and products of inertia within this fraction of the largest
+#: moment, still count as that frame (per-geom density round-off is ~1e-11 m).
+SAME_FRAME_TOLERANCE = 1e-9
 
 _MUTABLE_MODEL_FIELDS = ("body_mass", "body_inertia", "body_ipos", "body_iquat", "geom_friction", "geom_solref", "geom_contype",
                          "geom_conaffinity", "geom_rgba", "geom_group", "dof_damping", "dof_frictionloss")
@@ -259,7 +263,8 @@ class Simulator:
         handle: changing the densities moves the centre of mass, which ``set_mass`` cannot).
 
         densities: (n_geoms,) kg/m^3, one per MuJoCo geom of the body in its order (a ``World``
-        body's geoms, in order); 0 for a massless geom. The geoms' unit-density mass properties
+        body's geoms, in order); 0 for a massless geom, and 0 for a visual-only geom
+        (``collide=False``, which has no mass). The geoms' unit-density mass properties
         come from MuJoCo's own compiler (the world's spec compiled with one geom carrying mass at a
         time, once per body, cached); combining them is the parallel-axis theorem."""
         body_id = self.compiled.body_id(name)
@@ -273,6 +278,9 @@ class Simulator:
             raise ValueError(f"densities for body {name!r} must be {count} finite values >= 0 kg/m^3 (one per geom, "
                              f"not all 0), got {densities.tolist()}")
         unit = self._unit_mass_properties(name)
+        for k in np.flatnonzero(unit["visual"] & (densities > 0)):
+            raise ValueError(f"geom {k} of body {name!r} is visual only (collide=False) and has no mass; give it "
+                             f"density 0, got {densities[k]}")
         masses = densities * unit["mass"]
         mass = float(masses.sum())
         centre = (masses[:, None] * unit["ipos"]).sum(axis=0) / mass
@@ -285,6 +293,19 @@ class Simulator:
             axes[:, 0] = -axes[:, 0]
         quaternion = np.empty(4)
         mujoco.mju_mat2Quat(quaternion, axes.reshape(-1))
+        if self.model.body_simple[body_id]:
+            # MuJoCo compiled this body "simple" (centre of mass at its origin, principal axes along
+            # its own): its mass matrix's sparsity has no coupling terms, fixed at compile time, so
+            # densities that move the centre of mass or turn the axes cannot be represented
+            # (mj_setConst aborts; clearing the flag keeps the diagonal matrix, wrong dynamics)
+            shift = float(np.linalg.norm(centre))
+            skew = float(np.abs(inertia - np.diag(np.diag(inertia))).max() / np.abs(inertia).max())
+            if shift > SAME_FRAME_TOLERANCE or skew > SAME_FRAME_TOLERANCE:
+                raise ValueError(f"densities {densities.tolist()} would move the centre of mass of body {name!r} "
+                                 f"{shift:.3g} m off its origin (or turn its principal axes), but it was compiled "
+                                 "with them at its origin (a MuJoCo 'simple' body, no coupling terms in its mass "
+                                 "matrix); build the World body with those densities in its geoms' materials")
+            centre, quaternion, principal = np.zeros(3), np.array([1.0, 0.0, 0.0, 0.0]), np.diag(inertia).copy()
         self.model.body_mass[body_id] = mass
         self.model.body_ipos[body_id] = centre
         self.model.body_iquat[body_id] = quaternion
@@ -294,26 +315,29 @@ class Simulator:
 
     def _unit_mass_properties(self, name: str) -> dict[str, np.ndarray]:
         """Per geom of body ``name`` at density 1 kg/m^3: mass (n,) kg, ipos (n, 3) m and inertia
-        (n, 3, 3) kg m^2 about its own centre of mass, both in the body frame."""
+        (n, 3, 3) kg m^2 about its own centre of mass, both in the body frame; visual (n,) bool:
+        the visual-only geoms, compiled massless (density 0), which stay so (mass 0)."""
         cache = self._unit_mass_cache
         if name not in cache:
             body_id = self.compiled.body_id(name)
             spec_name = mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, body_id)
             count = int(self.model.body_geomnum[body_id])
             mass, ipos, inertia = np.zeros(count), np.zeros((count, 3)), np.zeros((count, 3, 3))
-            for k in range(count):
+            visual = np.array([geom.density == 0 for geom in self.compiled.spec.body(spec_name).geoms])
+            for k in np.flatnonzero(~visual):
                 spec = self.compiled.spec.copy()
                 for j, geom in enumerate(spec.body(spec_name).geoms):
                     # a massless geom would leave a free body with nothing to carry; a density of
                     # 1e-9 of the unit one weighs nothing measurable beside it
-                    geom.density = 1.0 if j == k else 1e-9
+                    if not visual[j]:
+                        geom.density = 1.0 if j == k else 1e-9
                 model = spec.compile()
                 rotation = np.empty(9)
                 mujoco.mju_quat2Mat(rotation, model.body_iquat[body_id])
                 rotation = rotation.reshape(3, 3)
                 mass[k], ipos[k] = model.body_mass[body_id], model.body_ipos[body_id]
                 inertia[k] = rotation @ np.diag(model.body_inertia[body_id]) @ rotation.T
-            cache[name] = {"mass": mass, "ipos": ipos, "inertia": inertia}
+            cache[name] = {"mass": mass, "ipos": ipos, "inertia": inertia, "visual": visual}
         return cache[name]
 
     def set_friction(self, name: str, sliding: float) -> None:
