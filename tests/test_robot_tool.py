@@ -143,3 +143,12 @@ def test_the_colour_material_table_is_the_callers_to_override():
                          **common).objects["tool"]
     assert sorted(g.material.name for g in custom.body.geoms) == ["lead", "wood"]
     assert max(g.material.density for g in custom.body.geoms) == 11300.0
+
+
+def test_float_colours_outside_0_1_are_a_named_error():
+    from physforge.robot.reconstruct import ReconstructionError
+
+    depth, mask = np.ones((8, 8)), np.ones((8, 8), bool)
+    rgb = np.full((8, 8, 3), 200.0)  # 0-255 values as floats: matched to the table they would all clip to white
+    with pytest.raises(ReconstructionError, match=r"rgb as floats must lie in \[0, 1\], got 200..200"):
+        reconstruct(depth, np.eye(3), {"a": mask}, np.random.default_rng(0), rgb=rgb)

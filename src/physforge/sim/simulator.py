@@ -263,7 +263,8 @@ class Simulator:
         handle: changing the densities moves the centre of mass, which ``set_mass`` cannot).
 
         densities: (n_geoms,) kg/m^3, one per MuJoCo geom of the body in its order (a ``World``
-        body's geoms, in order); 0 for a massless geom, and 0 for a visual-only geom
+        body's geoms, in order, except that a Voxels geom compiles to one box geom per cuboid of
+        ``Voxels.boxes()``); 0 for a massless geom, and 0 for a visual-only geom
         (``collide=False``, which has no mass). The geoms' unit-density mass properties
         come from MuJoCo's own compiler (the world's spec compiled with one geom carrying mass at a
         time, once per body, cached); combining them is the parallel-axis theorem."""
