@@ -88,6 +88,8 @@ def test_train_recipe_smoke_and_same_seed_same_weights(tiny_dataset, tmp_path):
 
 
 def test_cli_train_writes_a_run_folder(tiny_dataset, tmp_path):
+    import json
+
     from physforge.cli.main import app
 
     out = tmp_path / "run"
@@ -95,6 +97,13 @@ def test_cli_train_writes_a_run_folder(tiny_dataset, tmp_path):
                                       "--batch-size", "4", "--clip-frames", "2"])
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} >= {"config.json", "init", "checkpoint", "metrics.jsonl", "summary.json"}
+    tracked = CliRunner().invoke(app, ["reason", "train", "--data", str(tiny_dataset), "--out", str(tmp_path / "t"),
+                                       "--steps", "1", "--batch-size", "4", "--clip-frames", "2", "--track-weight", "0.5"])
+    assert tracked.exit_code == 0, tracked.output
+    assert json.loads((tmp_path / "t" / "config.json").read_text())["track_weight"] == 0.5
+    blind_tracked = CliRunner().invoke(app, ["reason", "train", "--data", str(tiny_dataset), "--out",
+                                             str(tmp_path / "bt"), "--steps", "1", "--blind", "--track-weight", "1"])
+    assert blind_tracked.exit_code == 2 and "track_weight" in blind_tracked.output
     bad = CliRunner().invoke(app, ["reason", "train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "x"),
                                    "--steps", "1"])
     assert bad.exit_code == 2 and "meta/info.json is missing" in bad.output

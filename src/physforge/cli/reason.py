@@ -28,6 +28,8 @@ def train_command(
     image_size: int = typer.Option(64, help="Frames are resized to this many px (multiple of 16)."),
     clip_frames: int = typer.Option(4, help="Frames per clip given to the encoder."),
     blind: bool = typer.Option(False, help="Train a text-only model (images ignored)."),
+    track_weight: float = typer.Option(0.0, help="Weight of the object-tracking loss (0: off; > 0 adds the tracking "
+                                       "heads, trained on the dataset's states projected through its camera)."),
     seed: int = typer.Option(0, help="Seed of initialisation and batch order."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="TrainConfig JSON (replaces the other "
                                           "training options; --data and --out still override its folders)."),
@@ -48,7 +50,7 @@ def train_command(
                 raise ReasonConfigError("--data" if data is None else "--out",
                                         "required without --config (a TrainConfig JSON that names both)")
             cfg = TrainConfig(data=str(data), out=str(out), steps=steps, batch_size=batch_size, lr=lr,
-                              aux_weight=aux_weight, seed=seed, save_every=save_every,
+                              aux_weight=aux_weight, seed=seed, save_every=save_every, track_weight=track_weight,
                               model=EncoderConfig(image_size=image_size, clip_frames=clip_frames, blind=blind))
         summary = train_encoder(cfg, overwrite=overwrite, resume=resume, progress=True)
         console.print(f"[green]wrote[/green] {cfg.out}: {summary['steps']} steps, "
