@@ -327,10 +327,12 @@ def reconstruct(depth: np.ndarray, intrinsics: np.ndarray, masks: dict[str, np.n
     position = np.zeros(3) if camera_position is None else np.asarray(camera_position, dtype=float)
     if rgb is not None and np.shape(rgb) != (*np.shape(depth), 3):
         raise ReconstructionError(f"rgb must be (H, W, 3) matching depth {np.shape(depth)}, got {np.shape(rgb)}")
-    if rgb is not None and np.asarray(rgb).dtype != np.uint8 and not 0.0 <= float(np.min(rgb)) <= float(np.max(rgb)) <= 1.0:
-        # 0-255 floats would be clipped to white when matched to the colour table: every part steel
-        raise ReconstructionError(f"rgb as floats must lie in [0, 1], got {float(np.min(rgb)):g}..{float(np.max(rgb)):g}; "
-                                  "pass uint8 or divide by 255")
+    if rgb is not None and np.asarray(rgb).dtype != np.uint8:
+        low, high = float(np.min(rgb)), float(np.max(rgb))
+        if not 0.0 <= low <= high <= 1.0:
+            # 0-255 floats would be clipped to white when matched to the colour table: every part steel
+            raise ReconstructionError(f"rgb as floats must lie in [0, 1], got {low:g}..{high:g}; "
+                                      "pass uint8 or divide by 255")
     union = np.zeros(depth.shape, dtype=bool)
     clouds, part_clouds = {}, {}
     for name, mask in masks.items():
