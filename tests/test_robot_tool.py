@@ -152,3 +152,15 @@ def test_float_colours_outside_0_1_are_a_named_error():
     rgb = np.full((8, 8, 3), 200.0)  # 0-255 values as floats: matched to the table they would all clip to white
     with pytest.raises(ReconstructionError, match=r"rgb as floats must lie in \[0, 1\], got 200..200"):
         reconstruct(depth, np.eye(3), {"a": mask}, np.random.default_rng(0), rgb=rgb)
+
+
+def test_one_flat_colour_is_not_split_and_raises_no_warning():
+    import warnings
+
+    rgb = np.zeros((20, 40, 3), np.uint8)
+    rgb[:] = (120, 50, 40)  # a synthetic, unshaded object: every pixel the same colour
+    mask = np.zeros((20, 40), bool)
+    mask[2:18, 2:38] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert split_by_colour(rgb, mask) is None

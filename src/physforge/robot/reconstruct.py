@@ -134,6 +134,10 @@ def split_by_colour(rgb: np.ndarray, mask: np.ndarray) -> list[np.ndarray] | Non
     if len(samples) < 10:
         return None
     centred = samples - samples.mean(axis=0)
+    if 2 * float(np.linalg.norm(centred, axis=1).max()) < COLOUR_SPLIT_SEPARATION:
+        # every colour lies within half the separation of the mean, and so does any cluster's centre:
+        # no split can pass (and on one flat colour k-means would warn of an empty cluster)
+        return None
     axis = np.linalg.svd(centred, full_matrices=False)[2][0]
     projection = centred @ axis
     start = samples[[int(np.argmin(projection)), int(np.argmax(projection))]]
