@@ -28,6 +28,10 @@ range error (deg for revolute, m for prismatic: mean of both ends); absolute sca
 mean over x, y, z); material accuracy (matched by part label); gate pass rate. A generation that
 cannot be parsed scores 0 IoU, 0 accuracies and a failed gate, and is counted.
 
+Paired intervals (``paired``, from ``image_eval_paired``): per split, the VLM minus each other
+method, per metric, the mean per-object difference and its 95 % paired-bootstrap interval, so a
+tie can be told from a win.
+
 Image ablation (``image_ablation``): the model's round-1 answer from the true image, from
 another test object's image (the split's images shifted by half its length) and from a blank grey image.
 A model that reads the image names the category of the image it is shown, so its accuracy
@@ -47,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from physforge.assets.image_eval_paired import format_paired, paired_result
 from physforge.configs import ConfigError, JsonConfig, check_float, check_int
 from physforge.threads import with_config_threads
 
@@ -73,7 +78,9 @@ class AssetEvalConfig(JsonConfig):
     points: surface points sampled per object for Chamfer / F-score. seed: point sampling.
     threads: torch CPU threads for generation (0: torch's default; 1 is fastest on a loaded
     2-core machine, see AssetVLMConfig.threads). image_ablation: also generate round 1 from a
-    shuffled and a blank image (see the module docstring).
+    shuffled and a blank image (see the module docstring). paired_resamples, paired_seed: the
+    paired bootstrap of the VLM against each baseline (``image_eval_paired``; result.json's
+    ``paired`` section): how many resamples of the objects, and the seed of the generator that draws them.
     """
 
     data: str
@@ -89,6 +96,8 @@ class AssetEvalConfig(JsonConfig):
     seed: int = 0
     threads: int = 1
     image_ablation: bool = True
+    paired_resamples: int = 10_000
+    paired_seed: int = 0
 
     error_type = AssetEvalConfigError
 
@@ -108,6 +117,8 @@ class AssetEvalConfig(JsonConfig):
         check_int("points", self.points, 100, 1_000_000, e)
         check_int("seed", self.seed, 0, 2**31, e)
         check_int("threads", self.threads, 0, 1024, e)
+        check_int("paired_resamples", self.paired_resamples, 1000, 1_000_000, e)
+        check_int("paired_seed", self.paired_seed, 0, 2**31, e)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: list(getattr(self, f.name)) if isinstance(getattr(self, f.name), tuple)
@@ -453,6 +464,8 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
                                                 "methods are not given (held-out categories: of all training objects)",
                         "fscore_threshold": f"{config.fscore_fraction} x true largest "
                                                                           "dimension"}}
+    result["paired"] = paired_result(result, np.random.default_rng(config.paired_seed),
+                                     resamples=config.paired_resamples)
     with staged_directory(config.out, overwrite=overwrite) as staging:
         write_json(staging / "result.json", result)
         write_json(staging / "config.json", config.to_dict())
@@ -512,4 +525,6 @@ def format_table(result: dict[str, Any]) -> str:
                          f"{ablation['shuffled_image_category_accuracy']:.3f} (names the shown image's category "
                          f"{ablation['shuffled_matches_shown']:.3f}), blank image -> "
                          f"{ablation['blank_image_category']}")
+    if result.get("paired"):
+        lines.append(format_paired(result["paired"]))
     return "\n".join(lines)

@@ -244,6 +244,10 @@ def eval_command(
         with console.status("evaluating"):
             result = evaluate_assets(cfg, overwrite=overwrite)
         console.print(format_table(result), highlight=False)
+        from physforge.assets.image_eval_paired import verdict_lines
+
+        for line in verdict_lines(result["paired"]):
+            console.print(line, highlight=False)
         console.print(f"[green]wrote[/green] {out}/result.json")
         from physforge.cli.reporting import write_report
         from physforge.report import asset_eval_report

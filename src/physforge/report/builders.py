@@ -197,6 +197,15 @@ def asset_eval_report(folder: str | Path, *, command=None) -> Path:
         report.add_plot(_bar(list(shown), {m: [by_method[m].get(k) or 0.0 for k in shown]
                                            for m in METHODS if m in by_method}, "score", split, ylim=(0, 1)),
                         caption=f"{split}: higher is better")
+        paired = result.get("paired", {}).get("splits", {}).get(split)
+        if paired:
+            from physforge.assets.image_eval_paired import PAIRED_METRICS, SHORT, format_cell
+
+            report.add_table([{"VLM − baseline": method,
+                               **{SHORT[m]: format_cell(cells.get(m)) for m in PAIRED_METRICS}}
+                              for method, cells in paired.items()],
+                             caption="VLM − baseline: mean per-object difference [95 % paired bootstrap interval, "
+                                     f"{result['paired']['resamples']} resamples]; an interval holding 0 is a tie")
     rows = [{"split": r["split"], "object": r["object_id"], "category": r["category"], "method": r["method"],
              "predicted": r.get("predicted_category") or r.get("retrieved") or "", "IoU": r.get("voxel_iou"),
              "gate": r.get("gate_pass"), "error": r.get("error", "")}
