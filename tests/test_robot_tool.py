@@ -9,28 +9,12 @@ import pytest
 
 from physforge.robot.env import PhysWorldEnv, Randomisation
 from physforge.robot.reconstruct import reconstruct, split_by_colour
-from physforge.robot.tasks import ground_truth_scene, matrix_of, prepare_task, render_demo
+from physforge.robot.tasks import ground_truth_scene, prepare_task, render_demo
 from physforge.sim import Simulator
 from physforge.world import World
 
 #: How far (m) the reconstructed centre of mass may lie from the true one.
 COM_TOLERANCE = 0.015
-
-
-def _true_centre_of_mass(body) -> tuple[np.ndarray, float]:
-    """(world centre of mass (3,) m, mass kg) of a body of boxes, from trimesh at each geom's density."""
-    import trimesh
-
-    frame = matrix_of(body.pose.position, body.pose.quaternion)
-    masses, centres = [], []
-    for geom in body.geoms:
-        box = trimesh.creation.box(extents=2 * np.array(geom.shape.half_extents),
-                                   transform=frame @ matrix_of(geom.pose.position, geom.pose.quaternion))
-        box.density = geom.material.density
-        masses.append(box.mass)
-        centres.append(box.center_mass)
-    masses = np.array(masses)
-    return (masses[:, None] * np.array(centres)).sum(0) / masses.sum(), float(masses.sum())
 
 
 def _simulated_centre_of_mass(body) -> tuple[np.ndarray, float]:
@@ -40,12 +24,12 @@ def _simulated_centre_of_mass(body) -> tuple[np.ndarray, float]:
     return sim.data.xipos[body_id].copy(), float(sim.model.body_mass[body_id])
 
 
-def test_the_tool_is_reconstructed_as_a_steel_and_a_wooden_part_with_the_true_centre_of_mass():
+def test_the_tool_is_reconstructed_as_a_steel_and_a_wooden_part_with_the_true_centre_of_mass(boxes_centre_of_mass):
     context = prepare_task("pick_tool")
     (tool,) = [b for b in context.scene_bodies if b.name == "tool"]
     assert sorted(g.material.name for g in tool.geoms) == ["steel", "wood"]
     (truth,), _ = ground_truth_scene("pick_tool")
-    true_com, true_mass = _true_centre_of_mass(truth)
+    true_com, true_mass = boxes_centre_of_mass(truth)
     com, mass = _simulated_centre_of_mass(tool)
     geometric_centre = np.array(truth.pose.position)
     assert np.linalg.norm(true_com - geometric_centre) > 0.08  # the test object: mass far off the middle
@@ -83,11 +67,11 @@ def test_a_two_colour_mask_is_split_where_the_colour_changes():
     assert second[:, 28:].sum() == mask[:, 28:].sum() and second[:, :28].sum() == 0
 
 
-def test_the_twin_rejects_the_geometric_grasp_and_its_choice_carries_the_tool():
+def test_the_twin_rejects_the_geometric_grasp_and_its_choice_carries_the_tool(boxes_centre_of_mass):
     # the twin as the evaluation has it (the heaviest, most slippery tool of the default ranges)
     env = PhysWorldEnv("pick_tool", mode="residual")
     (truth,), _ = ground_truth_scene("pick_tool")
-    true_com, _ = _true_centre_of_mass(truth)
+    true_com, _ = boxes_centre_of_mass(truth)
     perceived = env.context.demo_initial
     top = (perceived @ env.proposals[0])[:3, 3]
     assert abs(top[1] - truth.pose.position[1]) < 0.005  # ranked by geometry: the middle of the bar first

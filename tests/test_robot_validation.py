@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from physforge.robot.env import PhysWorldEnv, Randomisation
-from physforge.robot.tasks import ground_truth_scene, matrix_of
+from physforge.robot.tasks import ground_truth_scene
 
 
 @pytest.fixture(scope="module")
@@ -15,20 +15,6 @@ def tool_env():
     env = PhysWorldEnv("pick_tool", mode="residual")
     env.reset(seed=0)
     return env
-
-
-def _true_centre_of_mass(body) -> np.ndarray:
-    import trimesh
-
-    frame = matrix_of(body.pose.position, body.pose.quaternion)
-    masses, centres = [], []
-    for geom in body.geoms:
-        box = trimesh.creation.box(extents=2 * np.array(geom.shape.half_extents),
-                                   transform=frame @ matrix_of(geom.pose.position, geom.pose.quaternion))
-        box.density = geom.material.density
-        masses.append(box.mass)
-        centres.append(box.center_mass)
-    return (np.array(masses)[:, None] * np.array(centres)).sum(0) / sum(masses)
 
 
 def _run(env, seed):
@@ -40,7 +26,7 @@ def _run(env, seed):
     return info["summary"]
 
 
-def test_validation_takes_the_best_holding_grasp_not_the_first(tool_env):
+def test_validation_takes_the_best_holding_grasp_not_the_first(tool_env, boxes_centre_of_mass):
     env = tool_env
     log = env.grasp_trial_log
     assert len(log) == env.grasp_trials  # every trial proposal was tried, not only up to the first that holds
@@ -52,7 +38,7 @@ def test_validation_takes_the_best_holding_grasp_not_the_first(tool_env):
     assert all(t["held"] for t in log[chosen]["offset_trials"])
     # oracle: the true tool's centre of mass (trimesh on its true boxes): the chosen grasp is nearer
     (truth,), _ = ground_truth_scene("pick_tool")
-    true_com = _true_centre_of_mass(truth)
+    true_com, _ = boxes_centre_of_mass(truth)
     along = {k: abs((env.context.demo_initial @ env.proposals[k])[1, 3] - true_com[1]) for k in (first, chosen)}
     assert along[chosen] < along[first] - 0.01
     # physics: worst-case mass and friction, the start 1.2-2 cm off toward the head (the bar lies
