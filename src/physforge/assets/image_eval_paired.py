@@ -175,17 +175,15 @@ def format_cell(cell: dict[str, Any] | None) -> str:
 
 
 def format_paired(paired: dict[str, Any], metrics: tuple[str, ...] = PAIRED_METRICS) -> str:
-    """A plain-text "VLM − baseline [95 % CI]" table, one block per split."""
+    """A plain-text "VLM − baseline [95 % CI]" table per split: a row per metric, a column per baseline."""
     lines = []
     for split, by_method in paired.get("splits", {}).items():
-        lines.append(f"{split}: VLM − baseline, mean per-object difference [95 % CI] "
-                     f"({paired['resamples']} paired resamples)")
-        for method, cells in by_method.items():
-            lines.append(f"  vs {method}")
-            lines.append("    " + "  ".join(f"{SHORT.get(m, m)}: {format_cell(cells.get(m))}"
-                                            for m in metrics[:5]))
-            lines.append("    " + "  ".join(f"{SHORT.get(m, m)}: {format_cell(cells.get(m))}"
-                                            for m in metrics[5:]))
+        lines.append(f"{split}: VLM − baseline, mean per-object difference [95 % CI], "
+                     f"{paired['resamples']} paired resamples")
+        lines.append("  " + f"{'metric':<8}" + "".join(f"{m:>28}" for m in by_method))
+        for metric in metrics:
+            lines.append("  " + f"{SHORT.get(metric, metric):<8}"
+                         + "".join(f"{format_cell(cells.get(metric)):>28}" for cells in by_method.values()))
     return "\n".join(lines)
 
 

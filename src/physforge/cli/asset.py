@@ -243,11 +243,11 @@ def eval_command(
                               max_objects=max_objects, max_per_category=max_per_category, gate=not no_gate)
         with console.status("evaluating"):
             result = evaluate_assets(cfg, overwrite=overwrite)
-        console.print(format_table(result), highlight=False)
+        console.print(format_table(result), highlight=False, soft_wrap=True)
         from physforge.assets.image_eval_paired import verdict_lines
 
         for line in verdict_lines(result["paired"]):
-            console.print(line, highlight=False)
+            console.print(line, highlight=False, soft_wrap=True)
         console.print(f"[green]wrote[/green] {out}/result.json")
         from physforge.cli.reporting import write_report
         from physforge.report import asset_eval_report
