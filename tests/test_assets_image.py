@@ -548,15 +548,15 @@ def test_eval_smoke_scores_the_model_and_both_baselines(builtin_generator, tiny_
     page = asset_eval_report(tmp_path / "eval", command="physforge asset eval").read_text()
     for split in ("test_objects", "test_categories"):
         assert split in page
-    # paired intervals against every baseline; one object per split: every resample is that object,
-    # so the interval collapses onto its difference, which the per-object rows give independently
+    # paired differences against every baseline; one object per split: its mean is the difference
+    # the per-object rows give independently, and no interval or verdict (every resample is that object)
     rows = {(r["split"], r["method"]): r for r in result["objects"]}
     assert saved["paired"] == result["paired"] and "VLM − baseline" in page
     for split in ("test_objects", "test_categories"):
         for method in ("nearest_neighbour", "category_mean_predicted", "category_mean_oracle"):
             cell = result["paired"]["splits"][split][method]["voxel_iou"]
             d = rows[(split, "vlm")]["voxel_iou"] - rows[(split, method)]["voxel_iou"]
-            assert cell["n"] == 1 and cell["mean"] == round(d, 4) and cell["ci95"] == [round(d, 4)] * 2
+            assert cell["n"] == 1 and cell["mean"] == round(d, 4) and cell["ci95"] is None and cell["verdict"] is None
     for method in METHODS:  # every method's row, with its IoU as the table shows it
         iou = result["table"]["test_objects"][method]["voxel_iou"]
         assert f"<td>{method}</td>" in page and str(round(iou, 3)) in page

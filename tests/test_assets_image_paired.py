@@ -117,3 +117,41 @@ def test_result_section_pairs_each_split_and_the_verdict_line():
     assert again == paired
     with pytest.raises(TypeError, match="rng"):
         paired_result({"objects": objects}, 0, resamples=2000)
+
+
+def test_a_failure_scores_the_worst_value_of_any_method_on_the_split():
+    # the module's rule: a failed generation with no value takes the worst value any method
+    # reached, so its penalty is the same whichever baseline it is paired with (here 0.9, reached
+    # only by the third method)
+    ok = {"parsed": True}
+    failed = {"parsed": False, "error": "unparseable", "scale_error_m": None}
+    vlm = _rows("vlm", "s", [dict(ok, scale_error_m=0.1), failed])
+    oracle = _rows("category_mean_oracle", "s", [dict(ok, scale_error_m=0.1), dict(ok, scale_error_m=0.2)])
+    nn = _rows("nearest_neighbour", "s", [dict(ok, scale_error_m=0.9), dict(ok, scale_error_m=0.2)])
+    out = paired_methods({"vlm": vlm, "category_mean_oracle": oracle, "nearest_neighbour": nn},
+                         np.random.default_rng(0), resamples=RESAMPLES, metrics=("scale_error_m",))
+    # vs the oracle: differences (0.0, 0.9 - 0.2) -> mean 0.35
+    assert out["category_mean_oracle"]["scale_error_m"]["mean"] == pytest.approx(0.35)
+    assert out["category_mean_oracle"]["scale_error_m"]["penalised"] == 1
+
+
+def test_a_penalised_failure_that_drops_out_is_not_counted_as_penalised():
+    # the baseline has no axis error for this object (its structure lacks the hinge): the pair is
+    # unmatched, so no penalty entered the mean
+    failed = {"parsed": False, "error": "unparseable", "axis_error_deg": None}
+    vlm = [{"parsed": True, "axis_error_deg": 10.0}, failed]
+    base = [{"parsed": True, "axis_error_deg": 30.0}, {"parsed": True, "axis_error_deg": None}]
+    diff, counts = difference_array(vlm, base, "axis_error_deg")
+    assert diff[0] == pytest.approx(-20.0) and np.isnan(diff[1])
+    assert counts == {"penalised": 0, "unmatched": 1}
+
+
+def test_one_object_gives_a_mean_but_no_interval_or_verdict():
+    # every resample of one object is that object: a zero-width interval is no evidence of a win
+    out = paired_methods({"vlm": _rows("vlm", "s", [{"voxel_iou": 0.9}]),
+                          "nn": _rows("nn", "s", [{"voxel_iou": 0.4}])},
+                         np.random.default_rng(0), resamples=RESAMPLES, metrics=("voxel_iou",))["nn"]["voxel_iou"]
+    assert out["n"] == 1 and out["mean"] == 0.5 and out["ci95"] is None and out["verdict"] is None
+    paired = {"resamples": RESAMPLES, "splits": {"s": {"nn": {"voxel_iou": out}}}}
+    assert verdict_lines(paired, metrics=("voxel_iou",)) == [
+        "s VLM vs nn (1 objects): IoU +0.500 (n=1, no interval)"]

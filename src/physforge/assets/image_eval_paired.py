@@ -20,7 +20,8 @@ Which objects count, per metric:
   without the true object's hinge has no axis error) is left out (``unmatched``).
 
 Where a resample holds none of a metric's objects, that resample is skipped for that metric
-(``nan`` ignored by the percentile).
+(``nan`` ignored by the percentile). A metric counted on one object has its mean but no interval
+and no verdict: every resample is that object, and a zero-width interval is no evidence.
 """
 
 from __future__ import annotations
@@ -52,29 +53,41 @@ def _failed(row: dict[str, Any]) -> bool:
     return not row.get("parsed", True) or "error" in row
 
 
-def difference_array(a: list[dict[str, Any]], b: list[dict[str, Any]], metric: str) -> tuple[np.ndarray, dict]:
+def worst_value(rows: list[dict[str, Any]], metric: str) -> float | None:
+    """The value a failed generation without one scores: the worst ``metric`` any of ``rows``
+    reached (0 for a higher-is-better metric), None where no row has it."""
+    defined = [r[metric] for r in rows if r.get(metric) is not None]
+    return (max(defined) if metric in LOWER_IS_BETTER else 0.0) if defined else None
+
+
+def difference_array(a: list[dict[str, Any]], b: list[dict[str, Any]], metric: str, *,
+                     worst: float | None = None) -> tuple[np.ndarray, dict]:
     """Per-object ``a - b`` of ``metric`` over objects paired by position ((n,) float64, nan where the
-    object does not count; see the module docstring), and the counts of penalised and unmatched objects."""
+    object does not count; see the module docstring), and the counts of penalised and unmatched objects.
+    worst: what a failure scores (None: ``worst_value`` of ``a`` and ``b``; ``paired_methods`` passes
+    the worst of every method on the split, so a failure costs the same against each baseline)."""
     if len(a) != len(b):
         raise ValueError(f"paired rows: {len(a)} rows for the first method and {len(b)} for the second; "
                          "pass the same objects in the same order (pair them by object_id)")
-    defined = [r[metric] for r in (*a, *b) if r.get(metric) is not None]
-    worst = (max(defined) if metric in LOWER_IS_BETTER else 0.0) if defined else None
+    if worst is None:
+        worst = worst_value([*a, *b], metric)
     diff = np.full(len(a), np.nan)
     penalised = unmatched = 0
     for i, (x, y) in enumerate(zip(a, b)):
-        values = []
+        values, filled = [], 0
         for row in (x, y):
             value = row.get(metric)
             if value is None and _failed(row) and worst is not None:
                 value = worst
-                penalised += 1
+                filled += 1
             values.append(value)
         if values[0] is None and values[1] is None:
             continue
         if values[0] is None or values[1] is None:
             unmatched += 1
             continue
+        # counted only where the penalty entered the mean, not for an object that then drops out
+        penalised += filled
         diff[i] = float(values[0]) - float(values[1])
     return diff, {"penalised": penalised, "unmatched": unmatched}
 
@@ -116,6 +129,8 @@ def paired_methods(rows: dict[str, list[dict[str, Any]]], rng: np.random.Generat
         raise ValueError("rows: the methods share no object_id, so there is nothing to pair")
     indices = bootstrap_indices(len(ids), resamples, rng)
     a = [keyed[reference][i] for i in ids]
+    every = [by_id[i] for by_id in keyed.values() for i in ids]
+    worst = {metric: worst_value(every, metric) for metric in metrics}
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for method, by_id in keyed.items():
         if method == reference:
@@ -123,12 +138,12 @@ def paired_methods(rows: dict[str, list[dict[str, Any]]], rng: np.random.Generat
         b = [by_id[i] for i in ids]
         out[method] = {}
         for metric in metrics:
-            diff, counts = difference_array(a, b, metric)
+            diff, counts = difference_array(a, b, metric, worst=worst[metric])
             mean, low, high = mean_interval(diff, indices)
             n = int((~np.isnan(diff)).sum())
             out[method][metric] = {"n": n, "mean": None if n == 0 else round(mean, DIGITS),
-                                   "ci95": None if n == 0 else [round(low, DIGITS), round(high, DIGITS)],
-                                   **counts, "verdict": verdict(metric, low, high) if n else None}
+                                   "ci95": [round(low, DIGITS), round(high, DIGITS)] if n >= 2 else None,
+                                   **counts, "verdict": verdict(metric, low, high) if n >= 2 else None}
     return out
 
 
@@ -170,6 +185,8 @@ def _signed(x: float) -> str:
 def format_cell(cell: dict[str, Any] | None) -> str:
     if cell is None or cell["mean"] is None:
         return "—"
+    if cell["ci95"] is None:
+        return f"{_signed(cell['mean'])} (n={cell['n']}, no interval)"
     low, high = cell["ci95"]
     return f"{_signed(cell['mean'])} [{_signed(low)}, {_signed(high)}]"
 
@@ -193,7 +210,7 @@ def verdict_lines(paired: dict[str, Any], metrics: tuple[str, ...] = VERDICT_MET
     lines = []
     for split, by_method in paired.get("splits", {}).items():
         for method, cells in by_method.items():
-            parts = [f"{SHORT.get(m, m)} {format_cell(cells[m])} {cells[m]['verdict']}"
+            parts = [" ".join(x for x in (SHORT.get(m, m), format_cell(cells[m]), cells[m]["verdict"]) if x)
                      for m in metrics if m in cells and cells[m]["mean"] is not None]
             n = max((cells[m]["n"] for m in metrics if m in cells), default=0)
             lines.append(f"{split} VLM vs {method} ({n} objects): " + "; ".join(parts))
