@@ -155,3 +155,12 @@ def test_one_object_gives_a_mean_but_no_interval_or_verdict():
     paired = {"resamples": RESAMPLES, "splits": {"s": {"nn": {"voxel_iou": out}}}}
     assert verdict_lines(paired, metrics=("voxel_iou",)) == [
         "s VLM vs nn (1 objects): IoU +0.500 (n=1, no interval)"]
+
+
+def test_verdict_knows_each_metrics_direction_and_refuses_an_unknown_one():
+    from physforge.assets.image_eval_paired import verdict
+
+    assert verdict("fscore", 0.01, 0.05) == "win" and verdict("scale_error_m", 0.01, 0.05) == "loss"
+    assert verdict("scale_error_m", -0.05, -0.01) == "win" and verdict("voxel_iou", -0.1, 0.1) == "tie"
+    with pytest.raises(ValueError, match="f_score"):
+        verdict("f_score", 0.01, 0.05)

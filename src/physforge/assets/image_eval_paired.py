@@ -149,6 +149,9 @@ def paired_methods(rows: dict[str, list[dict[str, Any]]], rng: np.random.Generat
 
 def verdict(metric: str, low: float, high: float) -> str:
     """"win" or "loss" for the reference when the interval excludes 0, else "tie"."""
+    if metric not in HIGHER_IS_BETTER and metric not in LOWER_IS_BETTER:
+        raise ValueError(f"metric {metric!r} has no known direction; add it to HIGHER_IS_BETTER or LOWER_IS_BETTER "
+                         "in physforge.assets.image_eval_paired")
     if low <= 0.0 <= high:
         return "tie"
     ahead = low > 0.0
