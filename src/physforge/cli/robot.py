@@ -58,7 +58,8 @@ def learn_command(
 @app.command("eval")
 def eval_command(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: results.md/json, runs/, trajectories/, dataset/."),
-    tasks: List[str] = typer.Option(["push", "pick_place", "stack", "open_drawer", "pick_wedge", "pick_tool"], "--task", help="Tasks (repeat)."),
+    tasks: List[str] = typer.Option(["push", "pick_place", "stack", "open_drawer", "pick_wedge", "pick_tool"], "--task",
+                                    help="Tasks (repeat)."),
     episodes: int = typer.Option(50, help="Seeded evaluation episodes per task and method."),
     train_steps: int = typer.Option(8192, help="PPO steps for scratch and residual each."),
     policy: Optional[Path] = typer.Option(None, help="Evaluate only this checkpoint (with --method) instead."),

@@ -32,8 +32,8 @@ HIDDEN_GEOM_GROUP = 5
 #: moment, still count as that frame (per-geom density round-off is ~1e-11 m).
 SAME_FRAME_TOLERANCE = 1e-9
 
-_MUTABLE_MODEL_FIELDS = ("body_mass", "body_inertia", "body_ipos", "body_iquat", "geom_friction", "geom_solref", "geom_contype",
-                         "geom_conaffinity", "geom_rgba", "geom_group", "dof_damping", "dof_frictionloss")
+_MUTABLE_MODEL_FIELDS = ("body_mass", "body_inertia", "body_ipos", "body_iquat", "geom_friction", "geom_solref",
+                         "geom_contype", "geom_conaffinity", "geom_rgba", "geom_group", "dof_damping", "dof_frictionloss")
 _STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 _BADQACC = int(mujoco.mjtWarning.mjWARN_BADQACC)
 _FULLPHYSICS = int(mujoco.mjtState.mjSTATE_FULLPHYSICS)
@@ -288,7 +288,8 @@ class Simulator:
         inertia = np.zeros((3, 3))
         for k in range(count):
             offset = unit["ipos"][k] - centre
-            inertia += densities[k] * unit["inertia"][k] + masses[k] * (offset @ offset * np.eye(3) - np.outer(offset, offset))
+            parallel_axis = masses[k] * (offset @ offset * np.eye(3) - np.outer(offset, offset))
+            inertia += densities[k] * unit["inertia"][k] + parallel_axis
         principal, axes = np.linalg.eigh(inertia)
         if np.linalg.det(axes) < 0:
             axes[:, 0] = -axes[:, 0]
