@@ -69,6 +69,21 @@ def test_residual_ppo_starts_at_zero_and_saves_a_loadable_checkpoint(tmp_path):
     expected = evaluate("push", "residual", 1, policy=model)
     assert payload["results"][0]["success_rate"] == expected.success_rate
     assert payload["episodes"][0]["records"][0]["seed"] == 10_000
+    # ... and a report.html that names the task, the method and the checkpoint, with results.json's success
+    from test_robot_report import _Tables
+
+    page = (out / "report.html").read_text()
+    assert str(tmp_path / "run" / "policy.zip") in page and "Robot checkpoint evaluation" in page
+    tables = _Tables()
+    tables.feed(page)
+    header, *rows = tables.tables[0]
+    row = payload["results"][0]
+    assert [dict(zip(header, cells)) for cells in rows] == [{
+        "task": "push", "method": "(c) base + residual", "episodes": "1", "train steps": "128",
+        "success (%)": f"{100 * row['success_rate']:.4g}",
+        "95 % CI (%)": f"{100 * row['success_ci95'][0]:.0f}–{100 * row['success_ci95'][1]:.0f}",
+        "tracking error (cm)": f"{round(100 * row['tracking_error_m'], 2):.4g}", "grasp failures (%)": "–"}]
+    assert "residual - retarget" not in page  # one method: nothing to compare
 
 
 def test_a_policy_acts_on_one_torch_thread_and_the_callers_count_is_restored():

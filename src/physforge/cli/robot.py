@@ -69,6 +69,8 @@ def eval_command(
     seed: int = typer.Option(0, help="Training seed."),
 ) -> None:
     """Compare (a) direct retargeting, (b) PPO from scratch and (c) base + residual PPO per task."""
+    from physforge.cli.reporting import write_report
+    from physforge.report import robot_eval_report
     from physforge.robot.experiment import CompareConfig, run_comparison
     from physforge.robot.learn import evaluate_checkpoint
 
@@ -78,6 +80,7 @@ def eval_command(
         if policy is not None:
             # an existing --out is empty here (checked above), so it may be replaced
             typer.echo(evaluate_checkpoint(policy, tuple(tasks), method, episodes, out, overwrite=out.exists())["table"])
+            write_report(robot_eval_report, out)
             return
         config = CompareConfig(tasks=tuple(tasks), episodes=episodes, train_steps=train_steps, seed=seed,
                                video=not no_video, curve_every=curve_every)
@@ -85,7 +88,4 @@ def eval_command(
         typer.echo(result["table"])
         typer.echo(f"mean success: {json.dumps(result['mean_success'])}; residual - retarget: "
                    f"{result['residual_minus_retarget_points']:+.1f} points")
-        from physforge.cli.reporting import write_report
-        from physforge.report import robot_eval_report
-
         write_report(robot_eval_report, out)

@@ -364,13 +364,28 @@ def robot_learning_curve(task: str, speed: dict):
 def robot_eval_report(folder: str | Path, *, command=None, clips: int = 2) -> Path:
     """Success rate (95 % Wilson interval), tracking error and grasp-failure rate per task and
     method; per task the learning curves of (b) and (c) against (a)'s success and the steps each
-    took to reach it; clips of successful rollouts."""
+    took to reach it; clips of successful rollouts. A folder from ``robot eval --policy`` (its
+    results.json names the ``policy``) has one method, no comparison and no curves: the page then
+    names the checkpoint and the configuration it was trained with instead."""
     folder = Path(folder)
     results = _json(folder / "results.json")
-    report = Report(f"Robot evaluation {folder.name}", command=command,
-                    subtitle="(a) direct retargeting, (b) PPO from scratch, (c) grounded base + residual PPO")
     rows = results["results"]
-    report.add_table(robot_result_rows(results), caption="grasp failures: – where the task has no grasp (push)")
+    checkpoint = results.get("policy")
+    if checkpoint is None:
+        report = Report(f"Robot evaluation {folder.name}", command=command,
+                        subtitle="(a) direct retargeting, (b) PPO from scratch, (c) grounded base + residual PPO")
+        table = robot_result_rows(results)
+    else:
+        trained = results.get("policy_config") or {}
+        report = Report(f"Robot checkpoint evaluation {folder.name}", command=command,
+                        subtitle="one saved policy on seeded episodes, no (a)/(b)/(c) comparison")
+        report.add_text(f"checkpoint {checkpoint}: {ROBOT_METHOD_LABELS.get(trained.get('method'), '?')} policy "
+                        f"trained on {trained.get('task', '?')} for {trained.get('total_steps', '?')} PPO steps "
+                        f"(seed {trained.get('seed', '?')}), evaluated on "
+                        f"{', '.join(dict.fromkeys(r['task'] for r in rows))}")
+        # the rows carry no step count of their own (EvalResult.train_steps is 0 for a loaded policy)
+        table = [{**row, "train steps": trained.get("total_steps")} for row in robot_result_rows(results)]
+    report.add_table(table, caption="grasp failures: – where the task has no grasp (push)")
     tasks = sorted({r["task"] for r in rows})
     methods = list(dict.fromkeys(r["method"] for r in rows))  # every method the run compared, in its order
     series = {m: [next((100 * r["success_rate"] for r in rows if r["task"] == t and r["method"] == m), 0.0)
@@ -384,8 +399,9 @@ def robot_eval_report(folder: str | Path, *, command=None, clips: int = 2) -> Pa
                            "mean": round(float(np.mean(known)), 1) if (known := [v for v in values if v is not None])
                            else None} for m, values in failures.items()],
                          caption="grasp failure rate per method (%), over the tasks with a grasp", digits=3)
-    report.add_text(f"mean success {json.dumps(results['mean_success'])}; residual - retarget: "
-                    f"{results['residual_minus_retarget_points']:+.1f} points")
+    if "residual_minus_retarget_points" in results:  # only a comparison has (a) and (c) to subtract
+        report.add_text(f"mean success {json.dumps(results['mean_success'])}; residual - retarget: "
+                        f"{results['residual_minus_retarget_points']:+.1f} points")
     speed = results.get("speed") or {}
     curves = [(task, robot_learning_curve(task, speed[task])) for task in tasks if task in speed]
     if any(figure is not None for _, figure in curves):
