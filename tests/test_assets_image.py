@@ -713,3 +713,24 @@ def test_cli_from_image_writes_a_gated_asset_with_its_report_and_refuses_a_non_i
     (tmp_path / "notes.png").write_text("not an image")
     bad = runner.invoke(app, ["asset", "from-image", str(tmp_path / "notes.png"), "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and not (tmp_path / "bad").exists()
+
+
+def test_a_failed_generation_leaves_joint_accuracy_undefined_where_the_object_has_no_moving_joint(tiny_image_data):
+    import dataclasses
+
+    from physforge.assets.image_data import read_split
+    from physforge.assets.image_eval import failed_metrics, summarise, truths
+
+    out, _, _ = tiny_image_data
+    jointed = truths(read_split(out, "test_objects"), 0)[0]
+    assert any(g.index != 0 for g in jointed.annotation.groups)
+    annotation = jointed.annotation
+    (base,) = [g for g in annotation.groups if g.index == 0]
+    welded = dataclasses.replace(base, parts=tuple(p.label for p in annotation.parts))  # every part in the base
+    rigid = dataclasses.replace(jointed, annotation=dataclasses.replace(annotation, groups=(welded,)))
+    assert failed_metrics("x", True, jointed)["joint_type_accuracy"] == 0.0
+    # a success on a jointed object and a failure on a rigid one: the rigid object has no joint to
+    # get wrong, so the table's joint accuracy is the success's alone (a 0 there made it 0.5)
+    success = {"parsed": True, "joint_type_accuracy": 1.0}
+    table = summarise([success, failed_metrics("unparsed", True, rigid)])
+    assert table["joint_type_accuracy"] == 1.0 and table["joint_type_accuracy_n"] == 1

@@ -347,10 +347,16 @@ def metrics(pred_annotation, pred_voxels, truth: Truth, *, true_meshes, pred_ass
     return out
 
 
-def failed_metrics(reason: str, gate: bool) -> dict[str, Any]:
+def failed_metrics(reason: str, gate: bool, truth: Truth) -> dict[str, Any]:
+    """The row of a generation that failed to parse: 0 for what a success would score in [0, 1],
+    None for the errors it has no value for. Joint-type accuracy stays undefined (None) for an
+    object with no moving joint, as in a successful row, so failures do not put a 0 into a mean
+    that leaves such objects out."""
+    moving = any(g.index != 0 for g in truth.annotation.groups)
     return {"parsed": False, "error": reason, "category_accuracy": 0.0, "voxel_iou": 0.0, "chamfer_m": None,
             "fscore": 0.0,
-            "joint_type_accuracy": 0.0, "axis_error_deg": None, "pivot_distance_m": None, "range_error_deg": None,
+            "joint_type_accuracy": 0.0 if moving else None, "axis_error_deg": None, "pivot_distance_m": None,
+            "range_error_deg": None,
             "range_error_m": None, "scale_error_m": None, "material_accuracy": 0.0,
             "gate_pass": 0.0 if gate else None}
 
@@ -399,7 +405,7 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
         try:
             asset, notes = build_generated(annotation, voxels)
         except PhysforgeError as err:
-            return failed_metrics(f"decode: {err}", config.gate) | {
+            return failed_metrics(f"decode: {err}", config.gate, truth) | {
                 "parsed": True, "category_accuracy": float(annotation.category == truth.category)}
         report = run_gate(asset.world) if config.gate else None
         passed = bool(report["passed"]) if report is not None else None
@@ -438,7 +444,7 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
                                       repairs=len(generation["repairs"]),
                                       predicted_category=generation["annotation"].category)
             except GenerationParseError as err:
-                entries["vlm"] = failed_metrics(str(err), config.gate)
+                entries["vlm"] = failed_metrics(str(err), config.gate, truth)
             neighbour = nn.predict(truth.image_png)
             entries["nearest_neighbour"] = score(neighbour.annotation, neighbour.voxels, truth, true_meshes)
             entries["nearest_neighbour"]["retrieved"] = neighbour.object_id
