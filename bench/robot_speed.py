@@ -9,8 +9,8 @@ per second of wall time including updates. time_to_target: for each task, wall t
 environment steps until the residual (c) and scratch (b) policies reach the ``--target``
 method's success rate on ``--eval-episodes`` seeded episodes, checked after every PPO
 rollout-chunk of ``--ppo-steps`` up to ``--max-steps`` (null: not reached). With the default
-target, (a) direct retargeting, (c) is there at step 0 (its zero residual is the base, which
-equals (a) on these tasks); ``--target feedback`` (the hand-written closed-loop residual) times
+target, (a) direct retargeting, (c) starts from its base (validated grasp, zero residual), which
+is at or above (a) on most tasks, so it is usually there at step 0; ``--target feedback`` (the hand-written closed-loop residual) times
 how long PPO takes to learn the correction. All times are wall clock (time.perf_counter), so on
 a shared machine they depend on the load; the 1-minute load average before and after is in
 ``machine``. One process, one torch thread; no timed asserts.
