@@ -56,8 +56,9 @@ import numpy as np
 
 from physforge.errors import SimulationUnstable
 from physforge.robot import panda
-from physforge.robot.tasks import CONTROL_DT, DRAWER_OPENING, TaskContext, definition, prepare_task, quaternion_of
-from physforge.world import Box, Camera, Ground, Material, World
+from physforge.robot.tasks import (CONTROL_DT, DRAWER_OPENING, TaskContext, definition, geom_points, prepare_task,
+                                   quaternion_of)
+from physforge.world import Box, Camera, Ground, Material, Mesh, World
 
 MODES = ("residual", "retarget", "scratch")
 OBSERVATION_FIELDS = (("object_position", 3), ("object_quaternion", 4), ("approach_error", 3), ("tracking_error", 3),
@@ -224,23 +225,12 @@ def _hull_vertices(body) -> np.ndarray | None:
     """(n, 3) m, body frame: the vertices of the body's convex mesh geoms together (a reconstructed
     object: one hull, or one per material part), or the corners of its boxes if it is made of boxes
     only (a ground-truth body, perception off), else None."""
-    from physforge.robot.tasks import matrix_of
-    from physforge.world import Mesh
-
     geoms = [g for g in body.geoms if g.collide]
     meshes = all(isinstance(g.shape, Mesh) and g.shape.vertices is not None for g in geoms)
     boxes = all(isinstance(g.shape, Box) for g in geoms)
     if not geoms or not (meshes or boxes):
         return None
-    parts = []
-    for geom in geoms:
-        transform = matrix_of(geom.pose.position, geom.pose.quaternion)
-        if boxes:
-            points = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * geom.shape.half_extents
-        else:
-            points = np.asarray(geom.shape.vertices) * np.array(geom.shape.scale)
-        parts.append(points @ transform[:3, :3].T + transform[:3, 3])
-    return np.concatenate(parts)
+    return np.concatenate([geom_points(g) for g in geoms])
 
 
 def _proposals_along_axis(vertices: np.ndarray, points_each_side: int | None = AXIS_GRASP_POINTS

@@ -131,22 +131,24 @@ def material_prior(task: str, name: str):
     return MaterialPrior()
 
 
+def geom_points(geom: Geom) -> np.ndarray | None:
+    """(n, 3) m, body frame: a box geom's 8 corners or an array mesh geom's scaled vertices, placed
+    by the geom's pose; None for any other shape."""
+    shape = geom.shape
+    if isinstance(shape, Box):
+        points = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * shape.half_extents
+    elif isinstance(shape, Mesh) and shape.vertices is not None:
+        points = np.asarray(shape.vertices) * np.array(shape.scale)
+    else:
+        return None
+    transform = matrix_of(geom.pose.position, geom.pose.quaternion)
+    return points @ transform[:3, :3].T + transform[:3, 3]
+
+
 def extent(body: Body) -> np.ndarray | None:
     """(3,) m, the axis-aligned size, body frame, of the body's colliding geoms that are boxes or array
     meshes together, else None."""
-    corners = []
-    for geom in body.geoms:
-        shape = geom.shape
-        if not geom.collide:
-            continue
-        if isinstance(shape, Box):
-            points = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * shape.half_extents
-        elif isinstance(shape, Mesh) and shape.vertices is not None:
-            points = np.asarray(shape.vertices) * np.array(shape.scale)
-        else:
-            continue
-        transform = matrix_of(geom.pose.position, geom.pose.quaternion)
-        corners.append(points @ transform[:3, :3].T + transform[:3, 3])
+    corners = [points for points in (geom_points(g) for g in body.geoms if g.collide) if points is not None]
     return np.ptp(np.concatenate(corners), axis=0) if corners else None
 
 
