@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+from PIL import Image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -209,12 +210,15 @@ def test_from_image_builtin_model_reads_the_image_and_writes_a_gated_asset(built
     assert recheck["passed"] == result["report"]["passed"] and recheck["failed"] == result["report"]["failed"]
 
 
-def test_each_geometry_round_is_asked_in_the_training_conversation_layout(monkeypatch):
+@pytest.mark.parametrize("reference", [None, "Reference:\nname: box\ncells 0: 0 0 0 1 1 1"])
+def test_each_geometry_round_is_asked_in_the_training_conversation_layout(monkeypatch, reference):
     """At inference, part k's round must see the image, the global answer and rounds 0..k-1, as
     every training conversation (``image_text.conversation``) shows them; the oracle is that
-    function applied to the generated annotation and voxels."""
+    function applied to the generated annotation and voxels. A retrieval model's rounds all carry
+    the retrieved reference in the first turn, as its training conversations do."""
     import physforge.vlm
     from physforge.assets.image_model import AssetGenerator
+    from physforge.assets.image_retrieval import Neighbour
     from physforge.assets.image_text import GLOBAL_PROMPT, conversation
 
     source = generate("cabinet", object_rng(0, 3), seed=0)
@@ -234,16 +238,21 @@ def test_each_geometry_round_is_asked_in_the_training_conversation_layout(monkey
     generator.model = generator.processor = None
     generator.resolution, generator.geometry_tokens = 16, [0]
     generator.max_global_tokens, generator.max_part_tokens = 10, 10
+    generator.retrieval = None
+    if reference is not None:
+        generator.retrieve = lambda picture, exclude_object=None: Neighbour("train-box-0007", "box", reference, 0.9)
     result = generator.generate(np.zeros((32, 32, 3), np.uint8))
     assert len(asked) == 1 + len(truth.parts)
+    assert result["retrieved"] == (None if reference is None else "train-box-0007")
 
     def texts(messages):
         return [(m["role"], [c.get("text") for c in m["content"] if c["type"] == "text"],
                  [c["type"] for c in m["content"]]) for m in messages]
 
-    expected = conversation(result["annotation"], result["voxels"])
-    assert expected[0]["content"][1]["text"] == GLOBAL_PROMPT
-    for k in range(1, len(asked)):
+    expected = conversation(result["annotation"], result["voxels"], reference=reference)
+    assert expected[0]["content"][-1]["text"] == GLOBAL_PROMPT
+    assert expected[0]["content"][1]["text"] == (GLOBAL_PROMPT if reference is None else reference)
+    for k in range(len(asked)):
         # round k's prompt is the training conversation up to and including part k's question
         assert texts(asked[k]) == texts(expected[:2 * k + 1])
     for label, occupancy in result["voxels"].items():
@@ -695,6 +704,66 @@ def test_train_vlm_reproduce_command_with_a_tiny_config_then_lora(tiny_image_dat
 
     with pytest.raises(AssetVLMConfigError, match="init_model"):
         AssetVLMConfig(data="d", out="o", base_model="a", init_model="b")
+
+
+def test_train_vlm_with_retrieval_keeps_its_index_and_generates_with_the_same_neighbour(tiny_image_data, tmp_path,
+                                                                                         monkeypatch):
+    """A tiny retrieval-augmented run: SFT sees each row with another object's reference, the model
+    folder holds an index that its (frozen) vision tower reproduces, and generation retrieves the
+    neighbour that asset eval's nearest-neighbour baseline copies."""
+    import physforge.vlm
+    from physforge.assets.image_data import read_split
+    from physforge.assets.image_eval import NearestNeighbour, truths
+    from physforge.assets.image_model import (MODEL_META, AssetGenerator, AssetVLMConfig, AssetVLMConfigError,
+                                              train_asset_vlm)
+    from physforge.assets.image_retrieval import INDEX_FILE, embed_images, load_index
+    from physforge.assets.image_text import reference_from_conversation
+    from physforge.images import load_image
+
+    out, _, _ = tiny_image_data
+    seen = []
+    original = physforge.vlm.sft_train
+
+    def recording_sft(model, processor, train_dataset, **kwargs):
+        seen.extend(train_dataset["messages"])
+        return original(model, processor, train_dataset, **kwargs)
+
+    monkeypatch.setattr(physforge.vlm, "sft_train", recording_sft)
+    config = AssetVLMConfig(data=str(out), out=str(tmp_path / "rag"), steps=2, batch_size=2, hidden=32, heads=2,
+                            layers=1, image_size=32, patch_size=8, vocab_size=400, vision_pretrain_epochs=1,
+                            freeze_vision=True, retrieval=True)
+    summary = train_asset_vlm(config)
+    train_rows = read_split(out, "train")
+    train_ids = {r["object_id"] for r in train_rows}
+    assert summary["retrieval"] == {"rows": len(train_rows), "objects": len(train_ids)}
+    assert json.loads((tmp_path / "rag" / "model" / MODEL_META).read_text())["retrieval"] is True
+    # every SFT row carries a reference, and never its own object's (leave-one-object-out)
+    own = {reference_from_conversation(r["messages"]) for r in train_rows}
+    assert len(seen) == len(train_rows)
+    for messages in seen:
+        texts = [c["text"] for c in messages[0]["content"] if c["type"] == "text"]
+        assert len(texts) == 2 and texts[0].startswith("Reference:\n") and texts[0] in own
+        assert texts[0] != reference_from_conversation([{"role": "user", "content": messages[0]["content"][-1:]}]
+                                                       + messages[1:])
+    generator = AssetGenerator(tmp_path / "rag" / "model", max_global_tokens=8, max_part_tokens=4)
+    index = load_index(tmp_path / "rag" / "model")
+    # the saved model's vision tower still embeds the training images as the index holds them
+    pictures = [Image.fromarray(load_image(r["images"][0]["bytes"])) for r in train_rows]
+    np.testing.assert_allclose(embed_images(generator.model, generator.processor, pictures), index.embeddings,
+                               atol=2 ** -10)
+    test = truths(read_split(out, "test_objects"), 0)[0]
+    retrieved = generator.generate_global(load_image(test.image_png))["retrieved"]
+    nn = NearestNeighbour(generator, truths(train_rows, None))
+    assert nn.uses_model_index and retrieved in train_ids and nn.predict(test.image_png).object_id == retrieved
+    # an image of the training set can be kept from retrieving its own object
+    first = train_rows[0]
+    assert generator.generate_global(load_image(first["images"][0]["bytes"]),
+                                     exclude_object=first["object_id"])["retrieved"] != first["object_id"]
+    assert (tmp_path / "rag" / "model" / INDEX_FILE).stat().st_size < 100_000
+    with pytest.raises(AssetVLMConfigError, match="retrieval.*freeze_vision true and give init_model"):
+        AssetVLMConfig(data="d", out="o", retrieval=True, vision_pretrain_epochs=1)
+    with pytest.raises(AssetVLMConfigError, match="retrieval.*LoRA on base_model"):
+        AssetVLMConfig(data="d", out="o", retrieval=True, base_model="b", freeze_vision=True)
 
 
 @pytest.mark.slow

@@ -382,7 +382,9 @@ def asset_from_image(image_path: str | Path, out_dir: str | Path, model: str | P
               "tokens": generation["tokens"], "seconds": round(generation["seconds"], 3),
               "mean_logprob": generation["mean_logprob"] if math.isfinite(generation["mean_logprob"]) else None,
               "low_confidence": low_confidence, "low_confidence_threshold": LOW_CONFIDENCE_LOGPROB,
-              "resolution": generation["resolution"]}
+              "resolution": generation["resolution"],
+              # a retrieval-augmented model's neighbour, whose text was in its prompt (None without)
+              "retrieved": generation.get("retrieved")}
     with staged_directory(out_dir, overwrite=overwrite) as staging:
         # write_asset stages and renames onto ``staging`` itself; everything stays inside ours
         report = write_asset(asset, staging, overwrite=True,

@@ -215,51 +215,44 @@ def _mean_part(grids: list[np.ndarray]) -> np.ndarray:
 
 
 class NearestNeighbour:
-    """Retrieval by the model's vision-tower embedding (mean-pooled, L2-normalised)."""
+    """Retrieval (``image_retrieval``: the model's vision-tower embedding, mean-pooled, L2-normalised)
+    of the training object nearest to an image, copied whole.
+
+    A retrieval-augmented model's own index is used when it holds exactly this dataset's training
+    objects, so the baseline copies the very neighbour whose text the model was shown and the
+    paired VLM - NN difference is what the model adds; otherwise an index over ``train`` is built
+    here (float32, as before that index existed)."""
 
     def __init__(self, generator, train: list[Truth]):
+        from physforge.assets.image_retrieval import RetrievalIndex, embed_images
+
         self.generator = generator
-        self.train = train
-        self.bank = np.concatenate([self.embed([t.image_png for t in train[i:i + 64]])
-                                    for i in range(0, len(train), 64)])
-
-    def embed(self, pngs: list[bytes]) -> np.ndarray:
-        import torch
-
-        from physforge.images import load_image
-
-        processor, model = self.generator.processor, self.generator.model
-        images = [[_pil(load_image(b))] for b in pngs]
-        pixels = processor.image_processor(images, return_tensors="pt")["pixel_values"]
-        pixels = pixels.reshape(-1, *pixels.shape[-3:]).to(next(model.parameters()).dtype)
-        vision = _vision_tower(model)
-        with torch.no_grad():
-            features = vision(pixel_values=pixels).last_hidden_state.mean(1).numpy()
-        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        self.by_object = {t.object_id: t for t in reversed(train)}  # first row of each object
+        own = getattr(generator, "retrieval", None)
+        self.uses_model_index = own is not None and set(own.object_ids) == set(self.by_object)
+        if self.uses_model_index:
+            self.index = own
+        else:
+            embeddings = embed_images(generator.model, generator.processor, [_pil(t.image_png) for t in train])
+            ids = list(dict.fromkeys(t.object_id for t in train))
+            position = {o: k for k, o in enumerate(ids)}
+            self.index = RetrievalIndex(embeddings, np.array([position[t.object_id] for t in train], dtype=np.int64),
+                                        tuple(ids), tuple(self.by_object[o].category for o in ids),
+                                        tuple("" for _ in ids))
 
     def predict(self, png: bytes) -> Truth:
-        score = self.bank @ self.embed([png])[0]
-        return self.train[int(np.argmax(score))]
+        from physforge.assets.image_retrieval import embed_images
+
+        query = embed_images(self.generator.model, self.generator.processor, [_pil(png)])[0]
+        return self.by_object[self.index.object_ids[int(self.index.row_objects[self.index.nearest_row(query)])]]
 
 
-def _pil(array: np.ndarray):
+def _pil(png: bytes):
     from PIL import Image
 
-    return Image.fromarray(array)
+    from physforge.images import load_image
 
-
-def _vision_tower(model):
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    for path in ("model.vision_model", "vision_model", "model.visual", "visual"):
-        current = base
-        for name in path.split("."):
-            current = getattr(current, name, None)
-        if current is not None:
-            return current
-    from physforge.checkpoints import CheckpointError
-
-    raise CheckpointError(getattr(model, "name_or_path", "model"), "has no vision tower that nearest-neighbour "
-                          "retrieval can embed images with (expected an Idefics3-style model.vision_model)")
+    return Image.fromarray(load_image(png))
 
 
 # -- metrics ----------------------------------------------------------------------------------
@@ -443,6 +436,8 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
                 entries["vlm"].update(tokens=generation["tokens"], seconds=round(generation["seconds"], 3),
                                       repairs=len(generation["repairs"]),
                                       predicted_category=generation["annotation"].category)
+                if generation.get("retrieved") is not None:  # a retrieval model: the neighbour in its prompt
+                    entries["vlm"]["retrieved"] = generation["retrieved"]
             except GenerationParseError as err:
                 entries["vlm"] = failed_metrics(str(err), config.gate, truth)
             neighbour = nn.predict(truth.image_png)

@@ -65,6 +65,12 @@ class AssetVLMConfig(JsonConfig):
     data: the first run sees each row less than once in its steps. Skips vision pretraining.
     threads: torch CPU threads (0: torch's default). One is the default because on a shared
     2-core machine two threads spin on each other: measured 5-10x slower per step under load.
+    retrieval: train a retrieval-augmented model: every conversation's first user turn carries
+    the target text of the training object whose image is nearest in the model's vision-tower
+    embedding (``assets.image_retrieval``; another object's, never a view of the row's own), and
+    the model folder keeps that index so inference retrieves the same way. Needs a vision tower
+    that SFT leaves unchanged (freeze_vision, and init_model or vision_pretrain_epochs), or the
+    saved index would no longer match the saved model.
     """
 
     data: str
@@ -89,6 +95,7 @@ class AssetVLMConfig(JsonConfig):
     global_repeats: int = 0
     freeze_vision: bool = False
     init_model: str | None = None
+    retrieval: bool = False
 
     error_type = AssetVLMConfigError
 
@@ -128,6 +135,17 @@ class AssetVLMConfig(JsonConfig):
         check_int("global_repeats", self.global_repeats, 0, 100, e)
         if not isinstance(self.freeze_vision, bool):
             raise e("freeze_vision", f"expected true or false, got {self.freeze_vision!r}")
+        if not isinstance(self.retrieval, bool):
+            raise e("retrieval", f"expected true or false, got {self.retrieval!r}")
+        if self.retrieval and self.base_model is not None:
+            raise e("retrieval", "a retrieval model embeds images with a vision tower trained here; LoRA on "
+                    "base_model changes the tower after the index is built. Leave base_model out (use init_model)")
+        if self.retrieval and not (self.freeze_vision and (self.init_model is not None
+                                                           or self.vision_pretrain_epochs > 0)):
+            raise e("retrieval", "retrieval needs a trained vision tower kept frozen during SFT, so the saved "
+                    "index matches the saved model: set freeze_vision true and give init_model (or "
+                    f"vision_pretrain_epochs > 0); got freeze_vision={self.freeze_vision}, init_model="
+                    f"{self.init_model!r}, vision_pretrain_epochs={self.vision_pretrain_epochs}")
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -160,9 +178,11 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
                                   "'physforge asset image-data --out DIR'")
     info = json.loads(info_path.read_text())
     train = load_dataset("parquet", data_files={"train": str(train_path)}, split="train")
+    split_rows = train  # the whole train split, in file order: what a retrieval index holds
     train = train.shuffle(seed=config.seed).select(range(min(config.max_train_examples, len(train))))
     columns = train.select_columns(["category", "annotation", "images"])
-    train = train.select_columns(["messages", "images"])
+    # object_id and view stay until retrieval has matched each row to its neighbour
+    train = train.select_columns(["messages", "images", "object_id", "view"])
     if config.global_repeats:
         from datasets import concatenate_datasets
 
@@ -197,6 +217,10 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
         from physforge.vlm import vision_tower
 
         vision_tower(model).requires_grad_(False)
+    index = None
+    if config.retrieval:
+        index, train = _with_references(model, processor, split_rows, train)
+    train = train.select_columns(["messages", "images"])
     tokenizer = processor.tokenizer
     lengths = [len(tokenizer(processor.apply_chat_template(m, tokenize=False))["input_ids"])
                for m in train["messages"][:200]]
@@ -209,9 +233,12 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
     model_dir = out / "model"
     trainer.model.save_pretrained(model_dir)
     processor.save_pretrained(model_dir)
-    write_json(model_dir / MODEL_META, {"kind": "physforge.asset_vlm", "resolution": info["resolution"],
-                                        "image_size": config.image_size, "train_categories":
-                                        info["categories"]["train"]})
+    meta = {"kind": "physforge.asset_vlm", "resolution": info["resolution"], "image_size": config.image_size,
+            "train_categories": info["categories"]["train"]}
+    if index is not None:
+        index.save(model_dir)
+        meta["retrieval"] = True  # a folder that says so but lacks its index is refused on load
+    write_json(model_dir / MODEL_META, meta)
     shutil.rmtree(out / "trainer", ignore_errors=True)
     summary = {"steps": config.steps, "parameters": n_params, "train_examples": len(train),
                "mode": "lora" if peft_config is not None else "continued" if config.init_model else "scratch",
@@ -220,11 +247,33 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
                "final_loss": round(float(losses[-1]), 5) if losses else None, "losses": losses,
                "train_images_per_second": round(config.steps * config.batch_size / seconds, 3) if seconds else None,
                "mean_text_tokens": float(np.mean(lengths)) if lengths else None, "model": str(model_dir),
-               "vision_pretrain": vision}
+               "vision_pretrain": vision,
+               "retrieval": None if index is None else {"rows": int(len(index.row_objects)),
+                                                        "objects": len(index.object_ids)}}
     if not np.isfinite(summary["train_loss"]):
         raise AssetVLMConfigError("lr", f"training loss is {summary['train_loss']}; lower --lr")
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _with_references(model, processor, split_rows, train):
+    """(index over the whole train split, training rows whose first turn carries their
+    leave-one-object-out neighbour's reference). The rows are matched to the index by
+    (object_id, view)."""
+    from physforge.assets.image_retrieval import build_index, references_of_rows
+    from physforge.assets.image_text import with_reference
+
+    object_ids = split_rows["object_id"]
+    start = time.process_time()
+    index = build_index(model, processor, _pil_images(split_rows["images"]), object_ids, split_rows["category"],
+                        references_of_rows(split_rows["messages"], object_ids))
+    neighbours = index.leave_one_object_out()
+    reference = {(o, v): index.references[k] for o, v, k in zip(object_ids, split_rows["view"], neighbours)}
+    LOG.info("retrieval index: %d images of %d objects in %.1f CPU-s", len(object_ids), len(index.object_ids),
+             time.process_time() - start)
+    train = train.map(lambda row: {"messages": with_reference(row["messages"],
+                                                              reference[(row["object_id"], row["view"])])})
+    return index, train
 
 
 def _pil_images(column) -> list:
@@ -290,6 +339,10 @@ class AssetGenerator:
         generator = AssetGenerator()                  # the built-in model, or AssetGenerator(path)
         result = generator.generate(rgb)              # rgb: (H, W, 3) uint8
         result["annotation"], result["voxels"]        # AssetAnnotation, label -> (n, n, n) bool
+
+    A retrieval-augmented model (its folder holds ``image_retrieval.INDEX_FILE``) first retrieves
+    the training object nearest to the image and asks with its reference text
+    (``image_text.first_user_turn``); ``result["retrieved"]`` names it (None without retrieval).
     """
 
     def __init__(self, model: str | Path | None = None, *, max_global_tokens: int = 500,
@@ -309,30 +362,47 @@ class AssetGenerator:
         self.image_size = int(meta.get("image_size", 96))
         self.geometry_tokens = token_whitelist(self.processor.tokenizer, GEOMETRY_CHARACTERS)
         self.max_global_tokens, self.max_part_tokens = max_global_tokens, max_part_tokens
+        from physforge.assets.image_retrieval import INDEX_FILE, load_index
 
-    def generate_global(self, image: np.ndarray) -> dict[str, Any]:
+        # load_index names the missing file and the fix when the folder says it has one
+        self.retrieval = load_index(path) if meta.get("retrieval") or (path / INDEX_FILE).is_file() else None
+
+    def retrieve(self, picture, exclude_object: str | None = None):
+        """The training object nearest to one PIL image (``image_retrieval.Neighbour``), or None for a
+        model without retrieval. exclude_object: never that object (for an image of the training set)."""
+        if self.retrieval is None:
+            return None
+        from physforge.assets.image_retrieval import embed_images
+
+        return self.retrieval.neighbour(embed_images(self.model, self.processor, [picture])[0], exclude_object)
+
+    def generate_global(self, image: np.ndarray, exclude_object: str | None = None) -> dict[str, Any]:
         """Round 1 only (name, category, size, parts, joints) for one RGB image (H, W, 3) uint8:
-        ``vlm.generate``'s dict. What the image ablation of ``asset eval`` compares."""
+        ``vlm.generate``'s dict (plus ``retrieved``). What the image ablation of ``asset eval`` compares."""
         from PIL import Image
 
-        from physforge.assets.image_text import GLOBAL_PROMPT
+        from physforge.assets.image_text import first_user_turn
         from physforge.vlm import generate
 
         picture = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": GLOBAL_PROMPT}]}]
-        return generate(self.model, self.processor, messages, [picture], max_new_tokens=self.max_global_tokens)
+        neighbour = self.retrieve(picture, exclude_object)
+        messages = [first_user_turn(neighbour.reference if neighbour is not None else None)]
+        return generate(self.model, self.processor, messages, [picture], max_new_tokens=self.max_global_tokens) | {
+            "retrieved": neighbour.object_id if neighbour is not None else None}
 
-    def generate(self, image: np.ndarray) -> dict[str, Any]:
+    def generate(self, image: np.ndarray, exclude_object: str | None = None) -> dict[str, Any]:
         """Text -> schema -> voxels for one RGB image (H, W, 3) uint8. Raises GenerationParseError
-        when the global answer cannot be repaired into an annotation."""
+        when the global answer cannot be repaired into an annotation. exclude_object: a retrieval
+        model never retrieves that training object (for an image of the training set)."""
         from PIL import Image
 
-        from physforge.assets.image_text import GLOBAL_PROMPT, geometry_prompt, parse_geometry, parse_global
+        from physforge.assets.image_text import first_user_turn, geometry_prompt, parse_geometry, parse_global
         from physforge.vlm import generate
 
         start = time.perf_counter()
         picture = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
-        messages: list[dict] = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": GLOBAL_PROMPT}]}]
+        neighbour = self.retrieve(picture, exclude_object)
+        messages: list[dict] = [first_user_turn(neighbour.reference if neighbour is not None else None)]
         first = generate(self.model, self.processor, messages, [picture], max_new_tokens=self.max_global_tokens)
         parsed = parse_global(first["text"])
         messages.append({"role": "assistant", "content": [{"type": "text", "text": first["text"]}]})
@@ -356,4 +426,6 @@ class AssetGenerator:
         return {"global_text": first["text"], "annotation": parsed.annotation, "repairs": list(parsed.repairs),
                 "part_texts": part_texts, "voxels": voxels, "dropped_cuboids": dropped, "tokens": tokens,
                 "mean_logprob": logprob_sum / max(1, tokens), "global_truncated": first["truncated"],
-                "seconds": time.perf_counter() - start, "resolution": self.resolution}
+                "seconds": time.perf_counter() - start, "resolution": self.resolution,
+                "retrieved": neighbour.object_id if neighbour is not None else None,
+                "retrieved_similarity": neighbour.similarity if neighbour is not None else None}

@@ -105,9 +105,12 @@ def geometry_text(occupancy: np.ndarray) -> str:
     return encode(occupancy, "boxes")
 
 
-def conversation(annotation: AssetAnnotation, occupancies: dict[int, np.ndarray]) -> list[dict]:
+def conversation(annotation: AssetAnnotation, occupancies: dict[int, np.ndarray], *,
+                 reference: str | None = None) -> list[dict]:
     """The multi-round chat (TRL conversational form) of one object: image + global answer,
-    then one round per part with its geometry tokens."""
+    then one round per part with its geometry tokens. reference: a retrieved training object's
+    ``reference_text``, carried in the first user turn (``with_reference``); None gives the
+    conversation of a model without retrieval, unchanged."""
     messages = [{"role": "user", "content": [{"type": "image", "text": None},
                                              {"type": "text", "text": GLOBAL_PROMPT}]},
                 {"role": "assistant", "content": [{"type": "text", "text": global_text(annotation)}]}]
@@ -115,7 +118,69 @@ def conversation(annotation: AssetAnnotation, occupancies: dict[int, np.ndarray]
         messages.append({"role": "user", "content": [{"type": "text", "text": geometry_prompt(part.label, part.name)}]})
         messages.append({"role": "assistant", "content": [{"type": "text", "text": geometry_text(
             occupancies[part.label])}]})
-    return messages
+    return messages if reference is None else with_reference(messages, reference)
+
+
+# -- a retrieved reference in the prompt -------------------------------------------------------
+#
+# A retrieval-augmented model (``AssetVLMConfig.retrieval``) is shown, in its first user turn,
+# the full target text of the training object nearest to the image (``assets.image_retrieval``):
+#
+#     <image> Reference:
+#     name: cabinet
+#     ... (the neighbour's global answer, as global_text writes it)
+#     cells 0: 0 0 0 16 9 16; ...
+#     cells 1: ...            (one line per part: its label and its geometry round's answer)
+#     Describe this object as a sim-ready asset: ...
+#
+# Each later round keeps that turn in its context (the whole conversation is the context), as in
+# training, so a geometry round can copy the neighbour's cells of the same part.
+
+REFERENCE_HEADER = "Reference:"
+_GEOMETRY_PROMPT = re.compile(r"Geometry of part (\d+) ")
+
+
+def reference_text(global_answer: str, geometry: list[tuple[int, str]]) -> str:
+    """The reference block of one object: its global answer, then ``cells L: <geometry>`` per part."""
+    return "\n".join([REFERENCE_HEADER, global_answer] + [f"cells {label}: {text}" for label, text in geometry])
+
+
+def reference_from_conversation(messages: list[dict]) -> str:
+    """``reference_text`` of a training conversation (``conversation``'s layout, no reference)."""
+    texts = [" ".join(item["text"] for item in m["content"] if item["type"] == "text" and item["text"])
+             for m in messages]
+    geometry = []
+    for prompt, answer in zip(texts[2::2], texts[3::2]):
+        match = _GEOMETRY_PROMPT.match(prompt)
+        if match is None:
+            raise ValueError(f"not a geometry round's prompt: {prompt[:60]!r}; expected the layout of "
+                             "image_text.conversation")
+        geometry.append((int(match.group(1)), answer))
+    return reference_text(texts[1], geometry)
+
+
+def first_user_turn(reference: str | None = None) -> dict:
+    """The first user turn as inference asks it: the image, the reference when there is one,
+    the global request."""
+    content: list[dict] = [{"type": "image"}]
+    if reference is not None:
+        content.append({"type": "text", "text": reference})
+    content.append({"type": "text", "text": GLOBAL_PROMPT})
+    return {"role": "user", "content": content}
+
+
+def with_reference(messages: list[dict], reference: str) -> list[dict]:
+    """A copy of a conversation whose first user turn carries ``reference`` between the image and
+    the global request (the layout above)."""
+    first = messages[0]
+    content = list(first["content"])
+    at = next((i for i, item in enumerate(content) if item["type"] == "text" and item["text"] == GLOBAL_PROMPT),
+              None)
+    if first["role"] != "user" or at is None:
+        raise ValueError("the conversation's first turn is not the image + global request of "
+                         "image_text.conversation; cannot add a reference to it")
+    content.insert(at, {"type": "text", "text": reference})
+    return [{"role": "user", "content": content}] + list(messages[1:])
 
 
 # -- parsing ---------------------------------------------------------------------------------
