@@ -5,7 +5,9 @@ Methods:
 
 - ``vlm``: the model (``AssetGenerator``), its text parsed and repaired into the schema;
 - ``nearest_neighbour``: the training object whose image is nearest (cosine) to the test
-  image in the model's own vision-tower embedding (mean-pooled patch features), copied whole;
+  image in the model's own vision-tower embedding (mean-pooled patch features,
+  ``image_retrieval``), copied whole; for a retrieval-augmented model, the very neighbour whose
+  text its prompt carried (its own index), so VLM minus this baseline is what the model adds;
 - ``category_mean_predicted``: the honest category baseline: the category of that nearest
   training image, then the mean training object of that category;
 - ``category_mean_oracle``: an oracle, not a method: the mean training object of the test
