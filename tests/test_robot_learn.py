@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from physforge.robot.dataset import DatasetWriter, validate_dataset
-from physforge.robot.learn import LearnConfig, evaluate, load_policy, steps_to_reach, train, wilson
+from physforge.robot.learn import LearnConfig, eval_result, evaluate, load_policy, steps_to_reach, train, wilson
 
 
 def test_config_errors_name_the_field():
@@ -82,6 +82,7 @@ def test_residual_ppo_starts_at_zero_and_saves_a_loadable_checkpoint(tmp_path):
         "task": "push", "method": "(c) base + residual", "episodes": "1", "train steps": "128",
         "success (%)": f"{100 * row['success_rate']:.4g}",
         "95 % CI (%)": f"{100 * row['success_ci95'][0]:.0f}–{100 * row['success_ci95'][1]:.0f}",
+        "success, held (%)": f"{100 * row['held_success_rate']:.4g}",
         "tracking error (cm)": f"{round(100 * row['tracking_error_m'], 2):.4g}", "grasp failures (%)": "–"}]
     assert "residual - retarget" not in page  # one method: nothing to compare
 
@@ -117,7 +118,7 @@ def test_evaluation_metrics_and_dataset_round_trip(tmp_path):
 
     result = evaluate("pick_place", "base", 2, recorder=record, env_kwargs={"render_mode": "rgb_array",
                                                                              "render_size": 64})
-    assert result.success_rate == 1.0 and result.grasp_failure_rate == 0.0
+    assert result.success_rate == 1.0 and result.grasp_failure_rate == 0.0 and result.held_success_rate == 1.0
     assert 0 < result.tracking_error_m < 0.03
     writer.finish()
     info = validate_dataset(tmp_path / "dataset")
@@ -129,6 +130,19 @@ def test_evaluation_metrics_and_dataset_round_trip(tmp_path):
     (tmp_path / "dataset" / "data" / "chunk-000" / "episode_000001.parquet").unlink()
     with pytest.raises(ValueError, match="episode 1"):
         validate_dataset(tmp_path / "dataset")
+
+
+def test_held_success_does_not_count_an_object_dragged_to_its_goal():
+    def episode(success, grasp_failure):
+        return {"success": success, "grasp_failure": grasp_failure, "tracking_error_m": 0.01}
+
+    # a success whose grasp slipped (the final pose check passes on a dragged object) is not held
+    picked = eval_result("pick_tool", "retarget", [episode(True, True), episode(True, False), episode(False, False),
+                                                   episode(False, True)])
+    assert picked.success_rate == 0.5 and picked.held_success_rate == 0.25
+    assert picked.held_success_ci95 == wilson(1, 4) and picked.grasp_failure_rate == 0.5
+    pushed = eval_result("push", "retarget", [episode(True, None), episode(False, None)])  # no grasp: held = success
+    assert pushed.held_success_rate == pushed.success_rate == 0.5 and pushed.grasp_failure_rate is None
 
 
 def test_wilson_interval_and_steps_to_reach():

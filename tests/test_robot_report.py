@@ -38,9 +38,12 @@ class _Tables(HTMLParser):
             self._cell = None
 
 
-def _row(task, method, success, grasp_failure, steps=0):
-    return {"task": task, "method": method, "episodes": 50, "success_rate": success, "success_ci95": [0.1, 0.9],
-            "tracking_error_m": 0.0234, "grasp_failure_rate": grasp_failure, "train_steps": steps}
+def _row(task, method, success, grasp_failure, steps=0, held=None):
+    row = {"task": task, "method": method, "episodes": 50, "success_rate": success, "success_ci95": [0.1, 0.9],
+           "tracking_error_m": 0.0234, "grasp_failure_rate": grasp_failure, "train_steps": steps}
+    if held is not None:  # results written before the held-success metric have no such field
+        row["held_success_rate"] = held
+    return row
 
 
 def _history(values, every=2048):
@@ -56,7 +59,7 @@ def _history(values, every=2048):
 def _results():
     rows = [_row("push", "retarget", 0.72, None), _row("push", "scratch", 0.02, None, 4096),
             _row("push", "residual", 0.80, None, 4096),
-            _row("pick_wedge", "retarget", 0.28, 0.86), _row("pick_wedge", "scratch", 0.06, 1.0, 4096),
+            _row("pick_wedge", "retarget", 0.28, 0.86, held=0.12), _row("pick_wedge", "scratch", 0.06, 1.0, 4096),
             _row("pick_wedge", "residual", 0.98, 0.10, 4096)]
     speed = {"push": {"retarget_success": 0.5, "steps_to_target_measured_by": "validation_success",
                       "scratch_steps_to_retarget_success": None, "residual_steps_to_retarget_success": 0,
@@ -107,6 +110,8 @@ def test_robot_report_has_grasp_failures_and_a_learning_curve_per_task(tmp_path)
     cells = {(row[0], row[1]): row[column] for row in main[1:]}
     assert cells[("pick_wedge", "(a) retarget")] == "86" and cells[("pick_wedge", "(c) base + residual")] == "10"
     assert cells[("push", "(a) retarget")] == "–"  # push has no grasp
+    held = main[0].index("success, held (%)")
+    assert main[1 + 3][held] == "12" and main[1][held] == "–"  # an older row without the field shows –
     failures = next(t for t in parsed.tables if t[0][0] == "method" and "mean" in t[0])
     assert failures[0] == ["method", "pick_wedge", "mean"]  # only the tasks with a grasp
     assert {row[0]: row[1:] for row in failures[1:]}["(b) scratch"] == ["100", "100"]

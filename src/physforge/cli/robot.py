@@ -88,4 +88,6 @@ def eval_command(
         typer.echo(result["table"])
         typer.echo(f"mean success: {json.dumps(result['mean_success'])}; residual - retarget: "
                    f"{result['residual_minus_retarget_points']:+.1f} points")
+        typer.echo(f"mean success with the object held mid-motion: {json.dumps(result['mean_held_success'])}; "
+                   f"residual - retarget: {result['held_residual_minus_retarget_points']:+.1f} points")
         write_report(robot_eval_report, out)

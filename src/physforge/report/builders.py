@@ -325,6 +325,8 @@ def robot_result_rows(results: dict) -> list[dict]:
                      "episodes": r["episodes"], "train steps": r.get("train_steps", 0),
                      "success (%)": _percent(r["success_rate"]),
                      "95 % CI (%)": None if low is None or high is None else f"{100 * low:.0f}–{100 * high:.0f}",
+                     # absent from results written before the held-success metric existed
+                     "success, held (%)": _percent(r.get("held_success_rate")),
                      "tracking error (cm)": None if r.get("tracking_error_m") is None
                      else round(100 * r["tracking_error_m"], 2),
                      "grasp failures (%)": _percent(r.get("grasp_failure_rate"))})
@@ -385,7 +387,8 @@ def robot_eval_report(folder: str | Path, *, command=None, clips: int = 2) -> Pa
                         f"{', '.join(dict.fromkeys(r['task'] for r in rows))}")
         # the rows carry no step count of their own (EvalResult.train_steps is 0 for a loaded policy)
         table = [{**row, "train steps": trained.get("total_steps")} for row in robot_result_rows(results)]
-    report.add_table(table, caption="grasp failures: – where the task has no grasp (push)")
+    report.add_table(table, caption="grasp failures: – where the task has no grasp (push); success, held: a "
+                     "success whose object was also in the gripper mid-motion (not dragged to the goal)")
     tasks = sorted({r["task"] for r in rows})
     methods = list(dict.fromkeys(r["method"] for r in rows))  # every method the run compared, in its order
     series = {m: [next((100 * r["success_rate"] for r in rows if r["task"] == t and r["method"] == m), 0.0)
@@ -402,6 +405,9 @@ def robot_eval_report(folder: str | Path, *, command=None, clips: int = 2) -> Pa
     if "residual_minus_retarget_points" in results:  # only a comparison has (a) and (c) to subtract
         report.add_text(f"mean success {json.dumps(results['mean_success'])}; residual - retarget: "
                         f"{results['residual_minus_retarget_points']:+.1f} points")
+        if "held_residual_minus_retarget_points" in results:
+            report.add_text(f"mean success with the object held mid-motion {json.dumps(results['mean_held_success'])}; "
+                            f"residual - retarget: {results['held_residual_minus_retarget_points']:+.1f} points")
     speed = results.get("speed") or {}
     curves = [(task, robot_learning_curve(task, speed[task])) for task in tasks if task in speed]
     if any(figure is not None for _, figure in curves):

@@ -113,10 +113,13 @@ def run_comparison(config: CompareConfig, out_dir: str | Path) -> dict:
     if writer is not None:
         writer.finish()
     table = write_table(results, out_dir / "results.md")
-    rates = {m: float(np.mean([r.success_rate for r in results if r.method == m])) for m in
-             ("retarget", "base", "scratch", "residual", "feedback")}
+    methods = ("retarget", "base", "scratch", "residual", "feedback")
+    rates = {m: float(np.mean([r.success_rate for r in results if r.method == m])) for m in methods}
+    held = {m: float(np.mean([r.held_success_rate for r in results if r.method == m])) for m in methods}
     payload = {"results": [r.row() for r in results], "speed": finite_or_null(speed), "mean_success": rates,
                "residual_minus_retarget_points": 100 * (rates["residual"] - rates["retarget"]),
+               "mean_held_success": held,
+               "held_residual_minus_retarget_points": 100 * (held["residual"] - held["retarget"]),
                "episodes": [{"task": r.task, "method": r.method, "records": r.records} for r in results]}
     write_json(out_dir / "results.json", finite_or_null(payload))
     return {"table": table, **payload}
