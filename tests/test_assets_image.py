@@ -201,6 +201,11 @@ def test_from_image_builtin_model_reads_the_image_and_writes_a_gated_asset(built
         {p.name for p in out.iterdir()}
     generation = json.loads((out / "generation.json").read_text())
     assert generation["tokens"] > 0 and generation["global_text"].startswith("name:")
+    # a retrieval model names the training object whose text was in its prompt; other models none
+    if builtin_generator.retrieval is None:
+        assert generation["retrieved"] is None
+    else:
+        assert generation["retrieved"] in builtin_generator.retrieval.object_ids
     # an independent consumer: plain MuJoCo loads the MJCF and the gate passes again from the files
     model = mujoco.MjModel.from_xml_path(str(out / "model.xml"))
     assert model.nbody >= 2
@@ -210,12 +215,14 @@ def test_from_image_builtin_model_reads_the_image_and_writes_a_gated_asset(built
     assert recheck["passed"] == result["report"]["passed"] and recheck["failed"] == result["report"]["failed"]
 
 
-@pytest.mark.parametrize("reference", [None, "Reference:\nname: box\ncells 0: 0 0 0 1 1 1"])
-def test_each_geometry_round_is_asked_in_the_training_conversation_layout(monkeypatch, reference):
+@pytest.mark.parametrize("reference, at", [(None, "global"), ("Reference:\nname: box\ncells 0: 0 0 0 1 1 1", "global"),
+                                           ("Reference:\nname: box\ncells 0: 0 0 0 1 1 1", "geometry")])
+def test_each_geometry_round_is_asked_in_the_training_conversation_layout(monkeypatch, reference, at):
     """At inference, part k's round must see the image, the global answer and rounds 0..k-1, as
     every training conversation (``image_text.conversation``) shows them; the oracle is that
     function applied to the generated annotation and voxels. A retrieval model's rounds all carry
-    the retrieved reference in the first turn, as its training conversations do."""
+    the retrieved reference where its training conversations do (the first turn, or the first
+    geometry round's with the neighbour retrieved within the category the global answer names)."""
     import physforge.vlm
     from physforge.assets.image_model import AssetGenerator
     from physforge.assets.image_retrieval import Neighbour
@@ -238,9 +245,14 @@ def test_each_geometry_round_is_asked_in_the_training_conversation_layout(monkey
     generator.model = generator.processor = None
     generator.resolution, generator.geometry_tokens = 16, [0]
     generator.max_global_tokens, generator.max_part_tokens = 10, 10
-    generator.retrieval = None
+    generator.retrieval, generator.retrieval_at = None, at
+    categories = []
     if reference is not None:
-        generator.retrieve = lambda picture, exclude_object=None: Neighbour("train-box-0007", "box", reference, 0.9)
+        def fake_retrieve(picture, exclude_object=None, category=None):
+            categories.append(category)
+            return Neighbour("train-box-0007", "box", reference, 0.9)
+
+        generator.retrieve = fake_retrieve
     result = generator.generate(np.zeros((32, 32, 3), np.uint8))
     assert len(asked) == 1 + len(truth.parts)
     assert result["retrieved"] == (None if reference is None else "train-box-0007")
@@ -249,9 +261,14 @@ def test_each_geometry_round_is_asked_in_the_training_conversation_layout(monkey
         return [(m["role"], [c.get("text") for c in m["content"] if c["type"] == "text"],
                  [c["type"] for c in m["content"]]) for m in messages]
 
-    expected = conversation(result["annotation"], result["voxels"], reference=reference)
+    expected = conversation(result["annotation"], result["voxels"], reference=reference, reference_at=at)
     assert expected[0]["content"][-1]["text"] == GLOBAL_PROMPT
-    assert expected[0]["content"][1]["text"] == (GLOBAL_PROMPT if reference is None else reference)
+    assert expected[0]["content"][1]["text"] == (reference if reference is not None and at == "global"
+                                                 else GLOBAL_PROMPT)
+    if reference is not None:
+        assert categories == [None if at == "global" else truth.category]
+        assert expected[2]["content"][0]["text"] == (reference if at == "geometry" else
+                                                     f"Geometry of part {truth.parts[0].label} ({truth.parts[0].name}).")
     for k in range(len(asked)):
         # round k's prompt is the training conversation up to and including part k's question
         assert texts(asked[k]) == texts(expected[:2 * k + 1])

@@ -121,3 +121,29 @@ def test_conversation_without_a_reference_is_unchanged_and_with_one_only_its_fir
         assert render(messages=[first_user_turn(ref)]) == render(messages=conv[:1])
     with pytest.raises(ValueError, match="first turn is not the image"):
         with_reference(plain[1:], reference)
+    # placed at the first geometry round: only that turn grows, and a global-only row is unchanged
+    later = conversation(annotation, cells, reference=reference, reference_at="geometry")
+    assert later[:2] == plain[:2] and later[3:] == plain[3:]
+    assert later[2]["content"] == [{"type": "text", "text": reference}] + plain[2]["content"]
+    assert with_reference(plain[:2], reference, "geometry") == plain[:2]
+    with pytest.raises(ValueError, match="at: expected one of"):
+        with_reference(plain, reference, "middle")
+
+
+def test_retrieval_within_a_category_and_leave_one_object_out_within_it():
+    index = _index(np.random.default_rng(2), objects=6)
+    index = RetrievalIndex(index.embeddings, index.row_objects, index.object_ids,
+                           ("box", "box", "box", "cabinet", "cabinet", "lamp"), index.references)
+    category = np.array(index.categories)[index.row_objects]
+    neighbours = index.leave_one_object_out(chunk=5, same_category=True)
+    for row, neighbour in enumerate(neighbours):
+        if category[row] == "lamp":  # the only lamp: its nearest object of any category
+            assert neighbour == index.leave_one_object_out()[row]
+            continue
+        others = [j for j in range(len(category)) if category[j] == category[row]
+                  and index.row_objects[j] != index.row_objects[row]]
+        best = max(others, key=lambda j: float(index.embeddings[row] @ index.embeddings[j]))
+        assert neighbour == index.row_objects[best]
+    lamp_view = index.embeddings[int(np.flatnonzero(category == "lamp")[0])]
+    assert index.neighbour(lamp_view, category="cabinet").category == "cabinet"
+    assert index.neighbour(lamp_view, category="laptop").category == "lamp"  # unknown category: all objects

@@ -71,6 +71,10 @@ class AssetVLMConfig(JsonConfig):
     the model folder keeps that index so inference retrieves the same way. Needs a vision tower
     that SFT leaves unchanged (freeze_vision, and init_model or vision_pretrain_epochs), or the
     saved index would no longer match the saved model.
+    retrieval_at: where the reference goes (``image_text.with_reference``): "global", the first user
+    turn, before the global answer; "geometry", the first geometry round's user turn, the neighbour
+    then retrieved within the category of the global answer (in training the row's own category),
+    so the global answer is written from the image alone.
     """
 
     data: str
@@ -96,6 +100,7 @@ class AssetVLMConfig(JsonConfig):
     freeze_vision: bool = False
     init_model: str | None = None
     retrieval: bool = False
+    retrieval_at: str = "global"
 
     error_type = AssetVLMConfigError
 
@@ -137,6 +142,10 @@ class AssetVLMConfig(JsonConfig):
             raise e("freeze_vision", f"expected true or false, got {self.freeze_vision!r}")
         if not isinstance(self.retrieval, bool):
             raise e("retrieval", f"expected true or false, got {self.retrieval!r}")
+        from physforge.assets.image_text import REFERENCE_PLACES
+
+        if self.retrieval_at not in REFERENCE_PLACES:
+            raise e("retrieval_at", f"expected one of {REFERENCE_PLACES}, got {self.retrieval_at!r}")
         if self.retrieval and self.base_model is not None:
             raise e("retrieval", "a retrieval model embeds images with a vision tower trained here; LoRA on "
                     "base_model changes the tower after the index is built. Leave base_model out (use init_model)")
@@ -219,7 +228,7 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
         vision_tower(model).requires_grad_(False)
     index = None
     if config.retrieval:
-        index, train = _with_references(model, processor, split_rows, train)
+        index, train = _with_references(model, processor, split_rows, train, config.retrieval_at)
     train = train.select_columns(["messages", "images"])
     tokenizer = processor.tokenizer
     lengths = [len(tokenizer(processor.apply_chat_template(m, tokenize=False))["input_ids"])
@@ -238,6 +247,7 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
     if index is not None:
         index.save(model_dir)
         meta["retrieval"] = True  # a folder that says so but lacks its index is refused on load
+        meta["retrieval_at"] = config.retrieval_at
     write_json(model_dir / MODEL_META, meta)
     shutil.rmtree(out / "trainer", ignore_errors=True)
     summary = {"steps": config.steps, "parameters": n_params, "train_examples": len(train),
@@ -256,7 +266,7 @@ def train_asset_vlm(config: AssetVLMConfig, *, overwrite: bool = False) -> dict[
     return summary
 
 
-def _with_references(model, processor, split_rows, train):
+def _with_references(model, processor, split_rows, train, at: str):
     """(index over the whole train split, training rows whose first turn carries their
     leave-one-object-out neighbour's reference). The rows are matched to the index by
     (object_id, view)."""
@@ -267,12 +277,12 @@ def _with_references(model, processor, split_rows, train):
     start = time.process_time()
     index = build_index(model, processor, _pil_images(split_rows["images"]), object_ids, split_rows["category"],
                         references_of_rows(split_rows["messages"], object_ids))
-    neighbours = index.leave_one_object_out()
+    neighbours = index.leave_one_object_out(same_category=at == "geometry")
     reference = {(o, v): index.references[k] for o, v, k in zip(object_ids, split_rows["view"], neighbours)}
     LOG.info("retrieval index: %d images of %d objects in %.1f CPU-s", len(object_ids), len(index.object_ids),
              time.process_time() - start)
     train = train.map(lambda row: {"messages": with_reference(row["messages"],
-                                                              reference[(row["object_id"], row["view"])])})
+                                                              reference[(row["object_id"], row["view"])], at)})
     return index, train
 
 
@@ -366,15 +376,18 @@ class AssetGenerator:
 
         # load_index names the missing file and the fix when the folder says it has one
         self.retrieval = load_index(path) if meta.get("retrieval") or (path / INDEX_FILE).is_file() else None
+        self.retrieval_at = str(meta.get("retrieval_at", "global"))
 
-    def retrieve(self, picture, exclude_object: str | None = None):
+    def retrieve(self, picture, exclude_object: str | None = None, category: str | None = None):
         """The training object nearest to one PIL image (``image_retrieval.Neighbour``), or None for a
-        model without retrieval. exclude_object: never that object (for an image of the training set)."""
+        model without retrieval. exclude_object: never that object (for an image of the training set);
+        category: only that category's objects (when the index has any)."""
         if self.retrieval is None:
             return None
         from physforge.assets.image_retrieval import embed_images
 
-        return self.retrieval.neighbour(embed_images(self.model, self.processor, [picture])[0], exclude_object)
+        return self.retrieval.neighbour(embed_images(self.model, self.processor, [picture])[0], exclude_object,
+                                        category)
 
     def generate_global(self, image: np.ndarray, exclude_object: str | None = None) -> dict[str, Any]:
         """Round 1 only (name, category, size, parts, joints) for one RGB image (H, W, 3) uint8:
@@ -385,7 +398,8 @@ class AssetGenerator:
         from physforge.vlm import generate
 
         picture = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
-        neighbour = self.retrieve(picture, exclude_object)
+        # a geometry-place model answers round 1 from the image alone
+        neighbour = self.retrieve(picture, exclude_object) if self.retrieval_at == "global" else None
         messages = [first_user_turn(neighbour.reference if neighbour is not None else None)]
         return generate(self.model, self.processor, messages, [picture], max_new_tokens=self.max_global_tokens) | {
             "retrieved": neighbour.object_id if neighbour is not None else None}
@@ -401,21 +415,25 @@ class AssetGenerator:
 
         start = time.perf_counter()
         picture = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
-        neighbour = self.retrieve(picture, exclude_object)
+        neighbour = self.retrieve(picture, exclude_object) if self.retrieval_at == "global" else None
         messages: list[dict] = [first_user_turn(neighbour.reference if neighbour is not None else None)]
         first = generate(self.model, self.processor, messages, [picture], max_new_tokens=self.max_global_tokens)
         parsed = parse_global(first["text"])
         messages.append({"role": "assistant", "content": [{"type": "text", "text": first["text"]}]})
         tokens, logprob_sum = first["tokens"], first["mean_logprob"] * first["tokens"]
         part_texts, voxels, dropped = {}, {}, {}
-        for part in parsed.annotation.parts:
+        if self.retrieval_at == "geometry":  # the neighbour of the category the model just named
+            neighbour = self.retrieve(picture, exclude_object, parsed.annotation.category)
+        for k, part in enumerate(parsed.annotation.parts):
             # Each round sees the earlier parts' rounds, exactly as the training conversations
             # (``image_text.conversation``) lay them out. Asked with the global answer alone, as
             # before, the model had never seen that context: it wrote the same cells for every
             # leg of a table and a whole box for a 4-cell latch (held-out IoU 0.32 -> 0.46 with
             # the shipped model, see builtin_model/README.md).
-            messages.append({"role": "user", "content": [{"type": "text",
-                                                          "text": geometry_prompt(part.label, part.name)}]})
+            prompt = [{"type": "text", "text": geometry_prompt(part.label, part.name)}]
+            if k == 0 and neighbour is not None and self.retrieval_at == "geometry":
+                prompt.insert(0, {"type": "text", "text": neighbour.reference})  # image_text.with_reference
+            messages.append({"role": "user", "content": prompt})
             reply = generate(self.model, self.processor, messages, [picture], max_new_tokens=self.max_part_tokens,
                              allowed_token_ids=self.geometry_tokens)
             messages.append({"role": "assistant", "content": [{"type": "text", "text": reply["text"]}]})

@@ -101,30 +101,43 @@ class RetrievalIndex:
         if len(self.row_objects) and (self.row_objects.min() < 0 or self.row_objects.max() >= n_objects):
             raise ValueError(f"row_objects must index object_ids (0..{n_objects - 1})")
 
-    def nearest_row(self, embedding: np.ndarray, exclude_object: str | None = None) -> int:
+    def nearest_row(self, embedding: np.ndarray, exclude_object: str | None = None,
+                    category: str | None = None) -> int:
         """Row of the training image nearest to one (width,) embedding; ``exclude_object``: never a
-        view of that object (an image of the training split, whose own views are in the index).
-        Ties: the first row."""
+        view of that object (an image of the training split, whose own views are in the index);
+        ``category``: only objects of that category, when the index has any (else all). Ties: the
+        first row."""
         score = self.embeddings @ np.asarray(embedding, dtype=self.embeddings.dtype)
         if exclude_object is not None and exclude_object in self.object_ids:
             score = np.where(self.row_objects == self.object_ids.index(exclude_object), -np.inf, score)
+        if category is not None and category in self.categories:
+            allowed = np.array([c == category for c in self.categories])[self.row_objects]
+            if np.isfinite(score[allowed]).any():
+                score = np.where(allowed, score, -np.inf)
         return int(np.argmax(score))
 
-    def neighbour(self, embedding: np.ndarray, exclude_object: str | None = None) -> Neighbour:
-        row = self.nearest_row(embedding, exclude_object)
+    def neighbour(self, embedding: np.ndarray, exclude_object: str | None = None,
+                  category: str | None = None) -> Neighbour:
+        row = self.nearest_row(embedding, exclude_object, category)
         k = int(self.row_objects[row])
         return Neighbour(self.object_ids[k], self.categories[k], self.references[k],
                          float(self.embeddings[row] @ np.asarray(embedding, dtype=self.embeddings.dtype)))
 
-    def leave_one_object_out(self, chunk: int = 512) -> np.ndarray:
+    def leave_one_object_out(self, chunk: int = 512, same_category: bool = False) -> np.ndarray:
         """(n_rows,) int64: for each training image, the object of its nearest image of another
-        object. A training row is never shown another view of its own object, which no held-out
-        image has in the index, so SFT sees the references inference will give."""
+        object (``same_category``: of another object of its own category, when there is one). A
+        training row is never shown another view of its own object, which no held-out image has
+        in the index, so SFT sees the references inference will give."""
         out = np.empty(len(self.row_objects), dtype=np.int64)
+        category = np.unique(np.asarray(self.categories), return_inverse=True)[1][self.row_objects]
         for start in range(0, len(out), chunk):
             rows = slice(start, start + chunk)
             score = self.embeddings[rows] @ self.embeddings.T
             score[self.row_objects[rows, None] == self.row_objects[None, :]] = -np.inf
+            if same_category:
+                other = category[rows, None] != category[None, :]
+                alone = np.isneginf(np.where(other, -np.inf, score)).all(axis=1)  # no other object of its category
+                score[other & ~alone[:, None]] = -np.inf
             out[rows] = self.row_objects[np.argmax(score, axis=1)]
         return out
 

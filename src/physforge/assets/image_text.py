@@ -106,11 +106,12 @@ def geometry_text(occupancy: np.ndarray) -> str:
 
 
 def conversation(annotation: AssetAnnotation, occupancies: dict[int, np.ndarray], *,
-                 reference: str | None = None) -> list[dict]:
+                 reference: str | None = None, reference_at: str = "global") -> list[dict]:
     """The multi-round chat (TRL conversational form) of one object: image + global answer,
     then one round per part with its geometry tokens. reference: a retrieved training object's
-    ``reference_text``, carried in the first user turn (``with_reference``); None gives the
-    conversation of a model without retrieval, unchanged."""
+    ``reference_text``, carried in the first user turn (or the first geometry round's, with
+    ``reference_at="geometry"``; ``with_reference``); None gives the conversation of a model
+    without retrieval, unchanged."""
     messages = [{"role": "user", "content": [{"type": "image", "text": None},
                                              {"type": "text", "text": GLOBAL_PROMPT}]},
                 {"role": "assistant", "content": [{"type": "text", "text": global_text(annotation)}]}]
@@ -118,7 +119,7 @@ def conversation(annotation: AssetAnnotation, occupancies: dict[int, np.ndarray]
         messages.append({"role": "user", "content": [{"type": "text", "text": geometry_prompt(part.label, part.name)}]})
         messages.append({"role": "assistant", "content": [{"type": "text", "text": geometry_text(
             occupancies[part.label])}]})
-    return messages if reference is None else with_reference(messages, reference)
+    return messages if reference is None else with_reference(messages, reference, reference_at)
 
 
 # -- a retrieved reference in the prompt -------------------------------------------------------
@@ -135,6 +136,14 @@ def conversation(annotation: AssetAnnotation, occupancies: dict[int, np.ndarray]
 #
 # Each later round keeps that turn in its context (the whole conversation is the context), as in
 # training, so a geometry round can copy the neighbour's cells of the same part.
+#
+# Placed ``at="geometry"``, the same block opens the first geometry round's user turn instead
+# (before ``Geometry of part 0 (...)``): the global answer is then written from the image alone,
+# as a model without retrieval writes it, and the neighbour, retrieved within the category that
+# answer names, is there only for the part shapes. A conversation with no geometry round (a
+# global-answer-only training row) is left as it is.
+
+REFERENCE_PLACES = ("global", "geometry")
 
 REFERENCE_HEADER = "Reference:"
 _GEOMETRY_PROMPT = re.compile(r"Geometry of part (\d+) ")
@@ -169,9 +178,21 @@ def first_user_turn(reference: str | None = None) -> dict:
     return {"role": "user", "content": content}
 
 
-def with_reference(messages: list[dict], reference: str) -> list[dict]:
+def with_reference(messages: list[dict], reference: str, at: str = "global") -> list[dict]:
     """A copy of a conversation whose first user turn carries ``reference`` between the image and
-    the global request (the layout above)."""
+    the global request (``at="global"``), or whose first geometry round's user turn opens with it
+    (``at="geometry"``; the layout above)."""
+    if at not in REFERENCE_PLACES:
+        raise ValueError(f"at: expected one of {REFERENCE_PLACES}, got {at!r}")
+    if at == "geometry":
+        if len(messages) < 3:
+            return list(messages)
+        turn = messages[2]
+        if turn["role"] != "user" or not any(item["type"] == "text" for item in turn["content"]):
+            raise ValueError("the conversation's third turn is not a geometry request of image_text.conversation; "
+                             "cannot add a reference to it")
+        return list(messages[:2]) + [{"role": "user", "content": [{"type": "text", "text": reference}]
+                                      + list(turn["content"])}] + list(messages[3:])
     first = messages[0]
     content = list(first["content"])
     at = next((i for i, item in enumerate(content) if item["type"] == "text" and item["text"] == GLOBAL_PROMPT),
