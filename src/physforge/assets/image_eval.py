@@ -6,8 +6,11 @@ Methods:
 - ``vlm``: the model (``AssetGenerator``), its text parsed and repaired into the schema;
 - ``nearest_neighbour``: the training object whose image is nearest (cosine) to the test
   image in the model's own vision-tower embedding (mean-pooled patch features,
-  ``image_retrieval``), copied whole; for a retrieval-augmented model, the very neighbour whose
-  text its prompt carried (its own index), so VLM minus this baseline is what the model adds;
+  ``image_retrieval``), copied whole; for a retrieval-augmented model, from its own index: with
+  ``retrieval_at="global"`` the very neighbour whose text its prompt carried, so VLM minus this
+  baseline is what the model adds; with ``"geometry"`` the model's neighbour is searched within
+  the category its global answer names (the vlm row's ``retrieved``) and may differ from this one.
+  On the train split both leave the shown object out (its own view is in the index);
 - ``category_mean_predicted``: the honest category baseline: the category of that nearest
   training image, then the mean training object of that category;
 - ``category_mean_oracle``: an oracle, not a method: the mean training object of the test
@@ -221,9 +224,10 @@ class NearestNeighbour:
     of the training object nearest to an image, copied whole.
 
     A retrieval-augmented model's own index is used when it holds exactly this dataset's training
-    objects, so the baseline copies the very neighbour whose text the model was shown and the
-    paired VLM - NN difference is what the model adds; otherwise an index over ``train`` is built
-    here (float32, as before that index existed)."""
+    objects, so the baseline copies the very neighbour whose text a ``retrieval_at="global"`` model
+    was shown and the paired VLM - NN difference is what the model adds (a ``"geometry"`` model
+    searches within its predicted category, so its neighbour may differ); otherwise an index over
+    ``train`` is built here (float32, as before that index existed)."""
 
     def __init__(self, generator, train: list[Truth]):
         from physforge.assets.image_retrieval import RetrievalIndex, embed_images
@@ -242,11 +246,14 @@ class NearestNeighbour:
                                         tuple(ids), tuple(self.by_object[o].category for o in ids),
                                         tuple("" for _ in ids))
 
-    def predict(self, png: bytes) -> Truth:
+    def predict(self, png: bytes, exclude_object: str | None = None) -> Truth:
+        """exclude_object: never that object (for an image of the training split, whose own views
+        are in the index)."""
         from physforge.assets.image_retrieval import embed_images
 
         query = embed_images(self.generator.model, self.generator.processor, [_pil(png)])[0]
-        return self.by_object[self.index.object_ids[int(self.index.row_objects[self.index.nearest_row(query)])]]
+        row = self.index.nearest_row(query, exclude_object)
+        return self.by_object[self.index.object_ids[int(self.index.row_objects[row])]]
 
 
 def _pil(png: bytes):
@@ -428,12 +435,15 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
             tests = tests[:config.max_objects]
         split_rows: dict[str, list] = {m: [] for m in METHODS}
         for truth in tests:
+            # a train image is in the index: its nearest row is itself, so retrieval (the model's and
+            # the baseline's) leaves its object out, as the model's training conversations did
+            own = {"exclude_object": truth.object_id} if split == "train" else {}
             source, _ = library_object(truth.spec)
             true_meshes = source.meshes
             image = load_image(truth.image_png, name=truth.object_id)
             entries = {}
             try:
-                generation = generator.generate(image)
+                generation = generator.generate(image, **own)
                 entries["vlm"] = score(generation["annotation"], generation["voxels"], truth, true_meshes)
                 entries["vlm"].update(tokens=generation["tokens"], seconds=round(generation["seconds"], 3),
                                       repairs=len(generation["repairs"]),
@@ -442,7 +452,7 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
                     entries["vlm"]["retrieved"] = generation["retrieved"]
             except GenerationParseError as err:
                 entries["vlm"] = failed_metrics(str(err), config.gate, truth)
-            neighbour = nn.predict(truth.image_png)
+            neighbour = nn.predict(truth.image_png, **own)
             entries["nearest_neighbour"] = score(neighbour.annotation, neighbour.voxels, truth, true_meshes)
             entries["nearest_neighbour"]["retrieved"] = neighbour.object_id
             entries["category_mean_predicted"] = score(*means[neighbour.category], truth, true_meshes)
@@ -457,7 +467,7 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
                 progress(split, truth.object_id, entries)
         table[split] = {m: summarise(r) for m, r in split_rows.items()}
         if config.image_ablation and tests:
-            ablation[split] = image_ablation(generator, tests, split_rows["vlm"])
+            ablation[split] = image_ablation(generator, tests, split_rows["vlm"], exclude_own=split == "train")
     result = {"config": config.to_dict(), "model": str(generator.path), "table": table, "ablation": ablation,
               "objects": rows,
               "seconds": round(time.perf_counter() - start, 2),
@@ -475,26 +485,29 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
     return result
 
 
-def image_ablation(generator, tests: list[Truth], vlm_rows: list[dict]) -> dict[str, Any]:
+def image_ablation(generator, tests: list[Truth], vlm_rows: list[dict], *, exclude_own: bool = False) -> dict[str, Any]:
     """Category accuracy of the model's round-1 answer from the true image (its full generation
     in ``vlm_rows``), from another test object's image (half the split away) and from a blank
     grey image.
 
     ``shuffled_matches_shown``: how often the shuffled image's answer names the category of the
-    image actually shown (high when the model reads the image)."""
+    image actually shown (high when the model reads the image). exclude_own: the tests are
+    training images (a retrieval model never retrieves the shown image's own object)."""
     from physforge.assets.image_text import GenerationParseError, parse_global
     from physforge.images import load_image
 
-    def category(image) -> str | None:
+    def category(image, own: str | None = None) -> str | None:
         try:
-            return parse_global(generator.generate_global(image)["text"]).annotation.category
+            kwargs = {"exclude_object": own} if own is not None else {}
+            return parse_global(generator.generate_global(image, **kwargs)["text"]).annotation.category
         except GenerationParseError:
             return None
 
     true = [r.get("predicted_category") for r in vlm_rows]
     # half the split away: tests are grouped by category, so a shift of one mostly stays in it
     shown = [tests[(i + len(tests) // 2) % len(tests)] for i in range(len(tests))]
-    shuffled = [category(load_image(t.image_png, name=t.object_id)) for t in shown]
+    shuffled = [category(load_image(t.image_png, name=t.object_id), t.object_id if exclude_own else None)
+                for t in shown]
     first = load_image(tests[0].image_png, name=tests[0].object_id)
     blank = category(np.full_like(first, 128))
     truth = [t.category for t in tests]
