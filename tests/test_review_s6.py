@@ -149,3 +149,26 @@ def test_an_index_of_another_width_than_the_vision_tower_is_refused_on_load(tmp_
     RetrievalIndex(np.eye(2, 3, dtype=np.float32), np.arange(2), ("a", "b"), ("box", "box"), ("ra", "rb")).save(folder)
     with pytest.raises(CheckpointError, match="width|vision"):
         AssetGenerator(folder)
+
+
+def test_nearest_neighbour_uses_the_model_index_only_for_the_objects_it_was_built_from(retrieval_generator,
+                                                                                        tiny_data):
+    """Object ids name (split, category, index), not the object: a dataset written with another
+    seed has the same ids for other objects. The model's index then holds other objects' images
+    and texts; copying this dataset's object of the retrieved id would score a mislabelled
+    baseline. Its own index serves only when its reference texts are this dataset's objects'."""
+    import dataclasses
+
+    from physforge.assets.image_data import read_split
+    from physforge.assets.image_eval import NearestNeighbour, truths
+
+    train = truths(read_split(tiny_data, "train"), None)
+    assert NearestNeighbour(retrieval_generator, train).uses_model_index
+    other = copy.copy(retrieval_generator)
+    references = list(other.retrieval.references)
+    references[0] = references[0].replace("name: ", "name: other_", 1)  # another object behind the same id
+    other.retrieval = dataclasses.replace(other.retrieval, references=tuple(references))
+    nn = NearestNeighbour(other, train)
+    assert not nn.uses_model_index and nn.index is not other.retrieval
+    # the fallback index is this dataset's: a train image retrieves its own object (cosine 1)
+    assert nn.predict(train[0].image_png).object_id == train[0].object_id

@@ -134,7 +134,8 @@ class AssetEvalConfig(JsonConfig):
 
 @dataclass
 class Truth:
-    """One dataset object: its annotation, part voxels (from its geometry rounds) and image."""
+    """One dataset object: its annotation, part voxels (from its geometry rounds) and image;
+    reference: its ``image_text.reference_text`` (what a retrieval index holds for it)."""
 
     object_id: str
     category: str
@@ -142,11 +143,12 @@ class Truth:
     voxels: dict[int, np.ndarray]
     image_png: bytes
     spec: Any = None
+    reference: str | None = None
 
 
 def truths(rows: list[dict], view: int | None) -> list[Truth]:
     from physforge.assets.image_data import ObjectSpec
-    from physforge.assets.image_text import parse_geometry
+    from physforge.assets.image_text import parse_geometry, reference_from_conversation
     from physforge.assets.schema import annotation_from_dict
 
     out = []
@@ -159,7 +161,8 @@ def truths(rows: list[dict], view: int | None) -> list[Truth]:
         for part, reply in zip(annotation.parts, messages[3::2]):
             voxels[part.label] = parse_geometry(reply["content"][0]["text"])[0]
         out.append(Truth(row["object_id"], row["category"], annotation, voxels, row["images"][0]["bytes"],
-                         ObjectSpec(row["split"], row["category"], row["index"], row["seed"])))
+                         ObjectSpec(row["split"], row["category"], row["index"], row["seed"]),
+                         reference_from_conversation(messages)))
     return out
 
 
@@ -224,7 +227,7 @@ class NearestNeighbour:
     of the training object nearest to an image, copied whole.
 
     A retrieval-augmented model's own index is used when it holds exactly this dataset's training
-    objects, so the baseline copies the very neighbour whose text a ``retrieval_at="global"`` model
+    objects (same ids and reference texts), so the baseline copies the very neighbour whose text a ``retrieval_at="global"`` model
     was shown and the paired VLM - NN difference is what the model adds (a ``"geometry"`` model
     searches within its predicted category, so its neighbour may differ); otherwise an index over
     ``train`` is built here (float32, as before that index existed)."""
@@ -235,7 +238,10 @@ class NearestNeighbour:
         self.generator = generator
         self.by_object = {t.object_id: t for t in reversed(train)}  # first row of each object
         own = getattr(generator, "retrieval", None)
-        self.uses_model_index = own is not None and set(own.object_ids) == set(self.by_object)
+        # ids name (split, category, index), not the object: a dataset written with another seed
+        # reuses them for other objects, so the index's texts must be this dataset's objects'
+        self.uses_model_index = own is not None and set(own.object_ids) == set(self.by_object) and all(
+            self.by_object[o].reference == reference for o, reference in zip(own.object_ids, own.references))
         if self.uses_model_index:
             self.index = own
         else:
