@@ -227,13 +227,14 @@ class NearestNeighbour:
     of the training object nearest to an image, copied whole.
 
     A retrieval-augmented model's own index is used when it holds exactly this dataset's training
-    objects (same ids and reference texts), so the baseline copies the very neighbour whose text a ``retrieval_at="global"`` model
-    was shown and the paired VLM - NN difference is what the model adds (a ``"geometry"`` model
-    searches within its predicted category, so its neighbour may differ); otherwise an index over
-    ``train`` is built here (float32, as before that index existed)."""
+    objects (same ids and reference texts), so the baseline copies the very neighbour whose text a
+    ``retrieval_at="global"`` model was shown and the paired VLM - NN difference is what the model
+    adds (a ``"geometry"`` model searches within its predicted category, so its neighbour may
+    differ); otherwise ``image_retrieval.build_index`` over ``train`` (float32, as before that
+    index existed)."""
 
     def __init__(self, generator, train: list[Truth]):
-        from physforge.assets.image_retrieval import RetrievalIndex, embed_images
+        from physforge.assets.image_retrieval import build_index
 
         self.generator = generator
         self.by_object = {t.object_id: t for t in reversed(train)}  # first row of each object
@@ -245,12 +246,9 @@ class NearestNeighbour:
         if self.uses_model_index:
             self.index = own
         else:
-            embeddings = embed_images(generator.model, generator.processor, [_pil(t.image_png) for t in train])
-            ids = list(dict.fromkeys(t.object_id for t in train))
-            position = {o: k for k, o in enumerate(ids)}
-            self.index = RetrievalIndex(embeddings, np.array([position[t.object_id] for t in train], dtype=np.int64),
-                                        tuple(ids), tuple(self.by_object[o].category for o in ids),
-                                        tuple("" for _ in ids))
+            self.index = build_index(generator.model, generator.processor, [_pil(t.image_png) for t in train],
+                                     [t.object_id for t in train], [t.category for t in train],
+                                     {o: t.reference or "" for o, t in self.by_object.items()}, float16=False)
 
     def predict(self, png: bytes, exclude_object: str | None = None) -> Truth:
         """exclude_object: never that object (for an image of the training split, whose own views
