@@ -172,3 +172,28 @@ def test_nearest_neighbour_uses_the_model_index_only_for_the_objects_it_was_buil
     assert not nn.uses_model_index and nn.index is not other.retrieval
     # the fallback index is this dataset's: a train image retrieves its own object (cosine 1)
     assert nn.predict(train[0].image_png).object_id == train[0].object_id
+
+
+@pytest.mark.xfail(strict=True, reason="image_retrieval.py:190-197 (load_index): the metadata's object_ids/"
+                   "categories/references are only length-checked; non-string entries load (references [1, 2] "
+                   "later fail inside the chat template with a jinja TypeError, object_ids 'ab' becomes "
+                   "('a', 'b')), and an index with no rows loads and fails in np.argmax; should raise "
+                   "CheckpointError naming the field (lists of strings, at least one row)")
+@pytest.mark.parametrize("change", ["references", "empty"])
+def test_an_index_file_with_malformed_contents_is_refused_on_load(tmp_path, change):
+    from safetensors.numpy import save_file
+
+    from physforge.assets.image_retrieval import INDEX_FILE, load_index
+    from physforge.checkpoints import CheckpointError
+
+    meta = {"kind": "physforge.asset_retrieval_index", "format_version": 1, "object_ids": ["a", "b"],
+            "categories": ["box", "box"], "references": ["ra", "rb"]}
+    rows = 2
+    if change == "references":
+        meta["references"] = [1, 2]
+    else:
+        rows = 0
+    save_file({"embeddings": np.ones((rows, 4), np.float16) / 2, "row_objects": np.arange(rows, dtype=np.int32)},
+              str(tmp_path / INDEX_FILE), metadata={"physforge": json.dumps(meta)})
+    with pytest.raises(CheckpointError):
+        load_index(tmp_path)
