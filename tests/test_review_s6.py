@@ -119,7 +119,7 @@ def _model_copy(tmp_path, **meta_changes):
     return folder
 
 
-@pytest.mark.xfail(strict=True, reason="image_model.py:380 (AssetGenerator.__init__): retrieval_at is read from "
+@pytest.mark.xfail(strict=True, reason="image_model.py:379 (AssetGenerator.__init__): retrieval_at is read from "
                    "physforge_asset.json unchecked; a value other than 'global'/'geometry' makes generate() "
                    "retrieve nowhere, silently asking a model trained with references without one; should raise "
                    "CheckpointError naming retrieval_at and image_text.REFERENCE_PLACES")
@@ -135,7 +135,7 @@ def test_a_model_folder_with_an_unknown_retrieval_place_is_refused(tmp_path):
         AssetGenerator(folder)
 
 
-@pytest.mark.xfail(strict=True, reason="image_model.py:379 / image_retrieval.py:166 (load_index): an index whose "
+@pytest.mark.xfail(strict=True, reason="image_model.py:378 / image_retrieval.py:166 (load_index): an index whose "
                    "embedding width is not the model's vision width loads, and generate() then dies in "
                    "RetrievalIndex.nearest_row with numpy's 'matmul: Input operand 1 has a mismatch'; the load "
                    "should refuse it with a CheckpointError (ideally also checking a fingerprint of the vision "
