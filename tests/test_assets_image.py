@@ -733,7 +733,7 @@ def test_train_vlm_with_retrieval_keeps_its_index_and_generates_with_the_same_ne
     from physforge.assets.image_eval import NearestNeighbour, truths
     from physforge.assets.image_model import (MODEL_META, AssetGenerator, AssetVLMConfig, AssetVLMConfigError,
                                               train_asset_vlm)
-    from physforge.assets.image_retrieval import INDEX_FILE, embed_images, load_index
+    from physforge.assets.image_retrieval import INDEX_FILE, embed_images, load_index, vision_fingerprint
     from physforge.assets.image_text import reference_from_conversation
     from physforge.images import load_image
 
@@ -764,6 +764,7 @@ def test_train_vlm_with_retrieval_keeps_its_index_and_generates_with_the_same_ne
                                                        + messages[1:])
     generator = AssetGenerator(tmp_path / "rag" / "model", max_global_tokens=8, max_part_tokens=4)
     index = load_index(tmp_path / "rag" / "model")
+    assert index.vision_fingerprint == vision_fingerprint(generator.model)  # SFT left the tower as indexed
     # the saved model's vision tower still embeds the training images as the index holds them
     pictures = [Image.fromarray(load_image(r["images"][0]["bytes"])) for r in train_rows]
     np.testing.assert_allclose(embed_images(generator.model, generator.processor, pictures), index.embeddings,

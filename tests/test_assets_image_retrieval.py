@@ -82,6 +82,12 @@ def test_a_model_folder_that_says_it_retrieves_needs_its_index(tmp_path):
     (tmp_path / "model" / INDEX_FILE).unlink(missing_ok=True)
     with pytest.raises(CheckpointError, match="no retrieval index here"):
         AssetGenerator(tmp_path / "model")
+    # an index of the right width that another vision tower built (its fingerprint) is refused too
+    width = json.loads((tmp_path / "model" / "config.json").read_text())["vision_config"]["hidden_size"]
+    RetrievalIndex(np.eye(2, width, dtype=np.float32), np.arange(2), ("a", "b"), ("box", "box"), ("ra", "rb"),
+                   vision_fingerprint="0" * 64).save(tmp_path / "model")
+    with pytest.raises(CheckpointError, match="other vision-tower weights"):
+        AssetGenerator(tmp_path / "model")
 
 
 def _object():

@@ -92,10 +92,6 @@ def test_asset_eval_on_test_splits_still_retrieves_from_the_whole_index(retrieva
     assert calls == [None]
 
 
-@pytest.mark.xfail(strict=True, reason="image_retrieval.py:141 (leave_one_object_out) and :117 (nearest_row): "
-                   "when every row belongs to the excluded object, argmax over all -inf returns row 0, i.e. "
-                   "a view of the row's own object; should raise a ValueError naming the fix (a retrieval "
-                   "index needs at least two training objects)")
 def test_leave_one_object_out_never_returns_the_row_own_object():
     from physforge.assets.image_retrieval import RetrievalIndex
 
@@ -119,10 +115,6 @@ def _model_copy(tmp_path, **meta_changes):
     return folder
 
 
-@pytest.mark.xfail(strict=True, reason="image_model.py:379 (AssetGenerator.__init__): retrieval_at is read from "
-                   "physforge_asset.json unchecked; a value other than 'global'/'geometry' makes generate() "
-                   "retrieve nowhere, silently asking a model trained with references without one; should raise "
-                   "CheckpointError naming retrieval_at and image_text.REFERENCE_PLACES")
 def test_a_model_folder_with_an_unknown_retrieval_place_is_refused(tmp_path):
     from physforge.assets.image_model import AssetGenerator
     from physforge.assets.image_retrieval import RetrievalIndex
@@ -135,11 +127,6 @@ def test_a_model_folder_with_an_unknown_retrieval_place_is_refused(tmp_path):
         AssetGenerator(folder)
 
 
-@pytest.mark.xfail(strict=True, reason="image_model.py:378 / image_retrieval.py:166 (load_index): an index whose "
-                   "embedding width is not the model's vision width loads, and generate() then dies in "
-                   "RetrievalIndex.nearest_row with numpy's 'matmul: Input operand 1 has a mismatch'; the load "
-                   "should refuse it with a CheckpointError (ideally also checking a fingerprint of the vision "
-                   "tower's weights saved in the index metadata, so a stale index of the same width is refused)")
 def test_an_index_of_another_width_than_the_vision_tower_is_refused_on_load(tmp_path):
     from physforge.assets.image_model import AssetGenerator
     from physforge.assets.image_retrieval import RetrievalIndex
@@ -174,11 +161,6 @@ def test_nearest_neighbour_uses_the_model_index_only_for_the_objects_it_was_buil
     assert nn.predict(train[0].image_png).object_id == train[0].object_id
 
 
-@pytest.mark.xfail(strict=True, reason="image_retrieval.py:190-197 (load_index): the metadata's object_ids/"
-                   "categories/references are only length-checked; non-string entries load (references [1, 2] "
-                   "later fail inside the chat template with a jinja TypeError, object_ids 'ab' becomes "
-                   "('a', 'b')), and an index with no rows loads and fails in np.argmax; should raise "
-                   "CheckpointError naming the field (lists of strings, at least one row)")
 @pytest.mark.parametrize("change", ["references", "empty"])
 def test_an_index_file_with_malformed_contents_is_refused_on_load(tmp_path, change):
     from safetensors.numpy import save_file

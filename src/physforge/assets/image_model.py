@@ -372,11 +372,17 @@ class AssetGenerator:
         self.image_size = int(meta.get("image_size", 96))
         self.geometry_tokens = token_whitelist(self.processor.tokenizer, GEOMETRY_CHARACTERS)
         self.max_global_tokens, self.max_part_tokens = max_global_tokens, max_part_tokens
-        from physforge.assets.image_retrieval import INDEX_FILE, load_index
+        from physforge.assets.image_retrieval import INDEX_FILE, check_index_matches, load_index
+        from physforge.assets.image_text import REFERENCE_PLACES
 
         # load_index names the missing file and the fix when the folder says it has one
         self.retrieval = load_index(path) if meta.get("retrieval") or (path / INDEX_FILE).is_file() else None
-        self.retrieval_at = str(meta.get("retrieval_at", "global"))
+        self.retrieval_at = meta.get("retrieval_at", "global")
+        if self.retrieval is not None:
+            if self.retrieval_at not in REFERENCE_PLACES:
+                raise CheckpointError(meta_path, f"retrieval_at is {self.retrieval_at!r}, expected one of "
+                                      f"{REFERENCE_PLACES}; retrain, or restore the file written by train-vlm")
+            check_index_matches(self.retrieval, self.model, path / INDEX_FILE)
 
     def retrieve(self, picture, exclude_object: str | None = None, category: str | None = None):
         """The training object nearest to one PIL image (``image_retrieval.Neighbour``), or None for a

@@ -14,6 +14,7 @@ The index (``RetrievalIndex``) is one row per training image and one entry per t
     embeddings   (n_rows, width) float32 in memory, float16 on disk, unit length
     row_objects  (n_rows,) int64, the object (position in object_ids) each image shows
     object_ids, categories, references   per object: id, category, reference text
+    vision_fingerprint   sha256 of the vision tower's weights it was built with (None: unknown)
 
 saved as ``retrieval_index.safetensors`` in the model folder (tensors plus one JSON metadata
 entry; safetensors never unpickles, so a file from elsewhere cannot run code).
@@ -89,6 +90,7 @@ class RetrievalIndex:
     object_ids: tuple[str, ...]
     categories: tuple[str, ...]
     references: tuple[str, ...]
+    vision_fingerprint: str | None = None
 
     def __post_init__(self):
         n_objects = len(self.object_ids)
@@ -110,6 +112,9 @@ class RetrievalIndex:
         score = self.embeddings @ np.asarray(embedding, dtype=self.embeddings.dtype)
         if exclude_object is not None and exclude_object in self.object_ids:
             score = np.where(self.row_objects == self.object_ids.index(exclude_object), -np.inf, score)
+            if not np.isfinite(score).any():
+                raise ValueError(f"every image of the index shows {exclude_object!r}, so there is nothing to "
+                                 "retrieve without it; a retrieval index needs at least two training objects")
         if category is not None and category in self.categories:
             allowed = np.array([c == category for c in self.categories])[self.row_objects]
             if np.isfinite(score[allowed]).any():
@@ -128,6 +133,9 @@ class RetrievalIndex:
         object (``same_category``: of another object of its own category, when there is one). A
         training row is never shown another view of its own object, which no held-out image has
         in the index, so SFT sees the references inference will give."""
+        if len(np.unique(self.row_objects)) < 2:
+            raise ValueError(f"the index's images show {len(np.unique(self.row_objects))} object(s); leave-one-"
+                             "object-out needs at least two training objects (render more with asset image-data)")
         out = np.empty(len(self.row_objects), dtype=np.int64)
         category = np.unique(np.asarray(self.categories), return_inverse=True)[1][self.row_objects]
         for start in range(0, len(out), chunk):
@@ -150,7 +158,8 @@ class RetrievalIndex:
         # one metadata key: safetensors orders several keys by hash, so the bytes would vary by process
         meta = json.dumps({"kind": INDEX_KIND, "format_version": INDEX_FORMAT_VERSION,
                            "object_ids": list(self.object_ids), "categories": list(self.categories),
-                           "references": list(self.references)}, sort_keys=True)
+                           "references": list(self.references), "vision_fingerprint": self.vision_fingerprint},
+                          sort_keys=True)
         temporary = folder / f".{INDEX_FILE}.tmp-{os.getpid()}"
         try:
             save_file({"embeddings": np.ascontiguousarray(self.embeddings, dtype=np.float16),
@@ -187,14 +196,48 @@ def load_index(folder: str | Path) -> RetrievalIndex:
         raise
     except (SafetensorError, OSError, ValueError, KeyError) as err:  # JSONDecodeError is a ValueError
         raise CheckpointError(path, f"not a readable retrieval index ({str(err)[:200]}); {fix}") from None
+    for key in ("object_ids", "categories", "references"):
+        if not isinstance(meta.get(key), list) or not all(isinstance(v, str) for v in meta[key]):
+            raise CheckpointError(path, f"metadata {key} must be a list of strings, one per object; {fix}")
+    if not isinstance(meta.get("vision_fingerprint"), (str, type(None))):
+        raise CheckpointError(path, f"metadata vision_fingerprint must be a string or null; {fix}")
+    if embeddings.ndim != 2 or embeddings.shape[0] == 0:
+        raise CheckpointError(path, f"the index holds no images (embeddings {embeddings.shape}); {fix}")
     try:
         index = RetrievalIndex(np.asarray(embeddings, dtype=np.float32), np.asarray(row_objects, dtype=np.int64),
-                               tuple(meta["object_ids"]), tuple(meta["categories"]), tuple(meta["references"]))
+                               tuple(meta["object_ids"]), tuple(meta["categories"]), tuple(meta["references"]),
+                               meta.get("vision_fingerprint"))
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(path, f"inconsistent retrieval index ({err}); {fix}") from None
     if not np.all(np.isfinite(index.embeddings)):
         raise CheckpointError(path, f"the embeddings hold non-finite values; {fix}")
     return index
+
+
+def vision_fingerprint(model) -> str:
+    """sha256 of the vision tower's weights (names, dtypes, shapes and bytes, in name order): an
+    index built with other weights embeds images differently and must not be used with them."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(vision_tower(model).state_dict().items()):
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(f"{name}|{array.dtype}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def check_index_matches(index: RetrievalIndex, model, path) -> None:
+    """Refuse (``CheckpointError``) an index that this model's vision tower did not build: another
+    embedding width, or another weights fingerprint (when the index records one)."""
+    width = getattr(getattr(getattr(model, "config", None), "vision_config", None), "hidden_size", None)
+    fix = "retrain with 'retrieval': true, or copy the model folder and its index together"
+    if width is not None and index.embeddings.shape[1] != int(width):
+        raise CheckpointError(path, f"the retrieval index's embeddings are {index.embeddings.shape[1]} wide but the "
+                              f"model's vision tower gives {width}; {fix}")
+    if index.vision_fingerprint is not None and index.vision_fingerprint != vision_fingerprint(model):
+        raise CheckpointError(path, "the retrieval index was built with other vision-tower weights than this model's "
+                              f"(fingerprint mismatch); {fix}")
 
 
 def build_index(model, processor, images: list, object_ids: list[str], categories: list[str],
@@ -211,7 +254,8 @@ def build_index(model, processor, images: list, object_ids: list[str], categorie
     category = {o: c for o, c in zip(object_ids, categories)}
     objects = tuple(order)
     return RetrievalIndex(embeddings, np.array([order[o] for o in object_ids], dtype=np.int64), objects,
-                          tuple(category[o] for o in objects), tuple(references.get(o, "") for o in objects))
+                          tuple(category[o] for o in objects), tuple(references.get(o, "") for o in objects),
+                          vision_fingerprint(model))
 
 
 def references_of_rows(rows_messages: list[list[dict[str, Any]]], object_ids: list[str]) -> dict[str, str]:
