@@ -212,9 +212,20 @@ def image_pixels(processor, images: list) -> Any:
 
 
 def vision_tower(model):
-    """The Idefics3 vision tower (``model.model.vision_model``) of a model or peft wrapper."""
+    """The vision tower of a model or peft wrapper: Idefics3's ``model.model.vision_model`` (or a
+    Qwen2-VL-style ``visual``). One function for everything that freezes it (SFT) and everything
+    that embeds with it (asset retrieval), so what is frozen is what is embedded."""
+    from physforge.checkpoints import CheckpointError
+
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return base.model.vision_model
+    for path in ("model.vision_model", "vision_model", "model.visual", "visual"):
+        current = base
+        for name in path.split("."):
+            current = getattr(current, name, None)
+        if current is not None:
+            return current
+    raise CheckpointError(getattr(model, "name_or_path", "model"), "has no vision tower (expected an "
+                          "Idefics3-style model.vision_model or a Qwen2-VL-style visual)")
 
 
 def image_features(model, pixel_values) -> Any:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from physforge.checkpoints import CheckpointError
+from physforge.vlm import vision_tower
 
 INDEX_FILE = "retrieval_index.safetensors"
 INDEX_KIND = "physforge.asset_retrieval_index"
@@ -38,19 +39,6 @@ INDEX_FORMAT_VERSION = 1
 #: Images per vision-tower forward pass when embedding many (the eval baseline's batch, kept so
 #: its float results, and so its neighbours, stay as they were before this module existed).
 EMBED_BATCH = 64
-
-
-def vision_tower(model):
-    """The vision tower of an Idefics3-style model (or peft wrapper) that retrieval embeds with."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    for path in ("model.vision_model", "vision_model", "model.visual", "visual"):
-        current = base
-        for name in path.split("."):
-            current = getattr(current, name, None)
-        if current is not None:
-            return current
-    raise CheckpointError(getattr(model, "name_or_path", "model"), "has no vision tower that retrieval can embed "
-                          "images with (expected an Idefics3-style model.vision_model)")
 
 
 def embed_images(model, processor, images: list) -> np.ndarray:
