@@ -308,12 +308,15 @@ def test_unparseable_generation_is_a_clear_error_and_writes_nothing(tmp_path):
     class Garbage:
         path = "garbage"
 
-        def generate(self, image):
+        def generate(self, image, **sampling):
             parse_global("the model rambled on about nothing")
 
-    with pytest.raises(GenerationParseError, match="dimensions_cm"):
+    with pytest.raises(GenerationParseError, match="dimensions_cm") as caught:
         asset_from_image(os.path.join(EXAMPLES, "cabinet.png"), tmp_path / "out", generator=Garbage())
     assert not (tmp_path / "out").exists()
+    # every attempt was made (greedy, then sampled seeds 1..3) and none parsed
+    assert [(a["seed"], a["parsed"]) for a in caught.value.attempts] == [(None, False), (1, False), (2, False),
+                                                                           (3, False)]
 
 
 _TWO_DOORS = """name: cabinet

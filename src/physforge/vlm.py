@@ -177,12 +177,26 @@ def token_whitelist(tokenizer, characters: str) -> list[int]:
 
 
 def generate(model, processor, messages: list[dict[str, Any]], images: list, *, max_new_tokens: int,
-             allowed_token_ids: list[int] | None = None) -> dict[str, Any]:
-    """Greedy continuation of a chat: ``{"text", "tokens" (generated count), "mean_logprob"
-    (per generated token, natural log), "truncated" (hit max_new_tokens without ending)}``.
-    allowed_token_ids: constrain every generated token to this set."""
+             allowed_token_ids: list[int] | None = None, temperature: float | None = None,
+             seed: int | None = None) -> dict[str, Any]:
+    """Continuation of a chat: ``{"text", "tokens" (generated count), "mean_logprob" (per generated
+    token, natural log, of the model's own distribution), "truncated" (hit max_new_tokens without
+    ending)}``. Greedy unless ``temperature`` is given. allowed_token_ids: constrain every generated
+    token to this set.
+
+    temperature: sample from softmax(logits / temperature) (no top-k or top-p, so the model's
+    generation_config cannot change what is drawn); needs ``seed``. seed: the draw is reproducible
+    and local: torch's global RNG is forked around it, so the caller's random stream is untouched."""
     import torch
 
+    if temperature is None and seed is not None:
+        raise ValueError("seed is given without temperature: greedy decoding draws nothing; pass temperature "
+                         "(e.g. 0.7) to sample, or leave seed out")
+    if temperature is not None:
+        if not isinstance(temperature, (int, float)) or not 0.0 < float(temperature) <= 10.0:
+            raise ValueError(f"temperature is {temperature!r}, expected a number in (0, 10]; leave it out for greedy")
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed is {seed!r}, expected an int >= 0: sampling needs a seed to be reproducible")
     tokenizer = processor.tokenizer
     prompt = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     inputs = processor(text=[prompt], images=[images] if images else None, return_tensors="pt")
@@ -190,14 +204,29 @@ def generate(model, processor, messages: list[dict[str, Any]], images: list, *, 
     if allowed_token_ids is not None:
         allowed = list(allowed_token_ids)
         kwargs["prefix_allowed_tokens_fn"] = lambda batch, ids: allowed
+    common = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                  eos_token_id=tokenizer.eos_token_id, return_dict_in_generate=True, **kwargs)
     with torch.no_grad():
-        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                             output_scores=True, return_dict_in_generate=True, **kwargs)
+        if temperature is None:
+            out = model.generate(**inputs, do_sample=False, output_scores=True, **common)
+            scores = out.scores
+        else:
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                out = model.generate(**inputs, do_sample=True, temperature=float(temperature), top_k=0, top_p=1.0,
+                                     output_logits=True, **common)
+            # the raw logits with the whitelist applied, as greedy's scores are: the log-probability
+            # of the model, not of the temperature-flattened draw, so the low-confidence threshold means
+            # the same thing for a sampled attempt
+            scores = out.logits
+            if allowed_token_ids is not None:
+                mask = torch.full_like(scores[0], float("-inf"))
+                mask[:, allowed] = 0.0
+                scores = tuple(s + mask for s in scores)
     new = out.sequences[0, inputs["input_ids"].shape[1]:]
     logprobs = []
     for step, token in enumerate(new.tolist()):
-        logprobs.append(float(torch.log_softmax(out.scores[step][0].float(), -1)[token]))
+        logprobs.append(float(torch.log_softmax(scores[step][0].float(), -1)[token]))
     ended = len(new) > 0 and int(new[-1]) == tokenizer.eos_token_id
     text = processor.decode(new, skip_special_tokens=True).strip()
     return {"text": text, "tokens": int(len(new)), "mean_logprob": sum(logprobs) / max(1, len(logprobs)),

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from physforge.assets.image_eval_paired import format_paired, paired_result
+from physforge.assets.from_image import DEFAULT_ATTEMPTS, MAX_ATTEMPTS, SAMPLE_TEMPERATURE
 from physforge.configs import ConfigError, JsonConfig, check_float, check_int
 from physforge.threads import with_config_threads
 
@@ -86,6 +87,10 @@ class AssetEvalConfig(JsonConfig):
     shuffled and a blank image (see the module docstring). paired_resamples, paired_seed: the
     paired bootstrap of the VLM against each baseline (``image_eval_paired``; result.json's
     ``paired`` section): how many resamples of the objects, and the seed of the generator that draws them.
+    attempts, sample_temperature: the VLM generates as ``physforge asset from-image`` does
+    (``from_image.generate_verified``: greedy, then sampled attempts while the gate rejects the asset),
+    so the table measures what users get; 1: the greedy generation alone. Each VLM row records its
+    attempts. The baselines are not resampled (they have nothing to draw).
     """
 
     data: str
@@ -103,6 +108,8 @@ class AssetEvalConfig(JsonConfig):
     image_ablation: bool = True
     paired_resamples: int = 10_000
     paired_seed: int = 0
+    attempts: int = DEFAULT_ATTEMPTS
+    sample_temperature: float = SAMPLE_TEMPERATURE
 
     error_type = AssetEvalConfigError
 
@@ -124,6 +131,8 @@ class AssetEvalConfig(JsonConfig):
         check_int("threads", self.threads, 0, 1024, e)
         check_int("paired_resamples", self.paired_resamples, 1000, 1_000_000, e)
         check_int("paired_seed", self.paired_seed, 0, 2**31, e)
+        check_int("attempts", self.attempts, 1, MAX_ATTEMPTS, e)
+        check_float("sample_temperature", self.sample_temperature, 1e-3, 10.0, e)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: list(getattr(self, f.name)) if isinstance(getattr(self, f.name), tuple)
@@ -385,7 +394,7 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
     """Score the model and both baselines on the configured splits; writes ``result.json``
     (returned as a dict: ``{"config", "table", "objects", "seconds"}``; ``table[split][method]``
     holds the averaged metrics)."""
-    from physforge.assets.from_image import build_generated
+    from physforge.assets.from_image import build_generated, generate_verified
     from physforge.assets.gate import run_gate
     from physforge.assets.image_data import library_object, read_split
     from physforge.assets.image_model import AssetGenerator
@@ -407,13 +416,17 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
     means = {c: mean_object(objs) for c, objs in per_category.items()}
     global_mean = mean_object(list(by_object.values()))
 
-    def score(annotation, voxels, truth, true_meshes):
-        try:
-            asset, notes = build_generated(annotation, voxels)
-        except PhysforgeError as err:
-            return failed_metrics(f"decode: {err}", config.gate, truth) | {
-                "parsed": True, "category_accuracy": float(annotation.category == truth.category)}
-        report = run_gate(asset.world) if config.gate else None
+    def score(annotation, voxels, truth, true_meshes, built=None):
+        """built: (asset, notes, gate report) already made by generate_verified."""
+        if built is not None:
+            asset, notes, report = built
+        else:
+            try:
+                asset, notes = build_generated(annotation, voxels)
+            except PhysforgeError as err:
+                return failed_metrics(f"decode: {err}", config.gate, truth) | {
+                    "parsed": True, "category_accuracy": float(annotation.category == truth.category)}
+            report = run_gate(asset.world) if config.gate else None
         passed = bool(report["passed"]) if report is not None else None
         # pivots as built (decoding may move a hinge onto its body), so the score is the asset's
         built = {g.index: g.pivot for g in asset.annotation.groups}
@@ -447,15 +460,30 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
             image = load_image(truth.image_png, name=truth.object_id)
             entries = {}
             try:
-                generation = generator.generate(image, **own)
-                entries["vlm"] = score(generation["annotation"], generation["voxels"], truth, true_meshes)
+                verified = generate_verified(generator, image, attempts=config.attempts,
+                                             temperature=config.sample_temperature,
+                                             gate=run_gate if config.gate else False, **own)
+                generation = verified.generation
+                if verified.asset is None:  # the kept attempt parsed but did not decode
+                    entries["vlm"] = failed_metrics(f"decode: {verified.error}", config.gate, truth) | {
+                        "parsed": True, "category_accuracy": float(generation["annotation"].category == truth.category)}
+                else:
+                    entries["vlm"] = score(generation["annotation"], generation["voxels"], truth, true_meshes,
+                                           built=(verified.asset, verified.notes, verified.report))
+                # seconds: the kept generation; seconds_all_attempts: every attempt's generation, decoding and gate
                 entries["vlm"].update(tokens=generation["tokens"], seconds=round(generation["seconds"], 3),
                                       repairs=len(generation["repairs"]),
-                                      predicted_category=generation["annotation"].category)
+                                      predicted_category=generation["annotation"].category,
+                                      attempts=len(verified.attempts), attempt_kept=verified.kept + 1,
+                                      attempt_records=verified.attempts,
+                                      seconds_all_attempts=round(verified.seconds, 3))
                 if generation.get("retrieved") is not None:  # a retrieval model: the neighbour in its prompt
                     entries["vlm"]["retrieved"] = generation["retrieved"]
             except GenerationParseError as err:
                 entries["vlm"] = failed_metrics(str(err), config.gate, truth)
+                records = getattr(err, "attempts", [])
+                entries["vlm"].update(attempts=len(records), attempt_kept=None, attempt_records=records,
+                                      seconds_all_attempts=round(sum(r["seconds"] for r in records), 3))
             neighbour = nn.predict(truth.image_png, **own)
             entries["nearest_neighbour"] = score(neighbour.annotation, neighbour.voxels, truth, true_meshes)
             entries["nearest_neighbour"]["retrieved"] = neighbour.object_id

@@ -410,10 +410,14 @@ class AssetGenerator:
         return generate(self.model, self.processor, messages, [picture], max_new_tokens=self.max_global_tokens) | {
             "retrieved": neighbour.object_id if neighbour is not None else None}
 
-    def generate(self, image: np.ndarray, exclude_object: str | None = None) -> dict[str, Any]:
+    def generate(self, image: np.ndarray, exclude_object: str | None = None, *, seed: int | None = None,
+                 temperature: float = 0.7) -> dict[str, Any]:
         """Text -> schema -> voxels for one RGB image (H, W, 3) uint8. Raises GenerationParseError
         when the global answer cannot be repaired into an annotation. exclude_object: a retrieval
-        model never retrieves that training object (for an image of the training set)."""
+        model never retrieves that training object (for an image of the training set).
+        seed: None (default) decodes every round greedily; an int samples every round at
+        ``temperature``, round r with its own seed drawn from (seed, r), so one seed gives one
+        reproducible generation and the caller's torch RNG is untouched (``vlm.generate``)."""
         from PIL import Image
 
         from physforge.assets.image_text import first_user_turn, geometry_prompt, parse_geometry, parse_global
@@ -423,7 +427,15 @@ class AssetGenerator:
         picture = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
         neighbour = self.retrieve(picture, exclude_object) if self.retrieval_at == "global" else None
         messages: list[dict] = [first_user_turn(neighbour.reference if neighbour is not None else None)]
-        first = generate(self.model, self.processor, messages, [picture], max_new_tokens=self.max_global_tokens)
+        def sampling(round_index: int) -> dict[str, Any]:
+            if seed is None:
+                return {}
+            # one seed per round: reseeding every round with the same value would replay one stream
+            round_seed = int(np.random.SeedSequence([seed, round_index]).generate_state(1)[0])
+            return {"seed": round_seed, "temperature": temperature}
+
+        first = generate(self.model, self.processor, messages, [picture], max_new_tokens=self.max_global_tokens,
+                         **sampling(0))
         parsed = parse_global(first["text"])
         messages.append({"role": "assistant", "content": [{"type": "text", "text": first["text"]}]})
         tokens, logprob_sum = first["tokens"], first["mean_logprob"] * first["tokens"]
@@ -441,7 +453,7 @@ class AssetGenerator:
                 prompt.insert(0, {"type": "text", "text": neighbour.reference})  # image_text.with_reference
             messages.append({"role": "user", "content": prompt})
             reply = generate(self.model, self.processor, messages, [picture], max_new_tokens=self.max_part_tokens,
-                             allowed_token_ids=self.geometry_tokens)
+                             allowed_token_ids=self.geometry_tokens, **sampling(k + 1))
             messages.append({"role": "assistant", "content": [{"type": "text", "text": reply["text"]}]})
             part_texts[part.label] = reply["text"]
             voxels[part.label], dropped[part.label] = parse_geometry(reply["text"], self.resolution)
@@ -452,4 +464,5 @@ class AssetGenerator:
                 "mean_logprob": logprob_sum / max(1, tokens), "global_truncated": first["truncated"],
                 "seconds": time.perf_counter() - start, "resolution": self.resolution,
                 "retrieved": neighbour.object_id if neighbour is not None else None,
-                "retrieved_similarity": neighbour.similarity if neighbour is not None else None}
+                "retrieved_similarity": neighbour.similarity if neighbour is not None else None,
+                "seed": seed, "temperature": temperature if seed is not None else None}

@@ -206,13 +206,16 @@ def from_image(
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="model/ folder from 'asset train-vlm' "
                                          "(default: the built-in model)."),
     overwrite: bool = typer.Option(False, help="Replace the output folder if it exists."),
+    attempts: int = typer.Option(4, help="Generations to try: the greedy one, then sampled ones (seeds 1, 2, ...) "
+                                 "while the simulation gate rejects the asset; 1: greedy only."),
 ) -> None:
     """Image -> text -> schema -> voxels -> meshes -> MJCF + URDF -> gate report card; exit 1 if the gate fails."""
-    from physforge.assets.from_image import asset_from_image, describe
+    from physforge.assets.from_image import asset_from_image, check_attempts, describe
 
     with cli_errors():
+        check_attempts(attempts, "--attempts")  # before the model loads: a ValueError, one red line
         with console.status(f"generating an asset from {image}"):
-            result = asset_from_image(image, out, model, overwrite=overwrite)
+            result = asset_from_image(image, out, model, overwrite=overwrite, attempts=attempts)
         console.print(f"wrote {out}: {_summary(result['report'])}"
                       + ("  [yellow]low confidence[/yellow]" if result["low_confidence"] else ""))
         from physforge.cli.reporting import write_report
@@ -233,6 +236,8 @@ def eval_command(
     max_per_category: int = typer.Option(0, help="Per split and category, the first N objects (0: all)."),
     no_gate: bool = typer.Option(False, help="Skip the simulation gate on predictions."),
     overwrite: bool = typer.Option(False, help="Replace the output folder if it exists."),
+    attempts: int = typer.Option(4, help="VLM generations per object, as 'asset from-image --attempts' "
+                                 "(greedy, then sampled while the gate rejects); 1: greedy only."),
 ) -> None:
     """Score the VLM against nearest-neighbour retrieval and the category-mean object on held-out objects
     and held-out categories (voxel IoU, Chamfer, F-score, joints, scale, materials, gate)."""
@@ -240,7 +245,8 @@ def eval_command(
 
     with cli_errors():
         cfg = AssetEvalConfig(data=str(data), out=str(out), model=str(model) if model else None,
-                              max_objects=max_objects, max_per_category=max_per_category, gate=not no_gate)
+                              max_objects=max_objects, max_per_category=max_per_category, gate=not no_gate,
+                              attempts=attempts)
         with console.status("evaluating"):
             result = evaluate_assets(cfg, overwrite=overwrite)
         console.print(format_table(result), highlight=False, soft_wrap=True)
