@@ -6,7 +6,10 @@
 Measures, on the CPU (``--threads`` torch threads; 1 is fastest on a loaded 2-core machine):
 - per generated asset: seconds of VLM generation (all rounds), generated tokens, and seconds of
   the whole ``asset_from_image`` pipeline (load image, generate, decode voxels, meshes, build,
-  write MJCF + URDF, gate), over the example images, ``--repeats`` times each;
+  write MJCF + URDF, gate), over the example images, ``--repeats`` times each. The pipeline seconds
+  include the retries of ``--attempts`` (default: as ``asset from-image``); the generation seconds
+  and tokens are the kept attempt's, and each image's row has ``attempts`` made and
+  ``attempts_s`` (their generation, decoding and gate seconds); ``--attempts 1`` measures greedy alone;
 - training images/s of the built-in model's configuration (``train-vlm`` on a freshly rendered
   small dataset, ``--train-steps`` optimiser steps of 8 conversations; one image per conversation);
 - peak resident memory.
@@ -35,16 +38,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--train-steps", type=int, default=6, help="0 skips the training measurement")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--attempts", type=int, default=None, help="as asset from-image --attempts (default: its default)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from physforge.assets.from_image import asset_from_image
+    from physforge.assets.from_image import DEFAULT_ATTEMPTS, asset_from_image
     from physforge.assets.image_model import BUILTIN_MODEL, AssetGenerator
     from physforge.errors import PhysforgeError
 
     torch.set_num_threads(args.threads)
     images = sorted(Path(args.images).glob("*.png"))
+    attempts = DEFAULT_ATTEMPTS if args.attempts is None else args.attempts
     generator = AssetGenerator(args.model)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,16 +57,19 @@ def main() -> None:
             for image in images:
                 start = time.perf_counter()
                 try:
-                    result = asset_from_image(image, Path(tmp) / f"{image.stem}_{repeat}", generator=generator)
+                    result = asset_from_image(image, Path(tmp) / f"{image.stem}_{repeat}", generator=generator,
+                                              attempts=attempts)
                     g = result["generation"]
                     rows.append({"image": image.name, "total_s": time.perf_counter() - start,
                                  "generate_s": g["seconds"], "tokens": g["tokens"],
-                                 "passed": result["report"]["passed"]})
+                                 "passed": result["report"]["passed"], "attempts": len(g["attempts"]),
+                                 "attempts_s": g["seconds_all_attempts"]})
                 except PhysforgeError as err:
                     rows.append({"image": image.name, "total_s": time.perf_counter() - start, "error": str(err)})
         ok = [r for r in rows if "error" not in r]
         report = {
-            "model": str(args.model or BUILTIN_MODEL), "threads": args.threads, "assets": len(rows),
+            "model": str(args.model or BUILTIN_MODEL), "threads": args.threads, "attempts": attempts,
+            "assets": len(rows),
             "failed_generations": len(rows) - len(ok),
             "gate_pass_rate": sum(r["passed"] for r in ok) / len(rows) if rows else None,
             "generate_seconds_per_asset": statistics.median(r["generate_s"] for r in ok) if ok else None,
