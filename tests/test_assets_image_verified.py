@@ -158,6 +158,11 @@ def test_attempts_stop_at_the_first_asset_the_gate_passes_and_record_all():
         (None, False, ["rest"], False), (1, False, ["rest"], False), (2, True, [], True)]
     assert result.kept == 2 and result.asset.world.seed == 2 and result.report["passed"]
     assert result.notes == ["decoded seed 2"]
+    # a train-split image's exclusion reaches every attempt (retrieval never returns the object itself)
+    stub = _Stub()
+    generate_verified(stub, np.zeros((8, 8, 3), np.uint8), attempts=3, gate=_gate(set()), build=_build(),
+                      exclude_object="train-box-0001")
+    assert [c["exclude_object"] for c in stub.calls] == ["train-box-0001"] * 3
 
 
 def test_when_no_attempt_passes_the_greedy_one_is_kept_or_the_first_that_decoded():

@@ -63,7 +63,9 @@ def test_asset_eval_on_the_train_split_never_retrieves_the_object_itself(retriev
 
     generator.retrieve = retrieve
     result = evaluate_assets(AssetEvalConfig(data=str(tiny_data), out=str(tmp_path / "eval"), splits=("train",),
-                                             max_objects=2, points=300), generator=generator)
+                                             max_objects=2, points=300, attempts=1), generator=generator)
+    # attempts=1: one retrieval per generation (resampled attempts forward the same exclusion:
+    # test_assets_image_verified)
     shown = [r["object_id"] for r in result["objects"] if r["method"] == "vlm"]
     # two generations, then the ablation's two shuffled images (each other's) and the blank one
     # (asked with retrieval_at="global", so round 1 retrieves too)
@@ -88,7 +90,8 @@ def test_asset_eval_on_test_splits_still_retrieves_from_the_whole_index(retrieva
 
     generator.retrieve = retrieve
     evaluate_assets(AssetEvalConfig(data=str(tiny_data), out=str(tmp_path / "eval"), splits=("test_objects",),
-                                    max_objects=1, points=300, image_ablation=False), generator=generator)
+                                    max_objects=1, points=300, image_ablation=False, attempts=1),
+                    generator=generator)
     assert calls == [None]
 
 
