@@ -25,7 +25,7 @@ Decoding (``decode_asset``) turns the generated annotation and per-part voxels i
   body is shrunk by ``CLEARANCE`` per side, as the library leaves a gap around moving parts.
 
 The folder is written all at once (``outputs.staged_directory``): the asset files of
-``assets.export.write_asset`` plus ``input.png`` and ``generation.json`` (the generated text,
+``assets.export.write_asset`` plus ``input.png`` and ``generation.json`` (every attempt of ``generate_verified``, the kept one's generated text,
 repairs, token counts, confidence).
 """
 
