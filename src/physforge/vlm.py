@@ -244,8 +244,6 @@ def vision_tower(model):
     """The vision tower of a model or peft wrapper: Idefics3's ``model.model.vision_model`` (or a
     Qwen2-VL-style ``visual``). One function for everything that freezes it (SFT) and everything
     that embeds with it (asset retrieval), so what is frozen is what is embedded."""
-    from physforge.checkpoints import CheckpointError
-
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     for path in ("model.vision_model", "vision_model", "model.visual", "visual"):
         current = base

@@ -493,7 +493,10 @@ def asset_from_image(image_path: str | Path, out_dir: str | Path, model: str | P
     image = load_image(image_path, min_side=16)
     check_has_content(image, str(image_path))
     generator = generator or AssetGenerator(model)
-    verified = generate_verified(generator, image, attempts=attempts, temperature=temperature)
+    # write_asset gates the folder it writes; a single attempt has nothing to choose, so it is not
+    # gated twice (with retries, the kept attempt is: the loop needs each attempt's verdict first)
+    verified = generate_verified(generator, image, attempts=attempts, temperature=temperature,
+                                 gate=None if attempts > 1 else False)
     if verified.asset is None:  # the kept attempt parsed but did not decode: nothing buildable
         verified.error.attempts = verified.attempts
         raise verified.error
