@@ -88,6 +88,9 @@ def test_a_model_folder_that_says_it_retrieves_needs_its_index(tmp_path):
                    vision_fingerprint="0" * 64).save(tmp_path / "model")
     with pytest.raises(CheckpointError, match="other vision-tower weights"):
         AssetGenerator(tmp_path / "model")
+    # a folder whose metadata does not say it retrieves ignores an index file beside it
+    (tmp_path / "model" / MODEL_META).write_text(json.dumps(meta))
+    assert AssetGenerator(tmp_path / "model").retrieval is None
 
 
 def _object():

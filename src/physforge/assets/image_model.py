@@ -350,9 +350,10 @@ class AssetGenerator:
         result = generator.generate(rgb)              # rgb: (H, W, 3) uint8
         result["annotation"], result["voxels"]        # AssetAnnotation, label -> (n, n, n) bool
 
-    A retrieval-augmented model (its folder holds ``image_retrieval.INDEX_FILE``) first retrieves
-    the training object nearest to the image and asks with its reference text
-    (``image_text.first_user_turn``); ``result["retrieved"]`` names it (None without retrieval).
+    A retrieval-augmented model (its metadata says ``retrieval``; its folder holds
+    ``image_retrieval.INDEX_FILE``) first retrieves the training object nearest to the image and
+    asks with its reference text (``image_text.first_user_turn``); ``result["retrieved"]`` names it
+    (None without retrieval).
     """
 
     def __init__(self, model: str | Path | None = None, *, max_global_tokens: int = 500,
@@ -375,8 +376,10 @@ class AssetGenerator:
         from physforge.assets.image_retrieval import INDEX_FILE, check_index_matches, load_index
         from physforge.assets.image_text import REFERENCE_PLACES
 
-        # load_index names the missing file and the fix when the folder says it has one
-        self.retrieval = load_index(path) if meta.get("retrieval") or (path / INDEX_FILE).is_file() else None
+        # only a folder whose train-vlm run says so retrieves: a model trained without references must
+        # not be prompted with one because an index file lies beside it. load_index names the missing
+        # file and the fix when the folder says it has one
+        self.retrieval = load_index(path) if meta.get("retrieval") is True else None
         self.retrieval_at = meta.get("retrieval_at", "global")
         if self.retrieval is not None:
             if self.retrieval_at not in REFERENCE_PLACES:
