@@ -416,6 +416,11 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
     means = {c: mean_object(objs) for c, objs in per_category.items()}
     global_mean = mean_object(list(by_object.values()))
 
+    def undecodable(err, annotation, truth):
+        """The row of an annotation that parsed but did not decode: its category still counts."""
+        return failed_metrics(f"decode: {err}", config.gate, truth) | {
+            "parsed": True, "category_accuracy": float(annotation.category == truth.category)}
+
     def score(annotation, voxels, truth, true_meshes, built=None):
         """built: (asset, notes, gate report) already made by generate_verified."""
         if built is not None:
@@ -424,8 +429,7 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
             try:
                 asset, notes = build_generated(annotation, voxels)
             except PhysforgeError as err:
-                return failed_metrics(f"decode: {err}", config.gate, truth) | {
-                    "parsed": True, "category_accuracy": float(annotation.category == truth.category)}
+                return undecodable(err, annotation, truth)
             report = run_gate(asset.world) if config.gate else None
         passed = bool(report["passed"]) if report is not None else None
         # pivots as built (decoding may move a hinge onto its body), so the score is the asset's
@@ -465,8 +469,7 @@ def evaluate_assets(config: AssetEvalConfig, *, overwrite: bool = False, generat
                                              gate=run_gate if config.gate else False, **own)
                 generation = verified.generation
                 if verified.asset is None:  # the kept attempt parsed but did not decode
-                    entries["vlm"] = failed_metrics(f"decode: {verified.error}", config.gate, truth) | {
-                        "parsed": True, "category_accuracy": float(generation["annotation"].category == truth.category)}
+                    entries["vlm"] = undecodable(verified.error, generation["annotation"], truth)
                 else:
                     entries["vlm"] = score(generation["annotation"], generation["voxels"], truth, true_meshes,
                                            built=(verified.asset, verified.notes, verified.report))
